@@ -1,0 +1,34 @@
+//! # edgesign
+//!
+//! An edge reverse proxy with inline re-signing. It sits in front of a CDN or object store
+//! whose content is reached through signed URLs that expire, recognises unsigned, valid and
+//! expired signed URLs (S3 SigV4, CloudFront, edgesign native), re-authorizes the caller and
+//! mints fresh, time-bucketed signatures that every replica computes identically.
+//!
+//! ```text
+//! client ──TLS/h1/h2──▶ listener ─▶ router ─┬─ stable link ──────┐
+//!                                           ├─ signed URL ───────┤ authorize ─▶ signature cache ─▶ redirect (302)
+//!                                           ├─ /proxy/file ──────┤            (moka, single-flight,   or
+//!                                           └─ JSON signing APIs ┘             time-bucketed)        stream from origin
+//! ```
+//!
+//! The contract (HTTP surface, CLI, config keys, error codes) is DESIGN.md; this crate is a
+//! pure signing core with no IO and no clock, wrapped by a thin shell.
+//!
+//! # Layout
+//! - [`sign`]: the pure core — SigV4, CloudFront, native HMAC, URL splitting, detection,
+//!   time windows, and [`sign::signer::OriginSigner`] (mint / verify / re-sign per origin).
+//! - [`config`]: raw serde structs (unknown keys rejected) → validated typed [`config::Config`];
+//!   keys, PEM files and secrets are loaded here, before any port is bound.
+//! - [`error`]: the one [`Error`] enum → status + code + public message → JSON / S3 XML.
+//! - [`secret`]: the [`secret::Secret`] newtype (redacted `Debug`, zeroized on drop).
+//! - [`clock`]: the only call to the system clock.
+//! - `src/main.rs`: the command line (`serve`, `sign`, `inspect`, `check`, `hash-key`).
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod secret;
+pub mod sign;
+
+pub use error::Error;

@@ -1,0 +1,198 @@
+//! The `edgesign` command line: parse, load config, act. No logic lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use edgesign::config::Config;
+use edgesign::sign::detect;
+use edgesign::sign::signer::{SignSpec, raw_key_of};
+use edgesign::sign::{Method, Window};
+use edgesign::clock;
+use sha2::Digest;
+
+/// Exit status for a config that does not validate (sysexits EX_USAGE).
+const EXIT_BAD_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "edgesign", version, about = "Edge reverse proxy with inline re-signing of signed URLs")]
+struct Cli {
+    /// Config file.
+    #[arg(long, global = true, default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default command).
+    Serve,
+    /// Print a fresh signed URL for KEY of an origin.
+    Sign {
+        /// Origin name from the config.
+        #[arg(long)]
+        origin: String,
+        /// Object key, as stored (it is percent-encoded for the URL).
+        key: String,
+        /// Lifetime in seconds (default: the origin's ttl, bucketed).
+        #[arg(long)]
+        expires_in: Option<u64>,
+        /// GET or HEAD.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Sign as of this RFC 3339 instant, exactly (no bucketing): reproducible output.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Describe a URL as JSON: scheme, key, expiry, and (with a config) whether it is genuine.
+    Inspect {
+        /// The URL.
+        url: String,
+    },
+    /// Validate the config; print every problem and exit 1 when it is bad.
+    Check,
+    /// Print the SHA-256 of an API key for `[[auth.api_keys]] sha256` (`-` reads stdin).
+    HashKey {
+        /// The key (`sk_…` / `pk_…`), or `-`.
+        key: String,
+    },
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("edgesign: invalid config {}:\n{e}", path.display());
+        ExitCode::from(EXIT_BAD_CONFIG)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config_given = std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let _config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            eprintln!("edgesign: config {} is valid; the proxy server is not built yet", cli.config.display());
+            ExitCode::from(2)
+        }
+        Command::Sign { origin, key, expires_in, method, at } => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match sign_command(&config, &origin, &key, expires_in, &method, at.as_deref()) {
+                Ok(url) => {
+                    println!("{url}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("edgesign sign: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Inspect { url } => {
+            let config = if config_given {
+                match load(&cli.config) {
+                    Ok(c) => Some(c),
+                    Err(code) => return code,
+                }
+            } else {
+                None
+            };
+            let signers: Option<Vec<_>> = config.as_ref().map(|c| c.signers().collect());
+            let now = clock::unix_secs(clock::now());
+            match detect::inspect(&url, now, signers.as_deref()) {
+                Ok(i) => {
+                    println!("{}", serde_json::to_string_pretty(&i).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("{}", e.json_body());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check => match Config::load(&cli.config) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} origins, {} routes)",
+                    cli.config.display(),
+                    c.origins.len(),
+                    c.routes.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: invalid\n{e}", cli.config.display());
+                ExitCode::FAILURE
+            }
+        },
+        Command::HashKey { key } => {
+            let key = if key == "-" {
+                let mut s = String::new();
+                if std::io::stdin().read_line(&mut s).is_err() {
+                    eprintln!("edgesign hash-key: cannot read stdin");
+                    return ExitCode::FAILURE;
+                }
+                s.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                key
+            };
+            println!("{}", hex::encode(sha2::Sha256::digest(key.as_bytes())));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn sign_command(
+    config: &Config,
+    origin: &str,
+    key: &str,
+    expires_in: Option<u64>,
+    method: &str,
+    at: Option<&str>,
+) -> Result<String, String> {
+    let origin = config
+        .origin(origin)
+        .ok_or_else(|| format!("no origin is named {origin:?}"))?;
+    let method = Method::parse(method).ok_or_else(|| format!("--method {method:?} is not GET or HEAD"))?;
+    let raw_key = raw_key_of(key);
+    if raw_key.is_empty() {
+        return Err("the object key is empty".to_owned());
+    }
+    let (signed_at, lifetime) = match (at, expires_in) {
+        (Some(at), e) => {
+            let t = humantime::parse_rfc3339(at)
+                .map_err(|_| format!("--at {at:?} is not an RFC 3339 instant like 2013-05-24T00:00:00Z"))?;
+            (clock::unix_secs(t), e.unwrap_or(origin.signer.ttl))
+        }
+        // A named lifetime is signed at the request instant for exactly that long.
+        (None, Some(e)) => (clock::unix_secs(clock::now()), e),
+        (None, None) => {
+            let now = clock::unix_secs(clock::now());
+            let w = Window::at(now, config.cache.bucket, origin.signer.ttl);
+            (w.signed_at, origin.signer.ttl)
+        }
+    };
+    if lifetime == 0 {
+        return Err("--expires-in must be at least 1".to_owned());
+    }
+    let signed = origin
+        .signer
+        .sign(&SignSpec {
+            raw_key: &raw_key,
+            method,
+            params: &[],
+            signed_at,
+            lifetime,
+        })
+        .map_err(|e| match e {
+            edgesign::Error::Internal(detail) => detail,
+            other => other.to_string(),
+        })?;
+    Ok(signed.url)
+}

@@ -1,0 +1,143 @@
+//! Detection: from any URL, which scheme it carries, which object it names, when it expires,
+//! its extra parameters, and — given the configured origins — whether it is genuine.
+//! This is what `edgesign inspect` prints; it never panics on any input.
+
+use serde::Serialize;
+
+use super::encoding::{percent_decode, rfc3339};
+use super::signer::{OriginSigner, Scheme};
+use super::url::RawUrl;
+use super::{Method, cloudfront, native, sigv4};
+use crate::Error;
+
+/// What a URL says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Inspection {
+    /// `sigv4`, `cloudfront`, `native` or `unsigned`.
+    pub scheme: &'static str,
+    /// Host as written in the URL.
+    pub host: String,
+    /// The object key, decoded for reading (lossy where not UTF-8).
+    pub key: String,
+    /// The object key exactly as it appears in the path.
+    pub raw_key: String,
+    /// The configured origin the URL belongs to, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// When the signature was made (SigV4 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<String>,
+    /// RFC 3339 expiry, when the URL carries one.
+    pub expires_at: Option<String>,
+    /// Whether that expiry has passed at the instant of inspection.
+    pub expired: Option<bool>,
+    /// Query parameters other than the scheme's own, raw.
+    pub params: Vec<String>,
+    /// Whether the signature verifies under the configured keys (only with a config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub genuine: Option<bool>,
+    /// Why it is not genuine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Without a config, guess the key of an S3 URL: virtual-host style when the host names the
+/// bucket (`<bucket>.s3…`), path style (first segment is the bucket) otherwise.
+fn guess_s3_key<'u>(url: &RawUrl<'u>) -> &'u str {
+    let path = url.path.strip_prefix('/').unwrap_or(url.path);
+    let host = url.host.to_ascii_lowercase();
+    let virtual_host = host.contains(".s3.") || host.contains(".s3-");
+    if virtual_host {
+        path
+    } else {
+        path.split_once('/').map_or("", |(_, key)| key)
+    }
+}
+
+/// Inspects `url` at `now` (Unix seconds). With `origins`, the URL is matched to the origin
+/// whose layout and scheme it fits and verified (request headers such as `range` are not
+/// known here, so a URL that signs them is reported as not verifiable).
+pub fn inspect(url: &str, now: u64, origins: Option<&[&OriginSigner]>) -> Result<Inspection, Error> {
+    let parsed = RawUrl::parse(url)?;
+    let scheme = Scheme::of_query(parsed.query);
+    let (expires_at, signed_at, params): (Option<u64>, Option<u64>, Vec<String>) = match scheme {
+        Scheme::Sigv4 => {
+            let p = sigv4::parse(parsed.query)?;
+            let params = p.params.iter().map(|s| (*s).to_owned()).collect();
+            (Some(p.expires_at()), Some(p.signed_at), params)
+        }
+        Scheme::CloudFront => {
+            let p = cloudfront::parse(parsed.query)?;
+            let expires = match (&p.policy, p.expires) {
+                (Some(policy), _) => cloudfront::parse_policy(policy).ok().map(|(_, c)| c.date_less_than),
+                (None, e) => e,
+            };
+            (expires, None, p.params.iter().map(|s| (*s).to_owned()).collect())
+        }
+        Scheme::Native => {
+            let p = native::parse(parsed.query)?;
+            (Some(p.expires), None, p.params.iter().map(|s| (*s).to_owned()).collect())
+        }
+        Scheme::Unsigned => (
+            None,
+            None,
+            super::url::query_segments(parsed.query).map(str::to_owned).collect(),
+        ),
+    };
+
+    let mut origin = None;
+    let mut genuine = None;
+    let mut reason = None;
+    let mut raw_key = match scheme {
+        Scheme::Sigv4 => guess_s3_key(&parsed),
+        Scheme::Native => parsed
+            .path
+            .strip_prefix(super::native::PATH_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+            .map_or("", |(_, key)| key),
+        _ => parsed.path.strip_prefix('/').unwrap_or(parsed.path),
+    };
+    if let Some(origins) = origins {
+        let candidates = origins
+            .iter()
+            .filter(|o| scheme == Scheme::Unsigned || o.scheme() == scheme);
+        let matched = candidates.into_iter().find_map(|o| Some((o, o.key_of(&parsed)?)));
+        match matched {
+            Some((o, key)) => {
+                origin = Some(o.name.clone());
+                raw_key = key;
+                if scheme != Scheme::Unsigned {
+                    let verdict = o
+                        .verify(&parsed, Method::Get, |_| None)
+                        .or_else(|_| o.verify(&parsed, Method::Head, |_| None));
+                    match verdict {
+                        Ok(_) => genuine = Some(true),
+                        Err(e) => {
+                            genuine = Some(false);
+                            reason = Some(e.public_message());
+                        }
+                    }
+                }
+            }
+            None if scheme != Scheme::Unsigned => {
+                genuine = Some(false);
+                reason = Some("the URL belongs to no configured origin".to_owned());
+            }
+            None => {}
+        }
+    }
+
+    Ok(Inspection {
+        scheme: scheme.as_str(),
+        host: parsed.host.to_owned(),
+        key: String::from_utf8_lossy(&percent_decode(raw_key)).into_owned(),
+        raw_key: raw_key.to_owned(),
+        origin,
+        signed_at: signed_at.map(rfc3339),
+        expires_at: expires_at.map(rfc3339),
+        expired: expires_at.map(|e| now >= e),
+        params,
+        genuine,
+        reason,
+    })
+}

@@ -1,0 +1,89 @@
+//! The pure signing core: no IO, no async, no clock. Time is always a parameter.
+//!
+//! - [`encoding`]: SigV4 URI encoding, percent decoding, base64 variants, `X-Amz-Date`.
+//! - [`url`]: raw URL splitting that never decodes or normalises.
+//! - [`sigv4`]: S3 SigV4 query presign / parse / verify.
+//! - [`cloudfront`]: CloudFront canned and custom policies, RSA and ECDSA.
+//! - [`native`]: edgesign's HMAC links for `local` origins.
+//! - [`signer`]: one configured origin: mint, recognise, verify and re-sign its URLs.
+//! - [`detect`]: which scheme a URL carries, and what `edgesign inspect` reports.
+
+pub mod cloudfront;
+pub mod detect;
+pub mod encoding;
+pub mod native;
+pub mod signer;
+pub mod sigv4;
+pub mod url;
+
+/// The HTTP method a URL is signed for (S3 binds it into the signature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Method {
+    /// GET.
+    #[default]
+    Get,
+    /// HEAD.
+    Head,
+}
+
+impl Method {
+    /// `"GET"` / `"HEAD"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+        }
+    }
+
+    /// Parses `GET` / `HEAD` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.eq_ignore_ascii_case("GET") {
+            Some(Method::Get)
+        } else if s.eq_ignore_ascii_case("HEAD") {
+            Some(Method::Head)
+        } else {
+            None
+        }
+    }
+}
+
+/// The signing window that holds `now` (DESIGN.md §2): every replica with the same config
+/// computes the same window, so it mints the same URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// `floor(now / bucket) * bucket`: the signing time.
+    pub signed_at: u64,
+    /// `signed_at + ttl`: the expiry (before honest capping).
+    pub expires_at: u64,
+    /// When the bucket rolls and a new URL is minted.
+    pub rolls_at: u64,
+}
+
+impl Window {
+    /// The window for `now` (Unix seconds) with `bucket` and `ttl` seconds. Config guarantees
+    /// `bucket >= 1` and `ttl >= 2 * bucket`, so a URL handed out has at least
+    /// `ttl - bucket` seconds left.
+    pub fn at(now: u64, bucket: u64, ttl: u64) -> Self {
+        let bucket = bucket.max(1);
+        let signed_at = now - now % bucket;
+        Window {
+            signed_at,
+            expires_at: signed_at.saturating_add(ttl),
+            rolls_at: signed_at.saturating_add(bucket),
+        }
+    }
+
+    /// Seconds from `now` until the bucket rolls: a redirect's `max-age`.
+    pub fn max_age(&self, now: u64) -> u64 {
+        self.rolls_at.saturating_sub(now)
+    }
+}
+
+/// A freshly minted URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The full URL.
+    pub url: String,
+    /// Unix seconds when it stops working (honest: capped by scheme and credentials).
+    pub expires_at: u64,
+}

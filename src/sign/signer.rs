@@ -1,0 +1,513 @@
+//! One configured origin as the signing core sees it: where its objects live (URL layout),
+//! which keys sign and verify, and the four operations the proxy needs — mint a URL for a
+//! key, recognise a URL as this origin's, verify it, and re-sign a verified one exactly.
+//!
+//! Key rotation: the first key signs; every listed key verifies.
+
+use super::cloudfront::{self, HashAlgorithm, PolicyKind};
+use super::encoding::encode_key;
+use super::native::{self, NativeKey};
+use super::sigv4::{self, Credentials};
+use super::url::{RawUrl, UrlScheme, join};
+use super::{Method, Signed};
+use crate::Error;
+
+/// Where an origin's objects live: `scheme://authority<path_prefix>/<raw key>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// http / https.
+    pub scheme: UrlScheme,
+    /// Authority as URLs are written (`host[:port]`).
+    pub authority: String,
+    /// The `Host` a signer uses (no default port).
+    pub signing_host: String,
+    /// Lower-case host, for matching.
+    host: String,
+    /// Effective port, for matching.
+    port: u16,
+    /// `""` (virtual-host S3, CloudFront) or `/bucket` or `/_origin/<name>`.
+    pub path_prefix: String,
+}
+
+impl Layout {
+    /// Builds a layout from a base URL (`scheme://authority`) and a path prefix.
+    pub fn new(base: &str, path_prefix: &str) -> Result<Self, String> {
+        let url = RawUrl::parse(base).map_err(|e| e.to_string())?;
+        if url.path != "/" || !url.query.is_empty() {
+            return Err(format!("{base:?} must be scheme://host[:port] with no path or query"));
+        }
+        Ok(Layout {
+            scheme: url.scheme,
+            authority: url.authority.to_owned(),
+            signing_host: url.signing_host().to_owned(),
+            host: url.host.to_ascii_lowercase(),
+            port: url.effective_port(),
+            path_prefix: path_prefix.to_owned(),
+        })
+    }
+
+    /// `scheme://authority<prefix>/`.
+    pub fn base(&self) -> String {
+        format!("{}://{}{}/", self.scheme.as_str(), self.authority, self.path_prefix)
+    }
+
+    /// The raw path of `raw_key`.
+    pub fn path_of(&self, raw_key: &str) -> String {
+        format!("{}/{raw_key}", self.path_prefix)
+    }
+
+    /// The unsigned URL of `raw_key` (already encoded).
+    pub fn object_url(&self, raw_key: &str) -> String {
+        format!("{}{raw_key}", self.base())
+    }
+
+    /// The raw key `url` names if it points into this layout (same scheme, host — any case —,
+    /// effective port, and path prefix).
+    pub fn key_of<'u>(&self, url: &RawUrl<'u>) -> Option<&'u str> {
+        if url.scheme != self.scheme
+            || !url.host.eq_ignore_ascii_case(&self.host)
+            || url.effective_port() != self.port
+        {
+            return None;
+        }
+        let rest = url.path.strip_prefix(self.path_prefix.as_str())?;
+        let key = rest.strip_prefix('/')?;
+        (!key.is_empty()).then_some(key)
+    }
+
+    /// The host and port objects are fetched from (IP literals unbracketed).
+    pub fn connect_target(&self) -> (&str, u16) {
+        (&self.host, self.port)
+    }
+}
+
+/// AWS's default endpoints and addressing as botocore computes them: virtual-host style
+/// unless `path_style` is set or the bucket is not DNS- and TLS-safe (dots over https);
+/// `s3.amazonaws.com` for us-east-1, `s3.<region>.amazonaws.com` elsewhere.
+pub fn s3_layout(
+    endpoint: Option<&str>,
+    region: &str,
+    bucket: &str,
+    path_style: bool,
+) -> Result<Layout, String> {
+    let base = match endpoint {
+        Some(e) => e.trim_end_matches('/').to_owned(),
+        None if region == "us-east-1" => "https://s3.amazonaws.com".to_owned(),
+        None => format!("https://s3.{region}.amazonaws.com"),
+    };
+    let endpoint_layout = Layout::new(&base, "")?;
+    let dns_safe = bucket.len() >= 3
+        && bucket.len() <= 63
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !bucket.starts_with(['-', '.'])
+        && !bucket.ends_with(['-', '.']);
+    let tls_safe = !(bucket.contains('.') && endpoint_layout.scheme == UrlScheme::Https);
+    let ip_endpoint = super::url::is_ip_literal(&endpoint_layout.host);
+    if path_style || !dns_safe || !tls_safe || ip_endpoint {
+        return Layout::new(&base, &format!("/{bucket}"));
+    }
+    let (scheme, authority) = base.split_once("://").unwrap_or(("https", &base));
+    Layout::new(&format!("{scheme}://{bucket}.{authority}"), "")
+}
+
+/// An S3 (or S3-compatible) origin.
+#[derive(Debug)]
+pub struct S3 {
+    /// URL layout (endpoint, addressing style, bucket).
+    pub layout: Layout,
+    /// Region of the credential scope; URLs signed for another region are not genuine.
+    pub region: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Credentials; the first signs.
+    pub keys: Vec<Credentials>,
+}
+
+/// One CloudFront key pair.
+#[derive(Debug)]
+pub struct CloudFrontKey {
+    /// `Key-Pair-Id` (public key ID or legacy `APKA…` key pair ID).
+    pub key_pair_id: String,
+    /// The private key.
+    pub private: cloudfront::PrivateKey,
+    /// Its public half, for verification.
+    pub public: cloudfront::PublicKey,
+}
+
+/// A CloudFront distribution (or any CDN speaking its signed-URL format).
+#[derive(Debug)]
+pub struct CloudFront {
+    /// URL layout (`https://<domain>` or the configured endpoint).
+    pub layout: Layout,
+    /// Digest for new signatures.
+    pub hash: HashAlgorithm,
+    /// Keys; the first signs.
+    pub keys: Vec<CloudFrontKey>,
+}
+
+/// A directory served by edgesign under `/_origin/<name>/`.
+#[derive(Debug)]
+pub struct Local {
+    /// URL layout (`<public_url>/_origin/<name>`).
+    pub layout: Layout,
+    /// The directory.
+    pub root: std::path::PathBuf,
+    /// HMAC keys; the first signs.
+    pub keys: Vec<NativeKey>,
+}
+
+/// The kinds of origin.
+#[derive(Debug)]
+pub enum Kind {
+    /// `kind = "s3"`.
+    S3(S3),
+    /// `kind = "cloudfront"`.
+    CloudFront(CloudFront),
+    /// `kind = "local"`.
+    Local(Local),
+}
+
+/// The signature scheme of a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// S3 SigV4 query auth.
+    Sigv4,
+    /// CloudFront signed URL.
+    CloudFront,
+    /// edgesign native.
+    Native,
+    /// No signature.
+    Unsigned,
+}
+
+impl Scheme {
+    /// `sigv4` / `cloudfront` / `native` / `unsigned`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Sigv4 => "sigv4",
+            Scheme::CloudFront => "cloudfront",
+            Scheme::Native => "native",
+            Scheme::Unsigned => "unsigned",
+        }
+    }
+
+    /// Which scheme a raw query carries (SigV4 first, then CloudFront, then native).
+    pub fn of_query(query: &str) -> Self {
+        if sigv4::is_sigv4(query) {
+            Scheme::Sigv4
+        } else if cloudfront::is_cloudfront(query) {
+            Scheme::CloudFront
+        } else if native::is_native(query) {
+            Scheme::Native
+        } else {
+            Scheme::Unsigned
+        }
+    }
+}
+
+/// What one fresh URL covers.
+#[derive(Debug, Clone, Copy)]
+pub struct SignSpec<'a> {
+    /// The object key, already encoded as it appears in the path.
+    pub raw_key: &'a str,
+    /// GET or HEAD (bound into SigV4 signatures).
+    pub method: Method,
+    /// Extra query segments (`response-*` overrides), raw `name=value`.
+    pub params: &'a [&'a str],
+    /// The signing instant (bucket start, or the request instant for exact lifetimes).
+    pub signed_at: u64,
+    /// Requested lifetime in seconds; capped by the scheme and the credentials.
+    pub lifetime: u64,
+}
+
+/// A URL whose signature verified. Only this can be re-signed.
+#[derive(Debug)]
+pub struct Verified<'u> {
+    /// Its scheme.
+    pub scheme: Scheme,
+    /// The raw object key it names.
+    pub raw_key: &'u str,
+    /// When it expires (Unix seconds).
+    pub expires_at: u64,
+    /// Not valid before (SigV4 `X-Amz-Date`, CloudFront `DateGreaterThan`).
+    pub valid_from: Option<u64>,
+    method: Method,
+    url: RawUrl<'u>,
+    detail: Detail<'u>,
+}
+
+#[derive(Debug)]
+enum Detail<'u> {
+    Sigv4 {
+        parsed: sigv4::Parsed<'u>,
+        headers: Vec<(String, String)>,
+    },
+    CloudFront {
+        params: Vec<&'u str>,
+        custom: Option<serde_json::Value>,
+    },
+    Native {
+        params: Vec<&'u str>,
+    },
+}
+
+/// A configured origin.
+#[derive(Debug)]
+pub struct OriginSigner {
+    /// Its name in config.
+    pub name: String,
+    /// Default lifetime of minted URLs.
+    pub ttl: u64,
+    /// Kind, layout and keys.
+    pub kind: Kind,
+}
+
+fn honest_expiry(signed_at: u64, lifetime: u64, cap: Option<u64>) -> Result<u64, Error> {
+    let mut expires_at = signed_at.saturating_add(lifetime);
+    if let Some(cap) = cap {
+        expires_at = expires_at.min(cap);
+    }
+    if expires_at <= signed_at {
+        return Err(Error::Internal(
+            "signing credentials have expired; refusing to mint a dead URL".into(),
+        ));
+    }
+    Ok(expires_at)
+}
+
+impl OriginSigner {
+    /// The URL layout of this origin.
+    pub fn layout(&self) -> &Layout {
+        match &self.kind {
+            Kind::S3(s) => &s.layout,
+            Kind::CloudFront(c) => &c.layout,
+            Kind::Local(l) => &l.layout,
+        }
+    }
+
+    /// The scheme this origin signs with.
+    pub fn scheme(&self) -> Scheme {
+        match self.kind {
+            Kind::S3(_) => Scheme::Sigv4,
+            Kind::CloudFront(_) => Scheme::CloudFront,
+            Kind::Local(_) => Scheme::Native,
+        }
+    }
+
+    /// The raw key `url` names if it is one of this origin's URLs.
+    pub fn key_of<'u>(&self, url: &RawUrl<'u>) -> Option<&'u str> {
+        self.layout().key_of(url)
+    }
+
+    /// Mints a fresh URL with the first key. `expires_at` is honest: the requested lifetime,
+    /// capped by the scheme's maximum (S3: 7 days) and the credentials' own expiry.
+    pub fn sign(&self, spec: &SignSpec<'_>) -> Result<Signed, Error> {
+        let no_key = || Error::Internal(format!("origin {} has no signing key", self.name));
+        match &self.kind {
+            Kind::S3(s3) => {
+                let creds = s3.keys.first().ok_or_else(no_key)?;
+                let path = s3.layout.path_of(spec.raw_key);
+                let req = sigv4::Request {
+                    method: spec.method,
+                    host: &s3.layout.signing_host,
+                    path: &path,
+                    params: spec.params,
+                    headers: &[],
+                    region: &s3.region,
+                    signed_at: spec.signed_at,
+                    expires_in: 0,
+                };
+                s3.presign(req, creds, &s3.layout.object_url(spec.raw_key), spec.lifetime)
+            }
+            Kind::CloudFront(cf) => {
+                let key = cf.keys.first().ok_or_else(no_key)?;
+                let expires_at = honest_expiry(spec.signed_at, spec.lifetime, None)?;
+                let url = join(&cf.layout.object_url(spec.raw_key), spec.params);
+                let url = cloudfront::sign(
+                    &url,
+                    &PolicyKind::Canned { expires: expires_at },
+                    &key.private,
+                    &key.key_pair_id,
+                    cf.hash,
+                )?;
+                Ok(Signed { url, expires_at })
+            }
+            Kind::Local(local) => {
+                let key = local.keys.first().ok_or_else(no_key)?;
+                let expires_at = honest_expiry(spec.signed_at, spec.lifetime, None)?;
+                let query = native::sign(&self.name, spec.raw_key, spec.params, expires_at, key);
+                let url = format!("{}?{query}", local.layout.object_url(spec.raw_key));
+                Ok(Signed { url, expires_at })
+            }
+        }
+    }
+
+    /// Verifies `url` as one of this origin's signed URLs, whatever its expiry (the caller
+    /// compares `expires_at` with the clock). `header` looks up request headers that a SigV4
+    /// URL may sign (`range`). Forged, tampered, foreign or malformed → `InvalidSignature`.
+    pub fn verify<'u, 'h>(
+        &self,
+        url: &RawUrl<'u>,
+        method: Method,
+        header: impl Fn(&str) -> Option<&'h str>,
+    ) -> Result<Verified<'u>, Error> {
+        let forged = Error::InvalidSignature("signature does not match");
+        let raw_key = self
+            .key_of(url)
+            .ok_or(Error::InvalidSignature("URL is not for this origin"))?;
+        match &self.kind {
+            Kind::S3(s3) => {
+                let parsed = sigv4::parse(url.query)?;
+                if parsed.region != s3.region {
+                    return Err(Error::InvalidSignature("signed for another region"));
+                }
+                let creds = s3
+                    .keys
+                    .iter()
+                    .find(|k| k.access_key_id == parsed.access_key_id)
+                    .ok_or(Error::InvalidSignature("unknown access key"))?;
+                let host = url.signing_host();
+                if !sigv4::verify(&parsed, method, host, url.path, |n| header(n), creds) {
+                    return Err(forged);
+                }
+                let headers = parsed
+                    .signed_headers
+                    .iter()
+                    .filter(|h| *h != "host")
+                    .filter_map(|h| Some((h.clone(), header(h)?.to_owned())))
+                    .collect();
+                Ok(Verified {
+                    scheme: Scheme::Sigv4,
+                    raw_key,
+                    expires_at: parsed.expires_at(),
+                    valid_from: Some(parsed.signed_at),
+                    method,
+                    url: url.clone(),
+                    detail: Detail::Sigv4 { parsed, headers },
+                })
+            }
+            Kind::CloudFront(cf) => {
+                let parsed = cloudfront::parse(url.query)?;
+                let key = cf
+                    .keys
+                    .iter()
+                    .find(|k| k.key_pair_id == parsed.key_pair_id)
+                    .ok_or(Error::InvalidSignature("unknown Key-Pair-Id"))?;
+                let resource = cloudfront::resource_url(url, &parsed.params);
+                let conditions = cloudfront::verify(&parsed, &resource, &key.public).ok_or(forged)?;
+                let custom = match &parsed.policy {
+                    Some(p) => Some(cloudfront::parse_policy(p)?.0),
+                    None => None,
+                };
+                Ok(Verified {
+                    scheme: Scheme::CloudFront,
+                    raw_key,
+                    expires_at: conditions.date_less_than,
+                    valid_from: conditions.date_greater_than,
+                    method,
+                    url: url.clone(),
+                    detail: Detail::CloudFront {
+                        params: parsed.params,
+                        custom,
+                    },
+                })
+            }
+            Kind::Local(local) => {
+                let parsed = native::parse(url.query)?;
+                let key = local
+                    .keys
+                    .iter()
+                    .find(|k| k.key_id == parsed.key_id)
+                    .ok_or(Error::InvalidSignature("unknown key_id"))?;
+                if !native::verify(&parsed, &self.name, raw_key, key) {
+                    return Err(forged);
+                }
+                Ok(Verified {
+                    scheme: Scheme::Native,
+                    raw_key,
+                    expires_at: parsed.expires,
+                    valid_from: None,
+                    method,
+                    url: url.clone(),
+                    detail: Detail::Native {
+                        params: parsed.params,
+                    },
+                })
+            }
+        }
+    }
+
+    /// Re-signs a verified URL exactly: same scheme, host and raw path bytes, same extra
+    /// parameters in the same order, same signed headers; CloudFront custom policies keep
+    /// their `Resource`, `DateGreaterThan` and `IpAddress`. Signed by the first key.
+    pub fn resign(&self, v: &Verified<'_>, signed_at: u64, lifetime: u64) -> Result<Signed, Error> {
+        let no_key = || Error::Internal(format!("origin {} has no signing key", self.name));
+        let base = format!("{}://{}{}", v.url.scheme.as_str(), v.url.authority, v.url.path);
+        match (&self.kind, &v.detail) {
+            (Kind::S3(s3), Detail::Sigv4 { parsed, headers }) => {
+                let creds = s3.keys.first().ok_or_else(no_key)?;
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let req = sigv4::Request {
+                    method: v.method,
+                    host: v.url.signing_host(),
+                    path: v.url.path,
+                    params: &parsed.params,
+                    headers: &headers,
+                    region: &s3.region,
+                    signed_at,
+                    expires_in: 0,
+                };
+                s3.presign(req, creds, &base, lifetime)
+            }
+            (Kind::CloudFront(cf), Detail::CloudFront { params, custom }) => {
+                let key = cf.keys.first().ok_or_else(no_key)?;
+                let expires_at = honest_expiry(signed_at, lifetime, None)?;
+                let policy = match custom {
+                    Some(p) => PolicyKind::Custom(cloudfront::policy_with_expiry(p.clone(), expires_at)),
+                    None => PolicyKind::Canned { expires: expires_at },
+                };
+                let url = cloudfront::sign(&join(&base, params), &policy, &key.private, &key.key_pair_id, cf.hash)?;
+                Ok(Signed { url, expires_at })
+            }
+            (Kind::Local(local), Detail::Native { params }) => {
+                let key = local.keys.first().ok_or_else(no_key)?;
+                let expires_at = honest_expiry(signed_at, lifetime, None)?;
+                let query = native::sign(&self.name, v.raw_key, params, expires_at, key);
+                Ok(Signed {
+                    url: format!("{base}?{query}"),
+                    expires_at,
+                })
+            }
+            _ => Err(Error::Internal("verified URL re-signed by another kind of origin".into())),
+        }
+    }
+}
+
+impl S3 {
+    /// Presigns with honest expiry; `base` is the URL without any query.
+    fn presign(
+        &self,
+        mut req: sigv4::Request<'_>,
+        creds: &Credentials,
+        base: &str,
+        lifetime: u64,
+    ) -> Result<Signed, Error> {
+        let cap = req.signed_at.saturating_add(sigv4::MAX_EXPIRES);
+        let cap = creds.expires_at.map_or(cap, |c| c.min(cap));
+        let expires_at = honest_expiry(req.signed_at, lifetime, Some(cap))?;
+        req.expires_in = expires_at - req.signed_at;
+        let presigned = sigv4::presign(&req, creds);
+        Ok(Signed {
+            url: format!("{base}?{}", presigned.query),
+            expires_at,
+        })
+    }
+}
+
+/// Encodes a plain object key (as a user types it) for use in a path.
+pub fn raw_key_of(key: &str) -> String {
+    encode_key(key)
+}
