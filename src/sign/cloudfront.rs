@@ -260,6 +260,29 @@ pub fn canned_policy(resource: &str, expires: u64) -> String {
     )
 }
 
+/// A custom policy in botocore's compact form and key order (`Resource`, then `Condition`
+/// with `DateLessThan`, `IpAddress`, `DateGreaterThan`). A bare IP becomes `/32`, as botocore
+/// writes it.
+pub fn custom_policy(
+    resource: &str,
+    date_less_than: u64,
+    source_ip: Option<&str>,
+    date_greater_than: Option<u64>,
+) -> String {
+    let mut cond = format!(r#"{{"DateLessThan":{{"AWS:EpochTime":{date_less_than}}}"#);
+    if let Some(ip) = source_ip {
+        let cidr = if ip.contains('/') { ip.to_owned() } else { format!("{ip}/32") };
+        cond.push_str(&format!(r#","IpAddress":{{"AWS:SourceIp":{}}}"#, json_string(&cidr)));
+    }
+    if let Some(t) = date_greater_than {
+        cond.push_str(&format!(r#","DateGreaterThan":{{"AWS:EpochTime":{t}}}"#));
+    }
+    format!(
+        r#"{{"Statement":[{{"Resource":{},"Condition":{cond}}}}}]}}"#,
+        json_string(resource)
+    )
+}
+
 fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
