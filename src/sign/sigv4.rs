@@ -506,8 +506,8 @@ pub fn verify<'h>(
         .try_into()
         .unwrap_or([b'0'; 8]);
     let expected = signature(creds.signing_mac(&date8, &parsed.region), &sts);
-    let given = parsed.signature.to_ascii_lowercase();
-    expected.ct_eq(given.as_bytes()).into()
+    // Compared as written: S3 signatures are lower-case hex, and a case change is a tamper.
+    expected.ct_eq(parsed.signature.as_bytes()).into()
 }
 
 #[cfg(test)]
