@@ -17,7 +17,9 @@ pub fn instant() -> Instant {
 
 /// Seconds since the Unix epoch of `t` (0 before 1970: nothing we sign predates it).
 pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The instant `secs` seconds after the Unix epoch.

@@ -395,7 +395,10 @@ impl Checker<'_> {
         match humantime::parse_duration(raw) {
             Ok(d) => d,
             Err(_) => {
-                self.err(path, format!("{raw:?} is not a duration; write e.g. \"30s\", \"15m\", \"1h\""));
+                self.err(
+                    path,
+                    format!("{raw:?} is not a duration; write e.g. \"30s\", \"15m\", \"1h\""),
+                );
                 humantime::parse_duration(default).unwrap_or_default()
             }
         }
@@ -403,7 +406,11 @@ impl Checker<'_> {
 
     fn resolve(&self, file: &str) -> PathBuf {
         let p = Path::new(file);
-        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
     }
 
     fn read_file(&mut self, path: &str, file: &str) -> Option<String> {
@@ -433,7 +440,10 @@ impl Checker<'_> {
     ) -> Option<Secret> {
         match (inline, env_name) {
             (Some(_), Some(_)) => {
-                self.err(format!("{path}.{key}"), format!("set either {key} or {key}_env, not both"));
+                self.err(
+                    format!("{path}.{key}"),
+                    format!("set either {key} or {key}_env, not both"),
+                );
                 None
             }
             (Some(v), None) if v.is_empty() => {
@@ -452,7 +462,10 @@ impl Checker<'_> {
                 }
             },
             (None, None) if required => {
-                self.err(format!("{path}.{key}"), format!("missing; set {key} or {key}_env"));
+                self.err(
+                    format!("{path}.{key}"),
+                    format!("missing; set {key} or {key}_env"),
+                );
                 None
             }
             (None, None) => None,
@@ -469,13 +482,17 @@ fn parse_rfc3339(s: &str) -> Option<u64> {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn forbid(c: &mut Checker<'_>, path: &str, kind: &str, fields: &[(&str, bool)]) {
     for (name, present) in fields {
         if *present {
-            c.err(format!("{path}.{name}"), format!("is not used by kind = \"{kind}\"; remove it"));
+            c.err(
+                format!("{path}.{name}"),
+                format!("is not used by kind = \"{kind}\"; remove it"),
+            );
         }
     }
 }
@@ -489,7 +506,10 @@ impl Config {
                 message: format!("cannot read the config file ({e})"),
             }])
         })?;
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         Config::parse(&text, base, &|k| std::env::var(k).ok())
     }
 
@@ -537,7 +557,9 @@ impl Config {
 
 fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
     let server = validate_server(raw.server, c);
-    let bucket = c.duration("cache.bucket", raw.cache.bucket.as_deref(), "15m").as_secs();
+    let bucket = c
+        .duration("cache.bucket", raw.cache.bucket.as_deref(), "15m")
+        .as_secs();
     if bucket == 0 {
         c.err("cache.bucket", "must be at least 1s");
     }
@@ -559,7 +581,10 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         let path = format!("origins[{i}]");
         if let Some(n) = &o.name {
             if !names.insert(n.clone()) {
-                c.err(format!("{path}.name"), format!("origin {n:?} is defined twice"));
+                c.err(
+                    format!("{path}.name"),
+                    format!("origin {n:?} is defined twice"),
+                );
             }
         }
         if let Some(origin) = validate_origin(&path, o, &server, cache.bucket, c) {
@@ -575,40 +600,61 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         let prefix = match r.prefix {
             Some(p) if p.starts_with('/') && !p.contains(['?', '#']) => p,
             Some(p) => {
-                c.err(format!("{path}.prefix"), format!("{p:?} must start with \"/\" and hold no ? or #"));
+                c.err(
+                    format!("{path}.prefix"),
+                    format!("{p:?} must start with \"/\" and hold no ? or #"),
+                );
                 continue;
             }
             None => {
-                c.err(format!("{path}.prefix"), "missing; e.g. prefix = \"/files/\"");
+                c.err(
+                    format!("{path}.prefix"),
+                    "missing; e.g. prefix = \"/files/\"",
+                );
                 continue;
             }
         };
         if prefix.starts_with(crate::sign::native::PATH_PREFIX) {
-            c.err(format!("{path}.prefix"), "/_origin/ is reserved for local origins");
+            c.err(
+                format!("{path}.prefix"),
+                "/_origin/ is reserved for local origins",
+            );
         }
         let host = match r.host.as_deref() {
             None => None,
             Some(h) => match parse_route_host(h) {
                 Some(h) => Some(h),
                 None => {
-                    c.err(format!("{path}.host"), format!("{h:?} is not a host name or host:port"));
+                    c.err(
+                        format!("{path}.host"),
+                        format!("{h:?} is not a host name or host:port"),
+                    );
                     None
                 }
             },
         };
         if !seen.insert((host.clone(), prefix.clone())) {
-            c.err(format!("{path}.prefix"), "another route has the same host and prefix");
+            c.err(
+                format!("{path}.prefix"),
+                "another route has the same host and prefix",
+            );
         }
         let origin = match r.origin.as_deref() {
             Some(name) => match index_of(name) {
                 Some(idx) => idx,
                 None => {
-                    c.err(format!("{path}.origin"), format!("no origin is named {name:?}"));
+                    c.err(
+                        format!("{path}.origin"),
+                        format!("no origin is named {name:?}"),
+                    );
                     continue;
                 }
             },
             None => {
-                c.err(format!("{path}.origin"), "missing; name one of the [[origins]]");
+                c.err(
+                    format!("{path}.origin"),
+                    "missing; name one of the [[origins]]",
+                );
                 continue;
             }
         };
@@ -616,7 +662,10 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
             "redirect" => Mode::Redirect,
             "stream" => Mode::Stream,
             other => {
-                c.err(format!("{path}.mode"), format!("{other:?} is not redirect or stream"));
+                c.err(
+                    format!("{path}.mode"),
+                    format!("{other:?} is not redirect or stream"),
+                );
                 Mode::Redirect
             }
         };
@@ -625,11 +674,18 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
             "authenticated" => Access::Authenticated,
             "org" => Access::Org,
             other => {
-                c.err(format!("{path}.access"), format!("{other:?} is not public, authenticated or org"));
+                c.err(
+                    format!("{path}.access"),
+                    format!("{other:?} is not public, authenticated or org"),
+                );
                 Access::Authenticated
             }
         };
-        let stale_grace = c.duration(&format!("{path}.stale_grace"), r.stale_grace.as_deref(), "0s");
+        let stale_grace = c.duration(
+            &format!("{path}.stale_grace"),
+            r.stale_grace.as_deref(),
+            "0s",
+        );
         if mode == Mode::Redirect {
             check_no_self_redirect(&path, &origins[origin], &server, c);
         }
@@ -656,19 +712,34 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         let name = name?;
         let idx = index_of(&name);
         if idx.is_none() {
-            c.err(format!("compat.{key}"), format!("no origin is named {name:?}"));
+            c.err(
+                format!("compat.{key}"),
+                format!("no origin is named {name:?}"),
+            );
         }
         idx
     };
     let compat = Compat {
-        content_sign_origin: compat_origin("content_sign_origin", raw.compat.content_sign_origin, c),
+        content_sign_origin: compat_origin(
+            "content_sign_origin",
+            raw.compat.content_sign_origin,
+            c,
+        ),
         files_origin: compat_origin("files_origin", raw.compat.files_origin, c),
         files_key_prefix: raw.compat.files_key_prefix.unwrap_or_default(),
         presign_origin: compat_origin("presign_origin", raw.compat.presign_origin, c),
     };
     let origin_client = OriginClient {
-        connect_timeout: c.duration("origin_client.connect_timeout", raw.origin_client.connect_timeout.as_deref(), "2s"),
-        response_timeout: c.duration("origin_client.response_timeout", raw.origin_client.response_timeout.as_deref(), "30s"),
+        connect_timeout: c.duration(
+            "origin_client.connect_timeout",
+            raw.origin_client.connect_timeout.as_deref(),
+            "2s",
+        ),
+        response_timeout: c.duration(
+            "origin_client.response_timeout",
+            raw.origin_client.response_timeout.as_deref(),
+            "30s",
+        ),
     };
     if origin_client.connect_timeout.is_zero() {
         c.err("origin_client.connect_timeout", "must be above 0");
@@ -698,29 +769,44 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
     let fallback: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
     let listen_raw = s.listen.as_deref().unwrap_or("127.0.0.1:8080");
     let listen = listen_raw.parse::<SocketAddr>().unwrap_or_else(|_| {
-        c.err("server.listen", format!("{listen_raw:?} is not an address like \"127.0.0.1:8080\""));
+        c.err(
+            "server.listen",
+            format!("{listen_raw:?} is not an address like \"127.0.0.1:8080\""),
+        );
         fallback
     });
     let public_url = s.public_url.unwrap_or_else(|| format!("http://{listen}"));
     let public_url = public_url.trim_end_matches('/').to_owned();
     if Layout::new(&public_url, "").is_err() {
-        c.err("server.public_url", format!("{public_url:?} must be http(s)://host[:port] with no path"));
+        c.err(
+            "server.public_url",
+            format!("{public_url:?} must be http(s)://host[:port] with no path"),
+        );
     }
     let tls = match (s.tls_listen, s.tls_cert, s.tls_key) {
         (None, None, None) => None,
         (Some(l), Some(cert), Some(key)) => {
             let listen = l.parse::<SocketAddr>().unwrap_or_else(|_| {
-                c.err("server.tls_listen", format!("{l:?} is not an address like \"127.0.0.1:8443\""));
+                c.err(
+                    "server.tls_listen",
+                    format!("{l:?} is not an address like \"127.0.0.1:8443\""),
+                );
                 fallback
             });
             if let Some(pem) = c.read_file("server.tls_cert", &cert) {
                 if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                    c.err("server.tls_cert", format!("{cert:?} holds no PEM certificate"));
+                    c.err(
+                        "server.tls_cert",
+                        format!("{cert:?} holds no PEM certificate"),
+                    );
                 }
             }
             if let Some(pem) = c.read_file("server.tls_key", &key) {
                 if !pem.contains("PRIVATE KEY-----") {
-                    c.err("server.tls_key", format!("{key:?} holds no PEM private key"));
+                    c.err(
+                        "server.tls_key",
+                        format!("{key:?} holds no PEM private key"),
+                    );
                 }
             }
             Some(Tls {
@@ -730,15 +816,24 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
             })
         }
         _ => {
-            c.err("server.tls_listen", "tls_listen, tls_cert and tls_key go together: set all three or none");
+            c.err(
+                "server.tls_listen",
+                "tls_listen, tls_cert and tls_key go together: set all three or none",
+            );
             None
         }
     };
     let mut trusted_proxies = Vec::new();
     for (i, p) in s.trusted_proxies.unwrap_or_default().iter().enumerate() {
-        match p.parse::<ipnet::IpNet>().or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)) {
+        match p
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        {
             Ok(n) => trusted_proxies.push(n),
-            Err(_) => c.err(format!("server.trusted_proxies[{i}]"), format!("{p:?} is not an IP or CIDR")),
+            Err(_) => c.err(
+                format!("server.trusted_proxies[{i}]"),
+                format!("{p:?} is not an IP or CIDR"),
+            ),
         }
     }
     let shutdown_grace = c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "30s");
@@ -761,7 +856,10 @@ fn validate_origin(
     let name = match o.name.clone() {
         Some(n) if valid_name(&n) => n,
         Some(n) => {
-            c.err(format!("{path}.name"), format!("{n:?} may hold only letters, digits, '-', '_' and '.'"));
+            c.err(
+                format!("{path}.name"),
+                format!("{n:?} may hold only letters, digits, '-', '_' and '.'"),
+            );
             return None;
         }
         None => {
@@ -769,15 +867,23 @@ fn validate_origin(
             return None;
         }
     };
-    let ttl = c.duration(&format!("{path}.ttl"), o.ttl.as_deref(), "1h").as_secs();
+    let ttl = c
+        .duration(&format!("{path}.ttl"), o.ttl.as_deref(), "1h")
+        .as_secs();
     if ttl < 2 * bucket {
         c.err(
             format!("{path}.ttl"),
-            format!("{ttl}s is shorter than 2 × cache.bucket ({}s); raise ttl or shrink the bucket", 2 * bucket),
+            format!(
+                "{ttl}s is shorter than 2 × cache.bucket ({}s); raise ttl or shrink the bucket",
+                2 * bucket
+            ),
         );
     }
     if o.keys.is_empty() {
-        c.err(format!("{path}.keys"), "at least one [[origins.keys]] entry is required");
+        c.err(
+            format!("{path}.keys"),
+            "at least one [[origins.keys]] entry is required",
+        );
     }
     let kind = o.kind.as_deref().unwrap_or("");
     let signer_kind = match kind {
@@ -785,7 +891,10 @@ fn validate_origin(
         "cloudfront" => validate_cloudfront(path, &o, c).map(Kind::CloudFront),
         "local" => validate_local(path, &name, &o, server, c).map(Kind::Local),
         other => {
-            c.err(format!("{path}.kind"), format!("{other:?} is not s3, cloudfront or local"));
+            c.err(
+                format!("{path}.kind"),
+                format!("{other:?} is not s3, cloudfront or local"),
+            );
             None
         }
     }?;
@@ -800,25 +909,54 @@ fn validate_origin(
 }
 
 fn validate_s3(path: &str, o: &RawOrigin, ttl: u64, c: &mut Checker<'_>) -> Option<S3> {
-    forbid(c, path, "s3", &[("domain", o.domain.is_some()), ("hash_algorithm", o.hash_algorithm.is_some()), ("root", o.root.is_some())]);
+    forbid(
+        c,
+        path,
+        "s3",
+        &[
+            ("domain", o.domain.is_some()),
+            ("hash_algorithm", o.hash_algorithm.is_some()),
+            ("root", o.root.is_some()),
+        ],
+    );
     if ttl > sigv4::MAX_EXPIRES {
-        c.err(format!("{path}.ttl"), format!("{ttl}s exceeds S3's 7-day maximum (604800s)"));
+        c.err(
+            format!("{path}.ttl"),
+            format!("{ttl}s exceeds S3's 7-day maximum (604800s)"),
+        );
     }
     let region = match o.region.as_deref() {
-        Some(r) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') => r.to_owned(),
+        Some(r)
+            if !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+        {
+            r.to_owned()
+        }
         Some(r) => {
-            c.err(format!("{path}.region"), format!("{r:?} is not a region like \"us-east-1\""));
+            c.err(
+                format!("{path}.region"),
+                format!("{r:?} is not a region like \"us-east-1\""),
+            );
             return None;
         }
         None => {
-            c.err(format!("{path}.region"), "missing; S3 signatures are scoped to a region");
+            c.err(
+                format!("{path}.region"),
+                "missing; S3 signatures are scoped to a region",
+            );
             return None;
         }
     };
     let bucket = match o.bucket.as_deref() {
-        Some(b) if !b.is_empty() && !b.contains(['/', '?', '#', ' ']) && b.is_ascii() => b.to_owned(),
+        Some(b) if !b.is_empty() && !b.contains(['/', '?', '#', ' ']) && b.is_ascii() => {
+            b.to_owned()
+        }
         Some(b) => {
-            c.err(format!("{path}.bucket"), format!("{b:?} is not a bucket name"));
+            c.err(
+                format!("{path}.bucket"),
+                format!("{b:?} is not a bucket name"),
+            );
             return None;
         }
         None => {
@@ -826,7 +964,12 @@ fn validate_s3(path: &str, o: &RawOrigin, ttl: u64, c: &mut Checker<'_>) -> Opti
             return None;
         }
     };
-    let layout = match signer::s3_layout(o.endpoint.as_deref(), &region, &bucket, o.path_style.unwrap_or(false)) {
+    let layout = match signer::s3_layout(
+        o.endpoint.as_deref(),
+        &region,
+        &bucket,
+        o.path_style.unwrap_or(false),
+    ) {
         Ok(l) => l,
         Err(e) => {
             c.err(format!("{path}.endpoint"), e);
@@ -836,19 +979,49 @@ fn validate_s3(path: &str, o: &RawOrigin, ttl: u64, c: &mut Checker<'_>) -> Opti
     let mut keys = Vec::new();
     for (j, k) in o.keys.iter().enumerate() {
         let kp = format!("{path}.keys[{j}]");
-        forbid(c, &kp, "s3", &[("key_pair_id", k.key_pair_id.is_some()), ("private_key_file", k.private_key_file.is_some()), ("key_id", k.key_id.is_some()), ("secret", k.secret.is_some()), ("secret_env", k.secret_env.is_some())]);
-        let Some(ak) = k.access_key_id.clone().filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric())) else {
+        forbid(
+            c,
+            &kp,
+            "s3",
+            &[
+                ("key_pair_id", k.key_pair_id.is_some()),
+                ("private_key_file", k.private_key_file.is_some()),
+                ("key_id", k.key_id.is_some()),
+                ("secret", k.secret.is_some()),
+                ("secret_env", k.secret_env.is_some()),
+            ],
+        );
+        let Some(ak) = k
+            .access_key_id
+            .clone()
+            .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric()))
+        else {
             c.err(format!("{kp}.access_key_id"), "missing or not alphanumeric");
             continue;
         };
-        let secret = c.secret(&kp, "secret_access_key", k.secret_access_key.as_ref(), k.secret_access_key_env.as_ref(), true);
-        let token = c.secret(&kp, "session_token", k.session_token.as_ref(), k.session_token_env.as_ref(), false);
+        let secret = c.secret(
+            &kp,
+            "secret_access_key",
+            k.secret_access_key.as_ref(),
+            k.secret_access_key_env.as_ref(),
+            true,
+        );
+        let token = c.secret(
+            &kp,
+            "session_token",
+            k.session_token.as_ref(),
+            k.session_token_env.as_ref(),
+            false,
+        );
         let expires_at = match k.expires_at.as_deref() {
             None => None,
             Some(s) => match parse_rfc3339(s) {
                 Some(t) => Some(t),
                 None => {
-                    c.err(format!("{kp}.expires_at"), format!("{s:?} is not an RFC 3339 instant like \"2026-12-01T00:00:00Z\""));
+                    c.err(
+                        format!("{kp}.expires_at"),
+                        format!("{s:?} is not an RFC 3339 instant like \"2026-12-01T00:00:00Z\""),
+                    );
                     None
                 }
             },
@@ -857,11 +1030,26 @@ fn validate_s3(path: &str, o: &RawOrigin, ttl: u64, c: &mut Checker<'_>) -> Opti
             keys.push(Credentials::new(ak, secret, token, expires_at));
         }
     }
-    Some(S3 { layout, region, bucket, keys })
+    Some(S3 {
+        layout,
+        region,
+        bucket,
+        keys,
+    })
 }
 
 fn validate_cloudfront(path: &str, o: &RawOrigin, c: &mut Checker<'_>) -> Option<CloudFront> {
-    forbid(c, path, "cloudfront", &[("region", o.region.is_some()), ("bucket", o.bucket.is_some()), ("path_style", o.path_style.is_some()), ("root", o.root.is_some())]);
+    forbid(
+        c,
+        path,
+        "cloudfront",
+        &[
+            ("region", o.region.is_some()),
+            ("bucket", o.bucket.is_some()),
+            ("path_style", o.path_style.is_some()),
+            ("root", o.root.is_some()),
+        ],
+    );
     let base = match (o.endpoint.as_deref(), o.domain.as_deref()) {
         (Some(e), _) => e.trim_end_matches('/').to_owned(),
         (None, Some(d)) if !d.contains(['/', ':']) && !d.is_empty() => format!("https://{d}"),
@@ -870,7 +1058,10 @@ fn validate_cloudfront(path: &str, o: &RawOrigin, c: &mut Checker<'_>) -> Option
             return None;
         }
         (None, None) => {
-            c.err(format!("{path}.domain"), "missing; set the distribution's domain name");
+            c.err(
+                format!("{path}.domain"),
+                "missing; set the distribution's domain name",
+            );
             return None;
         }
     };
@@ -884,27 +1075,53 @@ fn validate_cloudfront(path: &str, o: &RawOrigin, c: &mut Checker<'_>) -> Option
     let hash = match o.hash_algorithm.as_deref() {
         None => HashAlgorithm::Sha1,
         Some(h) => HashAlgorithm::parse(h).unwrap_or_else(|| {
-            c.err(format!("{path}.hash_algorithm"), format!("{h:?} is not SHA1 or SHA256"));
+            c.err(
+                format!("{path}.hash_algorithm"),
+                format!("{h:?} is not SHA1 or SHA256"),
+            );
             HashAlgorithm::Sha1
         }),
     };
     let mut keys = Vec::new();
     for (j, k) in o.keys.iter().enumerate() {
         let kp = format!("{path}.keys[{j}]");
-        forbid(c, &kp, "cloudfront", &[("access_key_id", k.access_key_id.is_some()), ("secret_access_key", k.secret_access_key.is_some()), ("key_id", k.key_id.is_some()), ("secret", k.secret.is_some())]);
-        let Some(id) = k.key_pair_id.clone().filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric())) else {
+        forbid(
+            c,
+            &kp,
+            "cloudfront",
+            &[
+                ("access_key_id", k.access_key_id.is_some()),
+                ("secret_access_key", k.secret_access_key.is_some()),
+                ("key_id", k.key_id.is_some()),
+                ("secret", k.secret.is_some()),
+            ],
+        );
+        let Some(id) = k
+            .key_pair_id
+            .clone()
+            .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric()))
+        else {
             c.err(format!("{kp}.key_pair_id"), "missing or not alphanumeric");
             continue;
         };
         let Some(file) = k.private_key_file.as_deref() else {
-            c.err(format!("{kp}.private_key_file"), "missing; point it at the PEM private key");
+            c.err(
+                format!("{kp}.private_key_file"),
+                "missing; point it at the PEM private key",
+            );
             continue;
         };
-        let Some(pem) = c.read_file(&format!("{kp}.private_key_file"), file) else { continue };
+        let Some(pem) = c.read_file(&format!("{kp}.private_key_file"), file) else {
+            continue;
+        };
         match cloudfront::PrivateKey::from_pem(&pem) {
             Ok(private) => {
                 let public = private.public_key();
-                keys.push(CloudFrontKey { key_pair_id: id, private, public });
+                keys.push(CloudFrontKey {
+                    key_pair_id: id,
+                    private,
+                    public,
+                });
             }
             Err(e) => c.err(format!("{kp}.private_key_file"), format!("{file:?}: {e}")),
         }
@@ -912,17 +1129,40 @@ fn validate_cloudfront(path: &str, o: &RawOrigin, c: &mut Checker<'_>) -> Option
     Some(CloudFront { layout, hash, keys })
 }
 
-fn validate_local(path: &str, name: &str, o: &RawOrigin, server: &Server, c: &mut Checker<'_>) -> Option<Local> {
-    forbid(c, path, "local", &[("endpoint", o.endpoint.is_some()), ("region", o.region.is_some()), ("bucket", o.bucket.is_some()), ("domain", o.domain.is_some()), ("hash_algorithm", o.hash_algorithm.is_some())]);
+fn validate_local(
+    path: &str,
+    name: &str,
+    o: &RawOrigin,
+    server: &Server,
+    c: &mut Checker<'_>,
+) -> Option<Local> {
+    forbid(
+        c,
+        path,
+        "local",
+        &[
+            ("endpoint", o.endpoint.is_some()),
+            ("region", o.region.is_some()),
+            ("bucket", o.bucket.is_some()),
+            ("domain", o.domain.is_some()),
+            ("hash_algorithm", o.hash_algorithm.is_some()),
+        ],
+    );
     let Some(root) = o.root.as_deref() else {
-        c.err(format!("{path}.root"), "missing; name the directory to serve");
+        c.err(
+            format!("{path}.root"),
+            "missing; name the directory to serve",
+        );
         return None;
     };
     let full = c.resolve(root);
     let root = match std::fs::canonicalize(&full) {
         Ok(p) if p.is_dir() => p,
         _ => {
-            c.err(format!("{path}.root"), format!("{root:?} is not a readable directory"));
+            c.err(
+                format!("{path}.root"),
+                format!("{root:?} is not a readable directory"),
+            );
             return None;
         }
     };
@@ -930,14 +1170,36 @@ fn validate_local(path: &str, name: &str, o: &RawOrigin, server: &Server, c: &mu
     let mut keys = Vec::new();
     for (j, k) in o.keys.iter().enumerate() {
         let kp = format!("{path}.keys[{j}]");
-        forbid(c, &kp, "local", &[("access_key_id", k.access_key_id.is_some()), ("secret_access_key", k.secret_access_key.is_some()), ("key_pair_id", k.key_pair_id.is_some()), ("private_key_file", k.private_key_file.is_some())]);
+        forbid(
+            c,
+            &kp,
+            "local",
+            &[
+                ("access_key_id", k.access_key_id.is_some()),
+                ("secret_access_key", k.secret_access_key.is_some()),
+                ("key_pair_id", k.key_pair_id.is_some()),
+                ("private_key_file", k.private_key_file.is_some()),
+            ],
+        );
         let Some(id) = k.key_id.clone().filter(|i| valid_name(i)) else {
-            c.err(format!("{kp}.key_id"), "missing or not made of letters, digits, '-', '_', '.'");
+            c.err(
+                format!("{kp}.key_id"),
+                "missing or not made of letters, digits, '-', '_', '.'",
+            );
             continue;
         };
-        if let Some(secret) = c.secret(&kp, "secret", k.secret.as_ref(), k.secret_env.as_ref(), true) {
+        if let Some(secret) = c.secret(
+            &kp,
+            "secret",
+            k.secret.as_ref(),
+            k.secret_env.as_ref(),
+            true,
+        ) {
             if secret.expose().len() < 16 {
-                c.err(format!("{kp}.secret"), "is shorter than 16 bytes; use a long random value (openssl rand -base64 32)");
+                c.err(
+                    format!("{kp}.secret"),
+                    "is shorter than 16 bytes; use a long random value (openssl rand -base64 32)",
+                );
             }
             keys.push(NativeKey { key_id: id, secret });
         }
@@ -958,7 +1220,10 @@ fn check_no_self_redirect(path: &str, origin: &Origin, server: &Server, c: &mut 
         let (h, port) = p.connect_target();
         own.push((h.to_owned(), port));
     }
-    if own.iter().any(|(h, p)| h.eq_ignore_ascii_case(target.0) && *p == target.1) {
+    if own
+        .iter()
+        .any(|(h, p)| h.eq_ignore_ascii_case(target.0) && *p == target.1)
+    {
         c.err(
             format!("{path}.origin"),
             format!(
@@ -970,9 +1235,21 @@ fn check_no_self_redirect(path: &str, origin: &Origin, server: &Server, c: &mut 
 }
 
 fn validate_auth(a: RawAuth, c: &mut Checker<'_>) -> Auth {
-    let jwt_hs256_secret = c.secret("auth", "jwt_hs256_secret", a.jwt_hs256_secret.as_ref(), a.jwt_hs256_secret_env.as_ref(), false);
-    if jwt_hs256_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
-        c.err("auth.jwt_hs256_secret", "is shorter than 32 bytes; HS256 needs at least 256 bits of key");
+    let jwt_hs256_secret = c.secret(
+        "auth",
+        "jwt_hs256_secret",
+        a.jwt_hs256_secret.as_ref(),
+        a.jwt_hs256_secret_env.as_ref(),
+        false,
+    );
+    if jwt_hs256_secret
+        .as_ref()
+        .is_some_and(|s| s.expose().len() < 32)
+    {
+        c.err(
+            "auth.jwt_hs256_secret",
+            "is shorter than 32 bytes; HS256 needs at least 256 bits of key",
+        );
     }
     let mut jwt_rs256_public_keys = Vec::new();
     for (i, f) in a.jwt_rs256_public_key_files.iter().enumerate() {
@@ -980,7 +1257,9 @@ fn validate_auth(a: RawAuth, c: &mut Checker<'_>) -> Auth {
         if let Some(pem) = c.read_file(&p, f) {
             use rsa::pkcs1::DecodeRsaPublicKey;
             use rsa::pkcs8::DecodePublicKey;
-            match rsa::RsaPublicKey::from_public_key_pem(&pem).or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(&pem)) {
+            match rsa::RsaPublicKey::from_public_key_pem(&pem)
+                .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(&pem))
+            {
                 Ok(k) => jwt_rs256_public_keys.push(k),
                 Err(_) => c.err(p, format!("{f:?} is not a PEM RSA public key")),
             }
@@ -992,18 +1271,28 @@ fn validate_auth(a: RawAuth, c: &mut Checker<'_>) -> Auth {
         let sha = k.sha256.as_deref().unwrap_or("");
         let mut bytes = [0u8; 32];
         if sha.len() != 64 || hex::decode_to_slice(sha, &mut bytes).is_err() {
-            c.err(format!("{p}.sha256"), "must be 64 hex digits; compute it with `edgesign hash-key <key>`");
+            c.err(
+                format!("{p}.sha256"),
+                "must be 64 hex digits; compute it with `edgesign hash-key <key>`",
+            );
             continue;
         }
         let kind = match k.kind.as_deref() {
             Some("secret") => ApiKeyKind::Secret,
             Some("public") => ApiKeyKind::Public,
             other => {
-                c.err(format!("{p}.kind"), format!("{:?} is not secret or public", other.unwrap_or("")));
+                c.err(
+                    format!("{p}.kind"),
+                    format!("{:?} is not secret or public", other.unwrap_or("")),
+                );
                 continue;
             }
         };
-        api_keys.push(ApiKey { sha256: bytes, kind, org: k.org.clone() });
+        api_keys.push(ApiKey {
+            sha256: bytes,
+            kind,
+            org: k.org.clone(),
+        });
     }
     Auth {
         org_claim: a.org_claim.unwrap_or_else(|| "org".to_owned()),

@@ -113,9 +113,17 @@ impl Error {
             Error::Unauthorized(_) | Error::Forbidden(_) | Error::ForbiddenOrigin => {
                 (403, "AccessDenied", "Access Denied".to_owned())
             }
-            Error::NotFound => (404, "NoSuchKey", "The specified key does not exist.".to_owned()),
+            Error::NotFound => (
+                404,
+                "NoSuchKey",
+                "The specified key does not exist.".to_owned(),
+            ),
             Error::BadRequest(m) => (400, "InvalidRequest", m.clone()),
-            Error::RateLimited { .. } => (503, "SlowDown", "Please reduce your request rate.".to_owned()),
+            Error::RateLimited { .. } => (
+                503,
+                "SlowDown",
+                "Please reduce your request rate.".to_owned(),
+            ),
             other => (other.status(), "InternalError", other.public_message()),
         };
         let body = format!(

@@ -4,18 +4,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use edgesign::clock;
 use edgesign::config::Config;
 use edgesign::sign::detect;
 use edgesign::sign::signer::{SignSpec, raw_key_of};
 use edgesign::sign::{Method, Window};
-use edgesign::clock;
 use sha2::Digest;
 
 /// Exit status for a config that does not validate (sysexits EX_USAGE).
 const EXIT_BAD_CONFIG: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "edgesign", version, about = "Edge reverse proxy with inline re-signing of signed URLs")]
+#[command(
+    name = "edgesign",
+    version,
+    about = "Edge reverse proxy with inline re-signing of signed URLs"
+)]
 struct Cli {
     /// Config file.
     #[arg(long, global = true, default_value = "config.toml")]
@@ -75,10 +79,19 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            eprintln!("edgesign: config {} is valid; the proxy server is not built yet", cli.config.display());
+            eprintln!(
+                "edgesign: config {} is valid; the proxy server is not built yet",
+                cli.config.display()
+            );
             ExitCode::from(2)
         }
-        Command::Sign { origin, key, expires_in, method, at } => {
+        Command::Sign {
+            origin,
+            key,
+            expires_in,
+            method,
+            at,
+        } => {
             let config = match load(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -159,15 +172,17 @@ fn sign_command(
     let origin = config
         .origin(origin)
         .ok_or_else(|| format!("no origin is named {origin:?}"))?;
-    let method = Method::parse(method).ok_or_else(|| format!("--method {method:?} is not GET or HEAD"))?;
+    let method =
+        Method::parse(method).ok_or_else(|| format!("--method {method:?} is not GET or HEAD"))?;
     let raw_key = raw_key_of(key);
     if raw_key.is_empty() {
         return Err("the object key is empty".to_owned());
     }
     let (signed_at, lifetime) = match (at, expires_in) {
         (Some(at), e) => {
-            let t = humantime::parse_rfc3339(at)
-                .map_err(|_| format!("--at {at:?} is not an RFC 3339 instant like 2013-05-24T00:00:00Z"))?;
+            let t = humantime::parse_rfc3339(at).map_err(|_| {
+                format!("--at {at:?} is not an RFC 3339 instant like 2013-05-24T00:00:00Z")
+            })?;
             (clock::unix_secs(t), e.unwrap_or(origin.signer.ttl))
         }
         // A named lifetime is signed at the request instant for exactly that long.

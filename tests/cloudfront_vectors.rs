@@ -1,15 +1,16 @@
 //! Every CloudFront vector (botocore `CloudFrontSigner` and the AWS JS signer) reproduced
 //! exactly: policy JSON, signature, signed URL; verified with the public key; and re-signed
 //! with custom-policy conditions (wildcard `Resource`, `DateGreaterThan`, `IpAddress`) kept.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
 
 mod common;
 
 use common::{vector, vector_path};
+use edgesign::sign::Method;
 use edgesign::sign::cloudfront::{self, HashAlgorithm, PolicyKind, PrivateKey, PublicKey};
 use edgesign::sign::encoding::cloudfront_b64_encode;
 use edgesign::sign::signer::{CloudFront, CloudFrontKey, Kind, Layout, OriginSigner, Scheme};
 use edgesign::sign::url::RawUrl;
-use edgesign::sign::Method;
 
 const BOTO: &str = "cloudfront_signed_urls.json";
 const JS: &str = "cloudfront_sha256_signed_urls.json";
@@ -41,7 +42,11 @@ fn origin_for(url: &str, key_pair_id: &str, alg: &str, hash: HashAlgorithm) -> O
         kind: Kind::CloudFront(CloudFront {
             layout: Layout::new(&u.origin(), "").unwrap(),
             hash,
-            keys: vec![CloudFrontKey { key_pair_id: key_pair_id.into(), private, public }],
+            keys: vec![CloudFrontKey {
+                key_pair_id: key_pair_id.into(),
+                private,
+                public,
+            }],
         }),
     }
 }
@@ -58,7 +63,9 @@ fn check_resign(origin: &OriginSigner, signed_url: &str, policy_json: &str) {
     let fresh = origin.resign(&verified, at, 600).unwrap();
     assert_eq!(fresh.expires_at, at + 600);
     let fu = RawUrl::parse(&fresh.url).unwrap();
-    let again = origin.verify(&fu, Method::Get, |_| None).expect("re-signed URL is genuine");
+    let again = origin
+        .verify(&fu, Method::Get, |_| None)
+        .expect("re-signed URL is genuine");
     assert_eq!(again.expires_at, at + 600);
     assert_eq!(again.raw_key, verified.raw_key);
     let parsed = cloudfront::parse(fu.query).unwrap();
@@ -81,7 +88,11 @@ fn check_boto(name: &str) {
     let input = &v["input"];
     let expected = &v["expected"];
     let alg = input["alg"].as_str().unwrap();
-    let hash = if alg.ends_with("sha256") { HashAlgorithm::Sha256 } else { HashAlgorithm::Sha1 };
+    let hash = if alg.ends_with("sha256") {
+        HashAlgorithm::Sha256
+    } else {
+        HashAlgorithm::Sha1
+    };
     let url = input["url"].as_str().unwrap();
     let expires = input["date_less_than_epoch"].as_u64().unwrap();
     let policy = match input["kind"].as_str().unwrap() {
@@ -93,13 +104,25 @@ fn check_boto(name: &str) {
             input["date_greater_than_epoch"].as_u64(),
         ),
     };
-    assert_eq!(policy, expected["policy_json"].as_str().unwrap(), "{name}: policy JSON");
+    assert_eq!(
+        policy,
+        expected["policy_json"].as_str().unwrap(),
+        "{name}: policy JSON"
+    );
     if let Some(b64) = expected["policy_b64_cf"].as_str() {
-        assert_eq!(cloudfront_b64_encode(policy.as_bytes()), b64, "{name}: policy base64");
+        assert_eq!(
+            cloudfront_b64_encode(policy.as_bytes()),
+            b64,
+            "{name}: policy base64"
+        );
     }
     let (private, public) = keys(alg);
     let sig = private.sign(hash, policy.as_bytes()).unwrap();
-    assert_eq!(cloudfront_b64_encode(&sig), expected["signature_b64_cf"].as_str().unwrap(), "{name}: signature");
+    assert_eq!(
+        cloudfront_b64_encode(&sig),
+        expected["signature_b64_cf"].as_str().unwrap(),
+        "{name}: signature"
+    );
     assert!(public.verify(hash, policy.as_bytes(), &sig));
     let kind = match input["kind"].as_str().unwrap() {
         "canned" => PolicyKind::Canned { expires },
@@ -107,7 +130,11 @@ fn check_boto(name: &str) {
     };
     let key_pair_id = input["key_pair_id"].as_str().unwrap();
     let signed = cloudfront::sign(url, &kind, &private, key_pair_id, hash).unwrap();
-    assert_eq!(signed, expected["signed_url"].as_str().unwrap(), "{name}: signed URL");
+    assert_eq!(
+        signed,
+        expected["signed_url"].as_str().unwrap(),
+        "{name}: signed URL"
+    );
     let origin = origin_for(url, key_pair_id, alg, hash);
     check_resign(&origin, &signed, &policy);
 }
@@ -118,7 +145,9 @@ fn check_js(name: &str) {
     let expected = &v["expected"];
     let policy = expected["policy_json"].as_str().unwrap();
     let (private, _) = keys("rsa");
-    let sig = private.sign(HashAlgorithm::Sha256, policy.as_bytes()).unwrap();
+    let sig = private
+        .sign(HashAlgorithm::Sha256, policy.as_bytes())
+        .unwrap();
     let js_url = expected["signed_url"].as_str().unwrap();
     let u = RawUrl::parse(js_url).unwrap();
     let parsed = cloudfront::parse(u.query).unwrap();
@@ -153,14 +182,23 @@ vector_test!(canned_alt_domain_port, "canned-alt-domain-port");
 vector_test!(custom_wildcard, "custom-wildcard");
 vector_test!(custom_start_and_ip_cidr, "custom-start-and-ip-cidr");
 vector_test!(custom_single_ip, "custom-single-ip");
-vector_test!(custom_exact_resource_with_query, "custom-exact-resource-with-query");
+vector_test!(
+    custom_exact_resource_with_query,
+    "custom-exact-resource-with-query"
+);
 vector_test!(custom_star_everything, "custom-star-everything");
 vector_test!(canned_basic_rsa_sha256, "canned-basic-rsa-sha256");
-vector_test!(custom_start_and_ip_cidr_rsa_sha256, "custom-start-and-ip-cidr-rsa-sha256");
+vector_test!(
+    custom_start_and_ip_cidr_rsa_sha256,
+    "custom-start-and-ip-cidr-rsa-sha256"
+);
 vector_test!(canned_basic_ecdsa_sha1, "canned-basic-ecdsa-sha1");
 vector_test!(custom_wildcard_ecdsa_sha1, "custom-wildcard-ecdsa-sha1");
 vector_test!(canned_basic_ecdsa_sha256, "canned-basic-ecdsa-sha256");
-vector_test!(custom_start_and_ip_cidr_ecdsa_sha256, "custom-start-and-ip-cidr-ecdsa-sha256");
+vector_test!(
+    custom_start_and_ip_cidr_ecdsa_sha256,
+    "custom-start-and-ip-cidr-ecdsa-sha256"
+);
 vector_test!(sha256_canned, "sha256-canned", js);
 vector_test!(sha256_custom_wildcard, "sha256-custom-wildcard", js);
 vector_test!(sha256_custom_params, "sha256-custom-params", js);
@@ -168,7 +206,10 @@ vector_test!(sha256_custom_params, "sha256-custom-params", js);
 #[test]
 fn every_vector_has_a_named_test() {
     let covered = common::covered_names(include_str!("cloudfront_vectors.rs"));
-    for name in common::vector_names(BOTO).into_iter().chain(common::vector_names(JS)) {
+    for name in common::vector_names(BOTO)
+        .into_iter()
+        .chain(common::vector_names(JS))
+    {
         assert!(covered.contains(&name), "vector {name} has no named test");
     }
 }
@@ -179,7 +220,9 @@ fn a_wildcard_policy_does_not_cover_other_paths() {
     let url = v["expected"]["signed_url"].as_str().unwrap();
     let moved = url.replace("/videos/a.mp4", "/private/a.mp4");
     let origin = origin_for(url, "K2JCJMDEHXQW5F", "rsa", HashAlgorithm::Sha1);
-    let err = origin.verify(&RawUrl::parse(&moved).unwrap(), Method::Get, |_| None).unwrap_err();
+    let err = origin
+        .verify(&RawUrl::parse(&moved).unwrap(), Method::Get, |_| None)
+        .unwrap_err();
     assert_eq!(err.code(), "invalid_signature");
 }
 
@@ -194,7 +237,12 @@ fn a_canned_url_cannot_be_moved_or_extended() {
         url.replace("?Expires", "?extra=1&Expires"),
         url.replace("Key-Pair-Id=K2JCJMDEHXQW5F", "Key-Pair-Id=K2JCJMDEHXQW5G"),
     ] {
-        assert!(origin.verify(&RawUrl::parse(&forged).unwrap(), Method::Get, |_| None).is_err(), "{forged}");
+        assert!(
+            origin
+                .verify(&RawUrl::parse(&forged).unwrap(), Method::Get, |_| None)
+                .is_err(),
+            "{forged}"
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! `edgesign check` through the built binary: a good config passes; each kind of mistake
 //! exits 1 with the key path named, and no secret from the file is ever printed.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
 
 use std::path::Path;
 use std::process::Command;
@@ -72,7 +73,11 @@ fn check(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    assert!(!run.stdout.contains(SECRET) && !run.stderr.contains(SECRET), "a secret was printed:\n{}", run.stderr);
+    assert!(
+        !run.stdout.contains(SECRET) && !run.stderr.contains(SECRET),
+        "a secret was printed:\n{}",
+        run.stderr
+    );
     run
 }
 
@@ -91,9 +96,15 @@ fn tempdir() -> std::path::PathBuf {
 /// Asserts the config is refused with exit 1 and a line naming `path` and containing `words`.
 fn refused(config: &str, files: &[(&str, &str)], env: &[(&str, &str)], path: &str, words: &str) {
     let run = check(config, files, env);
-    assert_eq!(run.code, 1, "expected exit 1, got {}:\n{}", run.code, run.stderr);
+    assert_eq!(
+        run.code, 1,
+        "expected exit 1, got {}:\n{}",
+        run.code, run.stderr
+    );
     assert!(
-        run.stderr.lines().any(|l| l.contains(path) && l.contains(words)),
+        run.stderr
+            .lines()
+            .any(|l| l.contains(path) && l.contains(words)),
         "no line naming {path:?} with {words:?} in:\n{}",
         run.stderr
     );
@@ -103,7 +114,11 @@ fn refused(config: &str, files: &[(&str, &str)], env: &[(&str, &str)], path: &st
 fn the_good_config_passes() {
     let run = check(GOOD, &[], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("OK (2 origins, 1 routes)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("OK (2 origins, 1 routes)"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -114,12 +129,19 @@ fn the_shipped_config_passes() {
         .arg(root.join("config.toml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn unknown_keys_are_rejected() {
-    let cfg = GOOD.replace("region = \"us-east-1\"", "region = \"us-east-1\"\nregoin = \"x\"");
+    let cfg = GOOD.replace(
+        "region = \"us-east-1\"",
+        "region = \"us-east-1\"\nregoin = \"x\"",
+    );
     refused(&cfg, &[], &[], "line 23", "unknown field `regoin`");
     let cfg = format!("{GOOD}\n[extras]\nx = 1\n");
     refused(&cfg, &[], &[], "line", "unknown field `extras`");
@@ -138,12 +160,24 @@ fn a_syntax_error_names_the_line_but_not_its_content() {
 
 #[test]
 fn ttl_shorter_than_two_buckets() {
-    refused(&GOOD.replace("ttl = \"1h\"\n[[origins.keys]]\nkey_id", "ttl = \"20m\"\n[[origins.keys]]\nkey_id"), &[], &[], "origins[0].ttl", "shorter than 2 × cache.bucket");
+    refused(
+        &GOOD.replace(
+            "ttl = \"1h\"\n[[origins.keys]]\nkey_id",
+            "ttl = \"20m\"\n[[origins.keys]]\nkey_id",
+        ),
+        &[],
+        &[],
+        "origins[0].ttl",
+        "shorter than 2 × cache.bucket",
+    );
 }
 
 #[test]
 fn s3_ttl_over_seven_days() {
-    let cfg = GOOD.replace("path_style = true\nttl = \"1h\"", "path_style = true\nttl = \"8days\"");
+    let cfg = GOOD.replace(
+        "path_style = true\nttl = \"1h\"",
+        "path_style = true\nttl = \"8days\"",
+    );
     refused(&cfg, &[], &[], "origins[1].ttl", "7-day maximum");
 }
 
@@ -153,9 +187,18 @@ fn secret_from_a_missing_environment_variable() {
         "secret_access_key = \"s3cr3t-VALUE-that-must-never-print\"",
         "secret_access_key_env = \"EDGESIGN_TEST_SECRET\"",
     );
-    refused(&cfg, &[], &[], "origins[1].keys[0].secret_access_key_env", "\"EDGESIGN_TEST_SECRET\" is not set");
+    refused(
+        &cfg,
+        &[],
+        &[],
+        "origins[1].keys[0].secret_access_key_env",
+        "\"EDGESIGN_TEST_SECRET\" is not set",
+    );
     // …and the same config passes once the variable is set.
-    assert_eq!(check(&cfg, &[], &[("EDGESIGN_TEST_SECRET", SECRET)]).code, 0);
+    assert_eq!(
+        check(&cfg, &[], &[("EDGESIGN_TEST_SECRET", SECRET)]).code,
+        0
+    );
 }
 
 #[test]
@@ -164,7 +207,13 @@ fn inline_and_env_secret_together() {
         "secret_access_key = \"s3cr3t-VALUE-that-must-never-print\"",
         "secret_access_key = \"s3cr3t-VALUE-that-must-never-print\"\nsecret_access_key_env = \"X\"",
     );
-    refused(&cfg, &[], &[], "origins[1].keys[0].secret_access_key", "not both");
+    refused(
+        &cfg,
+        &[],
+        &[],
+        "origins[1].keys[0].secret_access_key",
+        "not both",
+    );
 }
 
 const CDN: &str = r#"
@@ -180,63 +229,144 @@ private_key_file = "cf.pem"
 
 #[test]
 fn cloudfront_key_file_missing() {
-    refused(&format!("{GOOD}{CDN}"), &[], &[], "origins[2].keys[0].private_key_file", "cannot read \"cf.pem\" (no such file)");
+    refused(
+        &format!("{GOOD}{CDN}"),
+        &[],
+        &[],
+        "origins[2].keys[0].private_key_file",
+        "cannot read \"cf.pem\" (no such file)",
+    );
 }
 
 #[test]
 fn cloudfront_key_file_not_a_key() {
     let garbage = format!("-----BEGIN PRIVATE KEY-----\n{SECRET}\n-----END PRIVATE KEY-----\n");
-    refused(&format!("{GOOD}{CDN}"), &[("cf.pem", &garbage)], &[], "origins[2].keys[0].private_key_file", "not a PEM RSA-2048 or EC P-256 private key");
+    refused(
+        &format!("{GOOD}{CDN}"),
+        &[("cf.pem", &garbage)],
+        &[],
+        "origins[2].keys[0].private_key_file",
+        "not a PEM RSA-2048 or EC P-256 private key",
+    );
 }
 
 #[test]
 fn cloudfront_key_file_good() {
-    let pem = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/cloudfront_test_ec_key.pem")).unwrap();
-    assert_eq!(check(&format!("{GOOD}{CDN}"), &[("cf.pem", &pem)], &[]).code, 0);
+    let pem = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/cloudfront_test_ec_key.pem"),
+    )
+    .unwrap();
+    assert_eq!(
+        check(&format!("{GOOD}{CDN}"), &[("cf.pem", &pem)], &[]).code,
+        0
+    );
 }
 
 #[test]
 fn route_to_an_unknown_origin() {
-    refused(&GOOD.replace("origin = \"docs\"\nmode", "origin = \"nope\"\nmode"), &[], &[], "routes[0].origin", "no origin is named \"nope\"");
+    refused(
+        &GOOD.replace("origin = \"docs\"\nmode", "origin = \"nope\"\nmode"),
+        &[],
+        &[],
+        "routes[0].origin",
+        "no origin is named \"nope\"",
+    );
 }
 
 #[test]
 fn unknown_kind_mode_and_access() {
-    refused(&GOOD.replace("kind = \"s3\"", "kind = \"gcs\""), &[], &[], "origins[1].kind", "not s3, cloudfront or local");
-    refused(&GOOD.replace("mode = \"redirect\"", "mode = \"bounce\""), &[], &[], "routes[0].mode", "not redirect or stream");
-    refused(&GOOD.replace("access = \"org\"", "access = \"everyone\""), &[], &[], "routes[0].access", "not public, authenticated or org");
+    refused(
+        &GOOD.replace("kind = \"s3\"", "kind = \"gcs\""),
+        &[],
+        &[],
+        "origins[1].kind",
+        "not s3, cloudfront or local",
+    );
+    refused(
+        &GOOD.replace("mode = \"redirect\"", "mode = \"bounce\""),
+        &[],
+        &[],
+        "routes[0].mode",
+        "not redirect or stream",
+    );
+    refused(
+        &GOOD.replace("access = \"org\"", "access = \"everyone\""),
+        &[],
+        &[],
+        "routes[0].access",
+        "not public, authenticated or org",
+    );
 }
 
 #[test]
 fn bad_duration() {
-    refused(&GOOD.replace("bucket = \"15m\"", "bucket = \"soon\""), &[], &[], "cache.bucket", "not a duration");
+    refused(
+        &GOOD.replace("bucket = \"15m\"", "bucket = \"soon\""),
+        &[],
+        &[],
+        "cache.bucket",
+        "not a duration",
+    );
 }
 
 #[test]
 fn local_root_missing() {
-    refused(&GOOD.replace("root = \"files\"", "root = \"nowhere\""), &[], &[], "origins[0].root", "not a readable directory");
+    refused(
+        &GOOD.replace("root = \"files\"", "root = \"nowhere\""),
+        &[],
+        &[],
+        "origins[0].root",
+        "not a readable directory",
+    );
 }
 
 #[test]
 fn short_native_secret() {
-    let cfg = GOOD.replace("key_id = \"k1\"\nsecret = \"s3cr3t-VALUE-that-must-never-print\"", "key_id = \"k1\"\nsecret = \"short\"");
-    refused(&cfg, &[], &[], "origins[0].keys[0].secret", "shorter than 16 bytes");
+    let cfg = GOOD.replace(
+        "key_id = \"k1\"\nsecret = \"s3cr3t-VALUE-that-must-never-print\"",
+        "key_id = \"k1\"\nsecret = \"short\"",
+    );
+    refused(
+        &cfg,
+        &[],
+        &[],
+        "origins[0].keys[0].secret",
+        "shorter than 16 bytes",
+    );
 }
 
 #[test]
 fn fields_of_another_kind() {
     let cfg = GOOD.replace("bucket = \"docs\"", "bucket = \"docs\"\ndomain = \"x.net\"");
-    refused(&cfg, &[], &[], "origins[1].domain", "not used by kind = \"s3\"");
+    refused(
+        &cfg,
+        &[],
+        &[],
+        "origins[1].domain",
+        "not used by kind = \"s3\"",
+    );
 }
 
 #[test]
 fn duplicate_origin_names() {
-    refused(&GOOD.replace("name = \"docs\"", "name = \"demo\""), &[], &[], "origins[1].name", "defined twice");
+    refused(
+        &GOOD.replace("name = \"docs\"", "name = \"demo\""),
+        &[],
+        &[],
+        "origins[1].name",
+        "defined twice",
+    );
 }
 
 #[test]
 fn bad_listen_address_and_partial_tls() {
-    refused(&GOOD.replace("listen = \"127.0.0.1:8080\"", "listen = \"localhost\""), &[], &[], "server.listen", "not an address");
+    refused(
+        &GOOD.replace("listen = \"127.0.0.1:8080\"", "listen = \"localhost\""),
+        &[],
+        &[],
+        "server.listen",
+        "not an address",
+    );
     let cfg = GOOD.replace("[cache]", "tls_listen = \"127.0.0.1:8443\"\n\n[cache]");
     refused(&cfg, &[], &[], "server.tls_listen", "go together");
 }
@@ -249,20 +379,41 @@ fn api_key_hash_malformed() {
 
 #[test]
 fn redirect_back_at_the_proxy() {
-    let cfg = GOOD.replace("endpoint = \"http://127.0.0.1:9000\"", "endpoint = \"http://127.0.0.1:8080\"");
-    refused(&cfg, &[], &[], "routes[0].origin", "points back at this proxy");
+    let cfg = GOOD.replace(
+        "endpoint = \"http://127.0.0.1:9000\"",
+        "endpoint = \"http://127.0.0.1:8080\"",
+    );
+    refused(
+        &cfg,
+        &[],
+        &[],
+        "routes[0].origin",
+        "points back at this proxy",
+    );
 }
 
 #[test]
 fn no_origins_at_all() {
-    refused("[server]\nlisten = \"127.0.0.1:8080\"\n", &[], &[], "origins", "at least one");
+    refused(
+        "[server]\nlisten = \"127.0.0.1:8080\"\n",
+        &[],
+        &[],
+        "origins",
+        "at least one",
+    );
 }
 
 #[test]
 fn every_error_is_reported_at_once() {
-    let cfg = GOOD.replace("bucket = \"15m\"", "bucket = \"soon\"").replace("mode = \"redirect\"", "mode = \"bounce\"");
+    let cfg = GOOD
+        .replace("bucket = \"15m\"", "bucket = \"soon\"")
+        .replace("mode = \"redirect\"", "mode = \"bounce\"");
     let run = check(&cfg, &[], &[]);
-    assert!(run.stderr.contains("cache.bucket") && run.stderr.contains("routes[0].mode"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cache.bucket") && run.stderr.contains("routes[0].mode"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -270,7 +421,11 @@ fn serve_with_a_bad_config_exits_64_before_binding() {
     let dir = tempdir();
     let path = dir.join("bad.toml");
     std::fs::write(&path, "[server]\nlisten = \"nope\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_edgesign")).arg("--config").arg(&path).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgesign"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));

@@ -5,6 +5,7 @@
 //! - detection never panics on any string;
 //! - time bucketing keeps its guarantee at every instant;
 //! - encodings round-trip.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
 
 mod common;
 
@@ -28,12 +29,18 @@ fn s3_origin() -> OriginSigner {
         name: "s3".into(),
         ttl: 3600,
         kind: Kind::S3(S3 {
-            layout: signer::s3_layout(Some("http://127.0.0.1:9000"), "us-east-1", "bucket", true).unwrap(),
+            layout: signer::s3_layout(Some("http://127.0.0.1:9000"), "us-east-1", "bucket", true)
+                .unwrap(),
             region: "us-east-1".into(),
             bucket: "bucket".into(),
             keys: vec![
                 Credentials::new("AKIDNEW", Secret::new("new+secret/=="), None, None),
-                Credentials::new("AKIDOLD", Secret::new("old secret"), Some(Secret::new("tok/+=")), None),
+                Credentials::new(
+                    "AKIDOLD",
+                    Secret::new("old secret"),
+                    Some(Secret::new("tok/+=")),
+                    None,
+                ),
             ],
         }),
     }
@@ -49,7 +56,11 @@ fn cf_origin() -> OriginSigner {
         kind: Kind::CloudFront(CloudFront {
             layout: Layout::new("https://d111111abcdef8.cloudfront.net", "").unwrap(),
             hash: HashAlgorithm::Sha256,
-            keys: vec![CloudFrontKey { key_pair_id: "K2JCJMDEHXQW5F".into(), private, public }],
+            keys: vec![CloudFrontKey {
+                key_pair_id: "K2JCJMDEHXQW5F".into(),
+                private,
+                public,
+            }],
         }),
     }
 }
@@ -62,8 +73,14 @@ fn local_origin() -> OriginSigner {
             layout: Layout::new("http://127.0.0.1:8080", "/_origin/demo").unwrap(),
             root: std::env::temp_dir(),
             keys: vec![
-                NativeKey { key_id: "k2".into(), secret: Secret::new("second-key-0123456789abcdef") },
-                NativeKey { key_id: "k1".into(), secret: Secret::new("first-key-0123456789abcdef") },
+                NativeKey {
+                    key_id: "k2".into(),
+                    secret: Secret::new("second-key-0123456789abcdef"),
+                },
+                NativeKey {
+                    key_id: "k1".into(),
+                    secret: Secret::new("first-key-0123456789abcdef"),
+                },
             ],
         }),
     }
@@ -75,9 +92,12 @@ fn tricky_key() -> impl Strategy<Value = String> {
         "a", "Z", "0", " ", "+", "%", "%2F", "%25", "=", "&", "?", "#", "/", "//", "./", "../",
         "~", "ü", "文", "😀", "'", "\"", "\\", "^", ";", ":", "@", "[", "]", "!", "*",
     ]);
-    prop::collection::vec(prop_oneof![atoms.prop_map(str::to_owned), "[a-z0-9._-]{1,6}"], 1..12)
-        .prop_map(|parts| parts.concat())
-        .prop_filter("not empty", |k| !k.is_empty())
+    prop::collection::vec(
+        prop_oneof![atoms.prop_map(str::to_owned), "[a-z0-9._-]{1,6}"],
+        1..12,
+    )
+    .prop_map(|parts| parts.concat())
+    .prop_filter("not empty", |k| !k.is_empty())
 }
 
 fn overrides() -> impl Strategy<Value = Vec<String>> {
@@ -100,7 +120,13 @@ fn sign(origin: &OriginSigner, key: &str, params: &[String], at: u64) -> (String
     let raw_key = encode_key(key);
     let params: Vec<&str> = params.iter().map(String::as_str).collect();
     let signed = origin
-        .sign(&SignSpec { raw_key: &raw_key, method: Method::Get, params: &params, signed_at: at, lifetime: 900 })
+        .sign(&SignSpec {
+            raw_key: &raw_key,
+            method: Method::Get,
+            params: &params,
+            signed_at: at,
+            lifetime: 900,
+        })
         .unwrap();
     assert_eq!(signed.expires_at, at + 900);
     (raw_key, signed.url)
@@ -153,7 +179,14 @@ fn value_range(url: &str, name: &str) -> Option<std::ops::Range<usize>> {
     None
 }
 
-fn check_all_tampers(origin: &OriginSigner, url: &str, raw_key: &str, sig: &str, exp: &str, pick: usize) {
+fn check_all_tampers(
+    origin: &OriginSigner,
+    url: &str,
+    raw_key: &str,
+    sig: &str,
+    exp: &str,
+    pick: usize,
+) {
     assert!(verifies(origin, url), "fresh URL must verify: {url}");
     let path_start = url.find("://").unwrap() + 3;
     let path_start = path_start + url[path_start..].find('/').unwrap();
@@ -165,7 +198,11 @@ fn check_all_tampers(origin: &OriginSigner, url: &str, raw_key: &str, sig: &str,
         ("key", key_start..key_start + raw_key.len()),
     ];
     // Any extra parameter (everything before the scheme's own ones).
-    if let Some(first_auth) = [sig, exp, "X-Amz-Algorithm", "Expires", "Policy"].iter().filter_map(|n| url.find(&format!("{n}="))).min() {
+    if let Some(first_auth) = [sig, exp, "X-Amz-Algorithm", "Expires", "Policy"]
+        .iter()
+        .filter_map(|n| url.find(&format!("{n}=")))
+        .min()
+    {
         if first_auth > q + 1 {
             ranges.push(("parameter", q + 1..first_auth - 1));
         }
@@ -302,9 +339,17 @@ fn rsa_cloudfront_sign_verify_round_trip() {
             }),
         };
         for key in ["a b/ü.txt", "x+y=z&w", "../../etc/passwd", "dir//./x"] {
-            let (raw_key, url) = sign(&origin, key, &["response-content-type=text%2Fplain".to_owned()], 1_700_000_000);
+            let (raw_key, url) = sign(
+                &origin,
+                key,
+                &["response-content-type=text%2Fplain".to_owned()],
+                1_700_000_000,
+            );
             check_all_tampers(&origin, &url, &raw_key, "Signature", "Expires", 7);
-            assert_eq!(url.contains("Hash-Algorithm=SHA256"), hash == HashAlgorithm::Sha256);
+            assert_eq!(
+                url.contains("Hash-Algorithm=SHA256"),
+                hash == HashAlgorithm::Sha256
+            );
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Every botocore SigV4 presign vector (tests/vectors/sigv4_presign.json) reproduced byte for
 //! byte, stage by stage: canonical request, string to sign, signature, URL. One named test
 //! per vector, so a failure says which case and which stage diverged.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
 
 mod common;
 
@@ -28,10 +29,11 @@ fn wire_params(params: &Value) -> (Vec<String>, Vec<(String, String)>) {
             "VersionId" => "versionId".to_owned(),
             "ResponseExpires" => {
                 // botocore serialises the timestamp as an IMF-fixdate.
-                let t = httpdate::fmt_http_date(
-                    humantime::parse_rfc3339(value).expect("rfc3339"),
-                );
-                query.push(format!("response-expires={}", uri_encode(t.as_bytes(), false)));
+                let t = httpdate::fmt_http_date(humantime::parse_rfc3339(value).expect("rfc3339"));
+                query.push(format!(
+                    "response-expires={}",
+                    uri_encode(t.as_bytes(), false)
+                ));
                 continue;
             }
             other => {
@@ -61,7 +63,10 @@ fn check(name: &str) {
     let path = layout.path_of(&raw_key);
     let (params, headers) = wire_params(&input["params"]);
     let params: Vec<&str> = params.iter().map(String::as_str).collect();
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     let method = Method::parse(input["method"].as_str().unwrap()).unwrap();
     let signed_at = amz(input["timestamp"].as_str().unwrap());
     let expires_in = input["expires_in"].as_u64().unwrap();
@@ -90,18 +95,29 @@ fn check(name: &str) {
         ("X-Amz-Expires", auth.expires.as_str()),
         ("X-Amz-SignedHeaders", auth.signed_headers.as_str()),
     ];
-    let token_pair = auth.security_token.as_deref().map(|t| ("X-Amz-Security-Token", t));
+    let token_pair = auth
+        .security_token
+        .as_deref()
+        .map(|t| ("X-Amz-Security-Token", t));
     let query = params
         .iter()
         .map(|p| p.split_once('=').unwrap())
         .chain(auth_pairs)
         .chain(token_pair);
     let creq = sigv4::canonical_request(method, &path, query, &all_headers);
-    assert_eq!(creq, expected["canonical_request"].as_str().unwrap(), "{name}: canonical request");
+    assert_eq!(
+        creq,
+        expected["canonical_request"].as_str().unwrap(),
+        "{name}: canonical request"
+    );
 
     // Stage 2: string to sign.
     let sts = sigv4::string_to_sign(&auth.date, region, &creq);
-    assert_eq!(sts, expected["string_to_sign"].as_str().unwrap(), "{name}: string to sign");
+    assert_eq!(
+        sts,
+        expected["string_to_sign"].as_str().unwrap(),
+        "{name}: string to sign"
+    );
 
     // Stage 3 + 4: derived key and signature.
     let key = sigv4::derive_signing_key(
@@ -112,20 +128,41 @@ fn check(name: &str) {
     );
     let mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&key).unwrap();
     let sig = sigv4::signature(mac, &sts);
-    assert_eq!(std::str::from_utf8(&sig).unwrap(), expected["signature"].as_str().unwrap(), "{name}: signature");
+    assert_eq!(
+        std::str::from_utf8(&sig).unwrap(),
+        expected["signature"].as_str().unwrap(),
+        "{name}: signature"
+    );
 
     // The whole URL, through the presigner (with its signing-key cache).
-    let edgesign::sign::signer::Kind::S3(s3) = &origin.kind else { unreachable!() };
+    let edgesign::sign::signer::Kind::S3(s3) = &origin.kind else {
+        unreachable!()
+    };
     let presigned = sigv4::presign(&req, &s3.keys[0]);
-    let url = format!("{}{}?{}", layout.base().trim_end_matches('/'), path.strip_prefix(&layout.path_prefix).unwrap(), presigned.query);
+    let url = format!(
+        "{}{}?{}",
+        layout.base().trim_end_matches('/'),
+        path.strip_prefix(&layout.path_prefix).unwrap(),
+        presigned.query
+    );
     assert_eq!(url, expected["url"].as_str().unwrap(), "{name}: URL");
 
     // And through the origin signer, where no header is signed.
     if headers.is_empty() {
         let signed = origin
-            .sign(&SignSpec { raw_key: &raw_key, method, params: &params, signed_at, lifetime: expires_in })
+            .sign(&SignSpec {
+                raw_key: &raw_key,
+                method,
+                params: &params,
+                signed_at,
+                lifetime: expires_in,
+            })
             .unwrap();
-        assert_eq!(signed.url, expected["url"].as_str().unwrap(), "{name}: origin URL");
+        assert_eq!(
+            signed.url,
+            expected["url"].as_str().unwrap(),
+            "{name}: origin URL"
+        );
         assert_eq!(signed.expires_at, signed_at + expires_in);
     }
 
@@ -136,10 +173,20 @@ fn check(name: &str) {
     assert_eq!(verified.raw_key, raw_key);
     assert_eq!(verified.expires_at, signed_at + expires_in);
     // A different method is a different signature.
-    let other = if method == Method::Get { Method::Head } else { Method::Get };
-    assert!(origin.verify(&parsed_url, other, lookup).is_err(), "{name}: method is signed");
+    let other = if method == Method::Get {
+        Method::Head
+    } else {
+        Method::Get
+    };
+    assert!(
+        origin.verify(&parsed_url, other, lookup).is_err(),
+        "{name}: method is signed"
+    );
     // Bucketing never changes an exact-instant signature: the vector time is its own window.
-    assert_eq!(Window::at(signed_at, 1, expires_in.max(2)).signed_at, signed_at);
+    assert_eq!(
+        Window::at(signed_at, 1, expires_in.max(2)).signed_at,
+        signed_at
+    );
 }
 
 macro_rules! vector_test {
@@ -156,8 +203,14 @@ vector_test!(local_path_style, "local-path-style");
 vector_test!(local_virtual_host, "local-virtual-host");
 vector_test!(aws_regional_virtual, "aws-regional-virtual");
 vector_test!(aws_regional_path, "aws-regional-path");
-vector_test!(aws_explicit_endpoint_virtual, "aws-explicit-endpoint-virtual");
-vector_test!(dotted_bucket_virtual_falls_back, "dotted-bucket-virtual-falls-back");
+vector_test!(
+    aws_explicit_endpoint_virtual,
+    "aws-explicit-endpoint-virtual"
+);
+vector_test!(
+    dotted_bucket_virtual_falls_back,
+    "dotted-bucket-virtual-falls-back"
+);
 vector_test!(key_space, "key-space");
 vector_test!(key_plus_equals_amp, "key-plus-equals-amp");
 vector_test!(key_unicode, "key-unicode");
@@ -166,7 +219,10 @@ vector_test!(key_rfc3986_reserved, "key-rfc3986-reserved");
 vector_test!(key_unreserved, "key-unreserved");
 vector_test!(key_literal_percent, "key-literal-percent");
 vector_test!(key_question_hash, "key-question-hash");
-vector_test!(key_double_slash_no_normalize, "key-double-slash-no-normalize");
+vector_test!(
+    key_double_slash_no_normalize,
+    "key-double-slash-no-normalize"
+);
 vector_test!(key_leading_slash, "key-leading-slash");
 vector_test!(key_trailing_slash, "key-trailing-slash");
 vector_test!(key_tilde_caret_backtick, "key-tilde-caret-backtick");
@@ -182,7 +238,10 @@ vector_test!(head_object, "head-object");
 vector_test!(endpoint_default_https_port, "endpoint-default-https-port");
 vector_test!(endpoint_explicit_443, "endpoint-explicit-443");
 vector_test!(endpoint_explicit_80, "endpoint-explicit-80");
-vector_test!(region_ap_southeast_2_midnight, "region-ap-southeast-2-midnight");
+vector_test!(
+    region_ap_southeast_2_midnight,
+    "region-ap-southeast-2-midnight"
+);
 vector_test!(secret_with_plus_slash, "secret-with-plus-slash");
 
 #[test]
@@ -197,7 +256,12 @@ fn every_vector_has_a_named_test() {
 fn expires_outside_one_to_seven_days_is_refused() {
     let v = vector(FILE, "expires-max-7d");
     let url = v["expected"]["url"].as_str().unwrap();
-    for bad in ["X-Amz-Expires=604801", "X-Amz-Expires=0", "X-Amz-Expires=-1", "X-Amz-Expires=1e3"] {
+    for bad in [
+        "X-Amz-Expires=604801",
+        "X-Amz-Expires=0",
+        "X-Amz-Expires=-1",
+        "X-Amz-Expires=1e3",
+    ] {
         let forged = url.replace("X-Amz-Expires=604800", bad);
         let u = RawUrl::parse(&forged).unwrap();
         assert!(sigv4::parse(u.query).is_err(), "{bad} accepted");

@@ -22,7 +22,13 @@ use super::url::RawUrl;
 use crate::Error;
 
 /// Query parameters that carry CloudFront authentication; everything else is "extra".
-pub const AUTH_PARAMS: [&str; 5] = ["Expires", "Policy", "Signature", "Key-Pair-Id", "Hash-Algorithm"];
+pub const AUTH_PARAMS: [&str; 5] = [
+    "Expires",
+    "Policy",
+    "Signature",
+    "Key-Pair-Id",
+    "Hash-Algorithm",
+];
 
 /// The digest under the signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,7 +111,8 @@ impl PrivateKey {
                     key.size() * 8
                 ));
             }
-            key.validate().map_err(|_| "RSA key is inconsistent".to_owned())?;
+            key.validate()
+                .map_err(|_| "RSA key is inconsistent".to_owned())?;
             let public = key.to_public_key();
             return Ok(PrivateKey::Rsa {
                 sha1: Box::new(rsa::pkcs1v15::SigningKey::<Sha1>::new(key.clone())),
@@ -113,7 +120,9 @@ impl PrivateKey {
                 public,
             });
         }
-        if let Ok(key) = p256::SecretKey::from_pkcs8_pem(pem).or_else(|_| p256::SecretKey::from_sec1_pem(pem)) {
+        if let Ok(key) =
+            p256::SecretKey::from_pkcs8_pem(pem).or_else(|_| p256::SecretKey::from_sec1_pem(pem))
+        {
             return Ok(PrivateKey::Ec(p256::ecdsa::SigningKey::from(key)));
         }
         Err("not a PEM RSA-2048 or EC P-256 private key".to_owned())
@@ -205,8 +214,8 @@ fn ecdsa_sign(
 impl PublicKey {
     /// Reads a PEM public key (SPKI, or PKCS#1 for RSA).
     pub fn from_pem(pem: &str) -> Result<Self, String> {
-        if let Ok(k) =
-            rsa::RsaPublicKey::from_public_key_pem(pem).or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
+        if let Ok(k) = rsa::RsaPublicKey::from_public_key_pem(pem)
+            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
         {
             return Ok(PublicKey::Rsa(k));
         }
@@ -271,8 +280,15 @@ pub fn custom_policy(
 ) -> String {
     let mut cond = format!(r#"{{"DateLessThan":{{"AWS:EpochTime":{date_less_than}}}"#);
     if let Some(ip) = source_ip {
-        let cidr = if ip.contains('/') { ip.to_owned() } else { format!("{ip}/32") };
-        cond.push_str(&format!(r#","IpAddress":{{"AWS:SourceIp":{}}}"#, json_string(&cidr)));
+        let cidr = if ip.contains('/') {
+            ip.to_owned()
+        } else {
+            format!("{ip}/32")
+        };
+        cond.push_str(&format!(
+            r#","IpAddress":{{"AWS:SourceIp":{}}}"#,
+            json_string(&cidr)
+        ));
     }
     if let Some(t) = date_greater_than {
         cond.push_str(&format!(r#","DateGreaterThan":{{"AWS:EpochTime":{t}}}"#));
@@ -308,7 +324,10 @@ fn epoch_of(v: &Value, cond: &str) -> Option<u64> {
 pub fn parse_policy(json: &[u8]) -> Result<(Value, Conditions), Error> {
     let bad = || Error::InvalidSignature("malformed CloudFront policy");
     let value: Value = serde_json::from_slice(json).map_err(|_| bad())?;
-    let statements = value.get("Statement").and_then(Value::as_array).ok_or_else(bad)?;
+    let statements = value
+        .get("Statement")
+        .and_then(Value::as_array)
+        .ok_or_else(bad)?;
     let [statement] = statements.as_slice() else {
         return Err(bad());
     };
@@ -420,11 +439,15 @@ pub fn parse(query: &str) -> Result<Parsed<'_>, Error> {
         None => None,
     };
     if expires.is_some() == policy.is_some() {
-        return Err(bad("a CloudFront URL carries exactly one of Expires and Policy"));
+        return Err(bad(
+            "a CloudFront URL carries exactly one of Expires and Policy",
+        ));
     }
     let signature = cloudfront_b64_decode(signature.ok_or(bad("missing Signature"))?)
         .ok_or(bad("malformed Signature"))?;
-    let key_pair_id = key_pair_id.filter(|k| !k.is_empty()).ok_or(bad("missing Key-Pair-Id"))?;
+    let key_pair_id = key_pair_id
+        .filter(|k| !k.is_empty())
+        .ok_or(bad("missing Key-Pair-Id"))?;
     let hash = match hash {
         None => HashAlgorithm::Sha1,
         Some(h) => HashAlgorithm::parse(h).ok_or(bad("unsupported Hash-Algorithm"))?,
@@ -442,7 +465,10 @@ pub fn parse(query: &str) -> Result<Parsed<'_>, Error> {
 /// The URL a policy's `Resource` is matched against: the request URL without CloudFront's own
 /// parameters, extra parameters kept raw and in order.
 pub fn resource_url(url: &RawUrl<'_>, params: &[&str]) -> String {
-    super::url::join(&format!("{}://{}{}", url.scheme.as_str(), url.authority, url.path), params)
+    super::url::join(
+        &format!("{}://{}{}", url.scheme.as_str(), url.authority, url.path),
+        params,
+    )
 }
 
 /// Verifies a parsed URL against `key`; on success returns its conditions (the canned policy
@@ -530,12 +556,27 @@ mod tests {
 
     #[test]
     fn wildcards_match_like_cloudfront() {
-        assert!(resource_matches("https://d.net/videos/*", "https://d.net/videos/a.mp4"));
+        assert!(resource_matches(
+            "https://d.net/videos/*",
+            "https://d.net/videos/a.mp4"
+        ));
         assert!(resource_matches("*", "https://d.net/x"));
-        assert!(resource_matches("https://d.net/?.txt", "https://d.net/a.txt"));
-        assert!(!resource_matches("https://d.net/?.txt", "https://d.net/ab.txt"));
-        assert!(!resource_matches("https://d.net/videos/*", "https://d.net/audio/a.mp3"));
-        assert!(resource_matches("https://d.net/*/a*b", "https://d.net/x/y/a--b"));
+        assert!(resource_matches(
+            "https://d.net/?.txt",
+            "https://d.net/a.txt"
+        ));
+        assert!(!resource_matches(
+            "https://d.net/?.txt",
+            "https://d.net/ab.txt"
+        ));
+        assert!(!resource_matches(
+            "https://d.net/videos/*",
+            "https://d.net/audio/a.mp3"
+        ));
+        assert!(resource_matches(
+            "https://d.net/*/a*b",
+            "https://d.net/x/y/a--b"
+        ));
     }
 
     #[test]

@@ -57,7 +57,11 @@ fn guess_s3_key<'u>(url: &RawUrl<'u>) -> &'u str {
 /// Inspects `url` at `now` (Unix seconds). With `origins`, the URL is matched to the origin
 /// whose layout and scheme it fits and verified (request headers such as `range` are not
 /// known here, so a URL that signs them is reported as not verifiable).
-pub fn inspect(url: &str, now: u64, origins: Option<&[&OriginSigner]>) -> Result<Inspection, Error> {
+pub fn inspect(
+    url: &str,
+    now: u64,
+    origins: Option<&[&OriginSigner]>,
+) -> Result<Inspection, Error> {
     let parsed = RawUrl::parse(url)?;
     let scheme = Scheme::of_query(parsed.query);
     let (expires_at, signed_at, params): (Option<u64>, Option<u64>, Vec<String>) = match scheme {
@@ -69,19 +73,31 @@ pub fn inspect(url: &str, now: u64, origins: Option<&[&OriginSigner]>) -> Result
         Scheme::CloudFront => {
             let p = cloudfront::parse(parsed.query)?;
             let expires = match (&p.policy, p.expires) {
-                (Some(policy), _) => cloudfront::parse_policy(policy).ok().map(|(_, c)| c.date_less_than),
+                (Some(policy), _) => cloudfront::parse_policy(policy)
+                    .ok()
+                    .map(|(_, c)| c.date_less_than),
                 (None, e) => e,
             };
-            (expires, None, p.params.iter().map(|s| (*s).to_owned()).collect())
+            (
+                expires,
+                None,
+                p.params.iter().map(|s| (*s).to_owned()).collect(),
+            )
         }
         Scheme::Native => {
             let p = native::parse(parsed.query)?;
-            (Some(p.expires), None, p.params.iter().map(|s| (*s).to_owned()).collect())
+            (
+                Some(p.expires),
+                None,
+                p.params.iter().map(|s| (*s).to_owned()).collect(),
+            )
         }
         Scheme::Unsigned => (
             None,
             None,
-            super::url::query_segments(parsed.query).map(str::to_owned).collect(),
+            super::url::query_segments(parsed.query)
+                .map(str::to_owned)
+                .collect(),
         ),
     };
 
@@ -101,7 +117,9 @@ pub fn inspect(url: &str, now: u64, origins: Option<&[&OriginSigner]>) -> Result
         let candidates = origins
             .iter()
             .filter(|o| scheme == Scheme::Unsigned || o.scheme() == scheme);
-        let matched = candidates.into_iter().find_map(|o| Some((o, o.key_of(&parsed)?)));
+        let matched = candidates
+            .into_iter()
+            .find_map(|o| Some((o, o.key_of(&parsed)?)));
         match matched {
             Some((o, key)) => {
                 origin = Some(o.name.clone());

@@ -191,7 +191,10 @@ fn parse_digits(s: &[u8]) -> Option<u64> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(s.iter().fold(0u64, |acc, &b| acc * 10 + u64::from(b - b'0')))
+    Some(
+        s.iter()
+            .fold(0u64, |acc, &b| acc * 10 + u64::from(b - b'0')),
+    )
 }
 
 /// `YYYYMMDDTHHMMSSZ` → Unix seconds; `None` unless the text is a real instant after 1970.

@@ -29,7 +29,13 @@ pub struct NativeKey {
 }
 
 /// The string the MAC covers.
-pub fn string_to_sign(origin: &str, raw_key: &str, params: &[&str], expires: u64, key_id: &str) -> String {
+pub fn string_to_sign(
+    origin: &str,
+    raw_key: &str,
+    params: &[&str],
+    expires: u64,
+    key_id: &str,
+) -> String {
     let mut canon: Vec<_> = params
         .iter()
         .map(|p| {
@@ -61,7 +67,8 @@ pub fn string_to_sign(origin: &str, raw_key: &str, params: &[&str], expires: u64
 }
 
 fn mac(secret: &Secret, sts: &str) -> Hmac<Sha256> {
-    let mut m = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).unwrap_or_else(|_| unreachable!());
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+        .unwrap_or_else(|_| unreachable!());
     m.update(sts.as_bytes());
     m
 }
@@ -137,5 +144,7 @@ pub fn verify(parsed: &Parsed<'_>, origin: &str, raw_key: &str, key: &NativeKey)
         return false;
     }
     let sts = string_to_sign(origin, raw_key, &parsed.params, parsed.expires, &key.key_id);
-    mac(&key.secret, &sts).verify_slice(&parsed.signature).is_ok()
+    mac(&key.secret, &sts)
+        .verify_slice(&parsed.signature)
+        .is_ok()
 }

@@ -34,7 +34,9 @@ impl Layout {
     pub fn new(base: &str, path_prefix: &str) -> Result<Self, String> {
         let url = RawUrl::parse(base).map_err(|e| e.to_string())?;
         if url.path != "/" || !url.query.is_empty() {
-            return Err(format!("{base:?} must be scheme://host[:port] with no path or query"));
+            return Err(format!(
+                "{base:?} must be scheme://host[:port] with no path or query"
+            ));
         }
         Ok(Layout {
             scheme: url.scheme,
@@ -48,7 +50,12 @@ impl Layout {
 
     /// `scheme://authority<prefix>/`.
     pub fn base(&self) -> String {
-        format!("{}://{}{}/", self.scheme.as_str(), self.authority, self.path_prefix)
+        format!(
+            "{}://{}{}/",
+            self.scheme.as_str(),
+            self.authority,
+            self.path_prefix
+        )
     }
 
     /// The raw path of `raw_key`.
@@ -319,7 +326,12 @@ impl OriginSigner {
                     signed_at: spec.signed_at,
                     expires_in: 0,
                 };
-                s3.presign(req, creds, &s3.layout.object_url(spec.raw_key), spec.lifetime)
+                s3.presign(
+                    req,
+                    creds,
+                    &s3.layout.object_url(spec.raw_key),
+                    spec.lifetime,
+                )
             }
             Kind::CloudFront(cf) => {
                 let key = cf.keys.first().ok_or_else(no_key)?;
@@ -327,7 +339,9 @@ impl OriginSigner {
                 let url = join(&cf.layout.object_url(spec.raw_key), spec.params);
                 let url = cloudfront::sign(
                     &url,
-                    &PolicyKind::Canned { expires: expires_at },
+                    &PolicyKind::Canned {
+                        expires: expires_at,
+                    },
                     &key.private,
                     &key.key_pair_id,
                     cf.hash,
@@ -396,7 +410,8 @@ impl OriginSigner {
                     .find(|k| k.key_pair_id == parsed.key_pair_id)
                     .ok_or(Error::InvalidSignature("unknown Key-Pair-Id"))?;
                 let resource = cloudfront::resource_url(url, &parsed.params);
-                let conditions = cloudfront::verify(&parsed, &resource, &key.public).ok_or(forged)?;
+                let conditions =
+                    cloudfront::verify(&parsed, &resource, &key.public).ok_or(forged)?;
                 let custom = match &parsed.policy {
                     Some(p) => Some(cloudfront::parse_policy(p)?.0),
                     None => None,
@@ -444,12 +459,19 @@ impl OriginSigner {
     /// their `Resource`, `DateGreaterThan` and `IpAddress`. Signed by the first key.
     pub fn resign(&self, v: &Verified<'_>, signed_at: u64, lifetime: u64) -> Result<Signed, Error> {
         let no_key = || Error::Internal(format!("origin {} has no signing key", self.name));
-        let base = format!("{}://{}{}", v.url.scheme.as_str(), v.url.authority, v.url.path);
+        let base = format!(
+            "{}://{}{}",
+            v.url.scheme.as_str(),
+            v.url.authority,
+            v.url.path
+        );
         match (&self.kind, &v.detail) {
             (Kind::S3(s3), Detail::Sigv4 { parsed, headers }) => {
                 let creds = s3.keys.first().ok_or_else(no_key)?;
-                let headers: Vec<(&str, &str)> =
-                    headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
                 let req = sigv4::Request {
                     method: v.method,
                     host: v.url.signing_host(),
@@ -466,10 +488,20 @@ impl OriginSigner {
                 let key = cf.keys.first().ok_or_else(no_key)?;
                 let expires_at = honest_expiry(signed_at, lifetime, None)?;
                 let policy = match custom {
-                    Some(p) => PolicyKind::Custom(cloudfront::policy_with_expiry(p.clone(), expires_at)),
-                    None => PolicyKind::Canned { expires: expires_at },
+                    Some(p) => {
+                        PolicyKind::Custom(cloudfront::policy_with_expiry(p.clone(), expires_at))
+                    }
+                    None => PolicyKind::Canned {
+                        expires: expires_at,
+                    },
                 };
-                let url = cloudfront::sign(&join(&base, params), &policy, &key.private, &key.key_pair_id, cf.hash)?;
+                let url = cloudfront::sign(
+                    &join(&base, params),
+                    &policy,
+                    &key.private,
+                    &key.key_pair_id,
+                    cf.hash,
+                )?;
                 Ok(Signed { url, expires_at })
             }
             (Kind::Local(local), Detail::Native { params }) => {
@@ -481,7 +513,9 @@ impl OriginSigner {
                     expires_at,
                 })
             }
-            _ => Err(Error::Internal("verified URL re-signed by another kind of origin".into())),
+            _ => Err(Error::Internal(
+                "verified URL re-signed by another kind of origin".into(),
+            )),
         }
     }
 }

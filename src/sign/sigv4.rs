@@ -10,7 +10,6 @@
 //! Path bytes are signed exactly as they travel: S3 canonicalises the URI without decoding or
 //! normalising it (unlike other AWS services), so `a//b/./c/../d.txt` and `%2525` stay.
 
-use std::fmt::Write as _;
 use std::sync::RwLock;
 
 use hmac::{Hmac, Mac};
@@ -18,8 +17,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::Method;
-use super::url::split_pair;
 use super::encoding::{amz_date, canonical_component, hex_lower, parse_amz_date, uri_encode_into};
+use super::url::split_pair;
 use crate::Error;
 use crate::secret::Secret;
 
@@ -303,7 +302,11 @@ pub fn string_to_sign(amz_date: &str, region: &str, canonical_request: &str) -> 
     out.push_str(amz_date);
     out.push('\n');
     out.push_str(amz_date.get(..8).unwrap_or(amz_date));
-    let _ = write!(out, "/{region}/{SERVICE}/aws4_request\n");
+    out.push('/');
+    out.push_str(region);
+    out.push('/');
+    out.push_str(SERVICE);
+    out.push_str("/aws4_request\n");
     out.push_str(std::str::from_utf8(&digest).unwrap_or_default());
     out
 }
@@ -458,7 +461,9 @@ pub fn parse(query: &str) -> Result<Parsed<'_>, Error> {
     let sh = std::str::from_utf8(&sh).map_err(|_| bad("malformed X-Amz-SignedHeaders"))?;
     let signed_headers: Vec<String> = sh.split(';').map(str::to_owned).collect();
     if !signed_headers.iter().any(|h| h == "host")
-        || signed_headers.iter().any(|h| h.is_empty() || h.bytes().any(|b| b.is_ascii_uppercase()))
+        || signed_headers
+            .iter()
+            .any(|h| h.is_empty() || h.bytes().any(|b| b.is_ascii_uppercase()))
     {
         return Err(bad("malformed X-Amz-SignedHeaders"));
     }
@@ -492,7 +497,11 @@ pub fn verify<'h>(
     }
     let mut headers = Vec::with_capacity(parsed.signed_headers.len());
     for name in &parsed.signed_headers {
-        let value = if name == "host" { Some(host) } else { header(name) };
+        let value = if name == "host" {
+            Some(host)
+        } else {
+            header(name)
+        };
         match value {
             Some(v) => headers.push((name.as_str(), v)),
             None => return false,

@@ -58,9 +58,7 @@ impl<'a> RawUrl<'a> {
     pub fn parse(url: &'a str) -> Result<Self, Error> {
         let bad = |why: &str| Error::BadRequest(format!("invalid URL: {why}"));
         if let Some(b) = url.bytes().find(|b| *b <= b' ' || *b >= 0x7f) {
-            return Err(bad(&format!(
-                "byte 0x{b:02x} must be percent-encoded"
-            )));
+            return Err(bad(&format!("byte 0x{b:02x} must be percent-encoded")));
         }
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("not absolute"))?;
         let scheme = if scheme.eq_ignore_ascii_case("https") {
@@ -134,7 +132,8 @@ pub fn split_pair(segment: &str) -> (&str, &str) {
 
 /// `base` followed by raw query segments (`?` then `&`-joined, `&` if `base` has a query).
 pub fn join(base: &str, segments: &[&str]) -> String {
-    let mut out = String::with_capacity(base.len() + segments.iter().map(|s| s.len() + 1).sum::<usize>());
+    let mut out =
+        String::with_capacity(base.len() + segments.iter().map(|s| s.len() + 1).sum::<usize>());
     out.push_str(base);
     let mut sep = if base.contains('?') { '&' } else { '?' };
     for s in segments {
@@ -193,7 +192,10 @@ mod tests {
         assert_eq!(u.query, "x=%2F&y");
         assert_eq!(u.host, "127.0.0.1");
         assert_eq!(u.port, Some(8014));
-        assert_eq!(u.query_pairs().collect::<Vec<_>>(), vec![("x", "%2F"), ("y", "")]);
+        assert_eq!(
+            u.query_pairs().collect::<Vec<_>>(),
+            vec![("x", "%2F"), ("y", "")]
+        );
     }
 
     #[test]

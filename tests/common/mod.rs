@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests: vector loading and origin construction.
 #![allow(dead_code, reason = "each test crate uses a different subset")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
 
 use std::path::PathBuf;
 
@@ -11,7 +12,9 @@ use serde_json::Value;
 
 /// Path of a file under `tests/vectors/`.
 pub fn vector_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(name)
 }
 
 /// The vector called `name` in `file`.
