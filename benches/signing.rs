@@ -1,6 +1,10 @@
 //! Hot paths of the signing core (criterion): `cargo bench --bench signing`.
 //! Figures and the machine they came from are in BENCHMARKS.md.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail loudly"
+)]
 
 use std::hint::black_box;
 

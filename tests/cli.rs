@@ -1,7 +1,11 @@
 //! The command line through the built binary: `sign --at` reproduces AWS's published
 //! example and a sample of the SDK vectors; `inspect` reports scheme, key, expiry and
 //! genuineness; `hash-key` prints what `[[auth.api_keys]] sha256` wants.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail loudly"
+)]
 
 mod common;
 

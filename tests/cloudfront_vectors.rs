@@ -1,7 +1,11 @@
 //! Every CloudFront vector (botocore `CloudFrontSigner` and the AWS JS signer) reproduced
 //! exactly: policy JSON, signature, signed URL; verified with the public key; and re-signed
 //! with custom-policy conditions (wildcard `Resource`, `DateGreaterThan`, `IpAddress`) kept.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail loudly"
+)]
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! `edgesign check` through the built binary: a good config passes; each kind of mistake
 //! exits 1 with the key path named, and no secret from the file is ever printed.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail loudly"
+)]
 
 use std::path::Path;
 use std::process::Command;

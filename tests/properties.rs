@@ -5,7 +5,11 @@
 //! - detection never panics on any string;
 //! - time bucketing keeps its guarantee at every instant;
 //! - encodings round-trip.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail loudly"
+)]
 
 mod common;
 

@@ -2,7 +2,11 @@
 //! (tests/vectors/sigv4_presign_js_defaults.json) verifies, and every GET URL of both vector
 //! files re-signs at another instant to exactly what botocore makes of it from the URL alone
 //! (tests/vectors/sigv4_resign_botocore.json): raw path, host, and every extra parameter kept.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail loudly"
+)]
 
 mod common;
 

@@ -1,7 +1,11 @@
 //! Every botocore SigV4 presign vector (tests/vectors/sigv4_presign.json) reproduced byte for
 //! byte, stage by stage: canonical request, string to sign, signature, URL. One named test
 //! per vector, so a failure says which case and which stage diverged.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail loudly"
+)]
 
 mod common;
 

@@ -11,7 +11,7 @@ use hmac::{Mac, SimpleHmac};
 use p256::elliptic_curve::{Field, PrimeField};
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
+use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
 use rsa::traits::PublicKeyParts;
 use serde_json::Value;
 use sha1::Sha1;
@@ -141,10 +141,16 @@ impl PrivateKey {
     /// URL (cache-stable) and matches openssl / python-ecdsa output. DER-encoded for EC.
     pub fn sign(&self, alg: HashAlgorithm, msg: &[u8]) -> Result<Vec<u8>, Error> {
         match (self, alg) {
-            (PrivateKey::Rsa { sha1, .. }, HashAlgorithm::Sha1) => Ok(sha1.sign(msg).to_vec()),
-            (PrivateKey::Rsa { sha256, .. }, HashAlgorithm::Sha256) => {
-                Ok(sha256.sign(msg).to_vec())
-            }
+            // Blinded with OS randomness (RUSTSEC-2023-0071, see SECURITY.md); PKCS#1 v1.5
+            // output is deterministic all the same.
+            (PrivateKey::Rsa { sha1, .. }, HashAlgorithm::Sha1) => sha1
+                .try_sign_with_rng(&mut rsa::rand_core::OsRng, msg)
+                .map(|s| s.to_vec())
+                .map_err(|_| Error::Internal("RSA signing failed".into())),
+            (PrivateKey::Rsa { sha256, .. }, HashAlgorithm::Sha256) => sha256
+                .try_sign_with_rng(&mut rsa::rand_core::OsRng, msg)
+                .map(|s| s.to_vec())
+                .map_err(|_| Error::Internal("RSA signing failed".into())),
             (PrivateKey::Ec(k), alg) => ecdsa_sign(k, alg, &alg.digest(msg)),
         }
     }

@@ -83,10 +83,35 @@ pub fn percent_decode(s: &str) -> Cow<'_, [u8]> {
 /// The SigV4 canonical form of one raw query component: decoded once, then `UriEncode`d.
 /// Borrowed when the raw text is already canonical (the common case for our own URLs).
 pub fn canonical_component(raw: &str) -> Cow<'_, str> {
-    if raw.bytes().all(is_unreserved) {
+    if is_canonical(raw.as_bytes()) {
         return Cow::Borrowed(raw);
     }
     Cow::Owned(uri_encode(&percent_decode(raw), false))
+}
+
+/// Whether decoding then `UriEncode`ing `raw` would give `raw` back: every byte unreserved,
+/// or an upper-case `%XX` escape of a byte that must stay escaped.
+fn is_canonical(raw: &[u8]) -> bool {
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if is_unreserved(b) {
+            i += 1;
+            continue;
+        }
+        let upper_hex = |c: u8| c.is_ascii_digit() || (b'A'..=b'F').contains(&c);
+        match (b, raw.get(i + 1), raw.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if upper_hex(h) && upper_hex(l) => {
+                let byte = hex_val(h).unwrap_or(0) << 4 | hex_val(l).unwrap_or(0);
+                if is_unreserved(byte) {
+                    return false;
+                }
+                i += 3;
+            }
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Lower-case hex of `bytes` into a fixed buffer (used for SHA-256 digests and signatures).
@@ -256,6 +281,23 @@ mod tests {
         assert_eq!(&*percent_decode("100%"), b"100%");
         assert_eq!(&*percent_decode("%zz%4"), b"%zz%4");
         assert_eq!(&*percent_decode("a+b"), b"a+b");
+    }
+
+    #[test]
+    fn canonical_components_are_borrowed_only_when_already_canonical() {
+        for (raw, canon) in [
+            ("AKID%2F20130524", "AKID%2F20130524"),
+            ("a%2fb", "a%2Fb"),
+            ("%41", "A"),
+            ("a b", "a%20b"),
+            ("100%", "100%25"),
+            ("x+y", "x%2By"),
+            ("~._-", "~._-"),
+        ] {
+            let got = canonical_component(raw);
+            assert_eq!(got, canon, "{raw}");
+            assert_eq!(matches!(got, Cow::Borrowed(_)), raw == canon, "{raw}");
+        }
     }
 
     #[test]

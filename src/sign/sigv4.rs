@@ -193,19 +193,27 @@ impl AuthParams {
     pub fn new(req: &Request<'_>, access_key_id: &str, token: Option<&str>) -> Self {
         let date = amz_date(req.signed_at);
         let date_str = std::str::from_utf8(&date).unwrap_or_default();
-        let mut credential = String::with_capacity(64);
-        let scope = format!(
-            "{access_key_id}/{}/{}/{SERVICE}/aws4_request",
-            &date_str[..8],
-            req.region
-        );
-        uri_encode_into(&mut credential, scope.as_bytes(), false);
-        let mut names: Vec<&str> = Vec::with_capacity(1 + req.headers.len());
-        names.push("host");
-        names.extend(req.headers.iter().map(|(n, _)| *n));
-        names.sort_unstable();
-        let mut signed_headers = String::with_capacity(16);
-        uri_encode_into(&mut signed_headers, names.join(";").as_bytes(), false);
+        // `<key>/<date>/<region>/s3/aws4_request`, encoded piece by piece (no temporary).
+        let mut credential = String::with_capacity(access_key_id.len() + req.region.len() + 40);
+        uri_encode_into(&mut credential, access_key_id.as_bytes(), false);
+        credential.push_str("%2F");
+        credential.push_str(&date_str[..8]);
+        credential.push_str("%2F");
+        uri_encode_into(&mut credential, req.region.as_bytes(), false);
+        credential.push_str("%2F");
+        credential.push_str(SERVICE);
+        credential.push_str("%2Faws4_request");
+        let signed_headers = if req.headers.is_empty() {
+            "host".to_owned()
+        } else {
+            let mut names: Vec<&str> = Vec::with_capacity(1 + req.headers.len());
+            names.push("host");
+            names.extend(req.headers.iter().map(|(n, _)| *n));
+            names.sort_unstable();
+            let mut out = String::with_capacity(16);
+            uri_encode_into(&mut out, names.join(";").as_bytes(), false);
+            out
+        };
         AuthParams {
             credential,
             date: date_str.to_owned(),
@@ -260,7 +268,10 @@ pub fn canonical_request<'q>(
     let mut pairs: Vec<_> = query
         .map(|(k, v)| (canonical_component(k), canonical_component(v)))
         .collect();
-    pairs.sort_unstable();
+    // Our own auth parameters already arrive in canonical order; skip the sort then.
+    if !pairs.is_sorted() {
+        pairs.sort_unstable();
+    }
     let mut out = String::with_capacity(512);
     out.push_str(method.as_str());
     out.push('\n');

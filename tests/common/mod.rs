@@ -1,6 +1,10 @@
 //! Shared helpers for the integration tests: vector loading and origin construction.
 #![allow(dead_code, reason = "each test crate uses a different subset")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a broken fixture should fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail loudly"
+)]
 
 use std::path::PathBuf;
 
@@ -42,13 +46,13 @@ pub fn vector_names(file: &str) -> Vec<String> {
         .collect()
 }
 
-/// The names a test file covers with `vector_test!`, read from its source.
+/// The names a test file covers with `vector_test!(fn_name, "vector-name")`, read from its
+/// source (invocations may span lines after `cargo fmt`).
 pub fn covered_names(source: &str) -> Vec<String> {
     source
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let rest = l.strip_prefix("vector_test!(")?;
+        .split("\nvector_test!(")
+        .skip(1)
+        .filter_map(|rest| {
             let start = rest.find('"')? + 1;
             let end = start + rest[start..].find('"')?;
             Some(rest[start..end].to_owned())
