@@ -262,6 +262,28 @@ proptest! {
     }
 
     #[test]
+    fn s3_urls_from_a_retiring_key_still_verify(key in tricky_key()) {
+        let origin = s3_origin();
+        let Kind::S3(s3) = &origin.kind else { unreachable!() };
+        let old_only = OriginSigner {
+            name: "s3".into(),
+            ttl: 3600,
+            kind: Kind::S3(S3 {
+                layout: s3.layout.clone(),
+                region: "us-east-1".into(),
+                bucket: "bucket".into(),
+                keys: vec![Credentials::new("AKIDOLD", Secret::new("old secret"), Some(Secret::new("tok/+=")), None)],
+            }),
+        };
+        let (_, old_url) = sign(&old_only, &key, &[], 1_700_000_000);
+        prop_assert!(old_url.contains("X-Amz-Security-Token=tok%2F%2B%3D"));
+        prop_assert!(verifies(&origin, &old_url), "the second key verifies");
+        let (_, new_url) = sign(&origin, &key, &[], 1_700_000_000);
+        prop_assert!(new_url.contains("Credential=AKIDNEW%2F"), "the first key signs");
+        prop_assert!(!verifies(&old_only, &new_url), "a key that is not listed does not verify");
+    }
+
+    #[test]
     fn detection_never_panics(s in ".{0,200}", t in "(https?://)?[a-z0-9.:@\\[\\]%/?&=#-]{0,120}") {
         let origins = [s3_origin(), local_origin()];
         let refs: Vec<&OriginSigner> = origins.iter().collect();

@@ -40,6 +40,12 @@ pub fn uri_encode(bytes: &[u8], keep_slash: bool) -> String {
 }
 
 /// Encodes an object key for use as a URL path (`/` kept), exactly as botocore does.
+///
+/// ```
+/// use edgesign::sign::encoding::encode_key;
+/// assert_eq!(encode_key("a b/ü+=.txt"), "a%20b/%C3%BC%2B%3D.txt");
+/// assert_eq!(encode_key("a//b/./c/../d"), "a//b/./c/../d"); // never normalised
+/// ```
 pub fn encode_key(key: &str) -> String {
     uri_encode(key.as_bytes(), true)
 }

@@ -63,6 +63,15 @@ impl Window {
     /// The window for `now` (Unix seconds) with `bucket` and `ttl` seconds. Config guarantees
     /// `bucket >= 1` and `ttl >= 2 * bucket`, so a URL handed out has at least
     /// `ttl - bucket` seconds left.
+    ///
+    /// ```
+    /// use edgesign::sign::Window;
+    /// // 15-minute buckets, 1-hour URLs: 10:07:30 signs as of 10:00:00.
+    /// let w = Window::at(36_450, 900, 3600);
+    /// assert_eq!(w.signed_at, 36_000);
+    /// assert_eq!(w.expires_at, 39_600);
+    /// assert_eq!(w.max_age(36_450), 450); // a redirect is cached until the bucket rolls
+    /// ```
     pub fn at(now: u64, bucket: u64, ttl: u64) -> Self {
         let bucket = bucket.max(1);
         let signed_at = now - now % bucket;

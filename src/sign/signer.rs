@@ -91,6 +91,16 @@ impl Layout {
 /// AWS's default endpoints and addressing as botocore computes them: virtual-host style
 /// unless `path_style` is set or the bucket is not DNS- and TLS-safe (dots over https);
 /// `s3.amazonaws.com` for us-east-1, `s3.<region>.amazonaws.com` elsewhere.
+///
+/// ```
+/// use edgesign::sign::signer::s3_layout;
+/// let aws = s3_layout(None, "eu-west-1", "my-bucket", false).unwrap();
+/// assert_eq!(aws.object_url("a.txt"), "https://my-bucket.s3.eu-west-1.amazonaws.com/a.txt");
+/// let dotted = s3_layout(None, "us-west-2", "my.dotted.bucket", false).unwrap();
+/// assert_eq!(dotted.object_url("a.txt"), "https://s3.us-west-2.amazonaws.com/my.dotted.bucket/a.txt");
+/// let minio = s3_layout(Some("http://127.0.0.1:9000"), "us-east-1", "docs", true).unwrap();
+/// assert_eq!(minio.object_url("a.txt"), "http://127.0.0.1:9000/docs/a.txt");
+/// ```
 pub fn s3_layout(
     endpoint: Option<&str>,
     region: &str,

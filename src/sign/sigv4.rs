@@ -550,6 +550,29 @@ mod tests {
     }
 
     #[test]
+    fn signing_key_cache_returns_the_derived_key_and_stays_bounded() {
+        let cache = SigningKeyCache::default();
+        let secret = Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        let direct = derive_signing_key(secret.expose(), b"20130524", "us-east-1", "s3");
+        let mac = |m: HmacSha256| m.chain_update(b"x").finalize().into_bytes();
+        let expected = mac(HmacSha256::new_from_slice(&direct).unwrap());
+        assert_eq!(
+            mac(cache.get(&secret, b"20130524", "us-east-1", "s3")),
+            expected
+        );
+        assert_eq!(
+            mac(cache.get(&secret, b"20130524", "us-east-1", "s3")),
+            expected,
+            "hit"
+        );
+        for day in 0..10u8 {
+            let date = [b'2', b'0', b'1', b'3', b'0', b'6', b'0', b'0' + day];
+            cache.get(&secret, &date, "us-east-1", "s3");
+        }
+        assert_eq!(cache.slots.read().unwrap().len(), CACHE_SLOTS);
+    }
+
+    #[test]
     fn header_values_are_trimmed_and_collapsed() {
         let mut s = String::new();
         push_header_value(&mut s, "  bytes=0-1   x ");
