@@ -31,6 +31,9 @@ pub enum Error {
     /// No such object or route.
     #[error("not found")]
     NotFound,
+    /// The path exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// The request body exceeds the limit.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -59,6 +62,7 @@ impl Error {
             Error::Unauthorized(_) | Error::Expired => 401,
             Error::Forbidden(_) | Error::InvalidSignature(_) | Error::ForbiddenOrigin => 403,
             Error::NotFound => 404,
+            Error::MethodNotAllowed => 405,
             Error::PayloadTooLarge => 413,
             Error::RateLimited { .. } => 429,
             Error::OriginUnavailable(_) => 502,
@@ -76,6 +80,7 @@ impl Error {
             Error::InvalidSignature(_) => "invalid_signature",
             Error::ForbiddenOrigin => "forbidden_origin",
             Error::NotFound => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
             Error::PayloadTooLarge => "payload_too_large",
             Error::RateLimited { .. } => "rate_limit_exceeded",
             Error::OriginUnavailable(_) => "origin_unavailable",
@@ -119,6 +124,11 @@ impl Error {
                 "The specified key does not exist.".to_owned(),
             ),
             Error::BadRequest(m) => (400, "InvalidRequest", m.clone()),
+            Error::MethodNotAllowed => (
+                405,
+                "MethodNotAllowed",
+                "The specified method is not allowed against this resource.".to_owned(),
+            ),
             Error::RateLimited { .. } => (
                 503,
                 "SlowDown",

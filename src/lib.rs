@@ -23,12 +23,26 @@
 //! - [`error`]: the one [`Error`] enum → status + code + public message → JSON / S3 XML.
 //! - [`secret`]: the [`secret::Secret`] newtype (redacted `Debug`, zeroized on drop).
 //! - [`clock`]: the only call to the system clock.
+//! - [`auth`]: who is calling ([`auth::Principal`] from API keys) and what they may read.
+//! - [`route`]: `(host, path)` → route and raw object key, pure.
+//! - [`cache`]: the moka signature cache — key derivation, single-flight minting.
+//! - [`origin`]: the hyper-util client to origins (TLS, timeouts, no redirects, streaming).
+//! - [`local`]: serving a `local` origin's directory (ranges, conditionals, no escapes).
+//! - [`proxy`]: the hyper service — route → verify → authorize → sign → redirect | stream.
+//! - [`server`]: listeners, TLS accept, HTTP/1.1 + HTTP/2, graceful drain.
 //! - `src/main.rs`: the command line (`serve`, `sign`, `inspect`, `check`, `hash-key`).
 
+pub mod auth;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod local;
+pub mod origin;
+pub mod proxy;
+pub mod route;
 pub mod secret;
+pub mod server;
 pub mod sign;
 
 pub use error::Error;

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use edgesign::clock;
 use edgesign::config::Config;
+use edgesign::proxy::App;
+use edgesign::server;
 use edgesign::sign::detect;
 use edgesign::sign::signer::{SignSpec, raw_key_of};
 use edgesign::sign::{Method, Window};
@@ -75,15 +77,11 @@ fn main() -> ExitCode {
     let config_given = std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let _config = match load(&cli.config) {
+            let config = match load(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            eprintln!(
-                "edgesign: config {} is valid; the proxy server is not built yet",
-                cli.config.display()
-            );
-            ExitCode::from(2)
+            serve(config)
         }
         Command::Sign {
             origin,
@@ -159,6 +157,81 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Loads certificates, binds, serves until SIGTERM or Ctrl-C, then drains.
+fn serve(config: Config) -> ExitCode {
+    let tls = match config
+        .server
+        .tls
+        .as_ref()
+        .map(server::tls_config)
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("edgesign: invalid config:\n{e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("edgesign: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listeners = match server::Listeners::bind(&config, tls) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("edgesign: cannot bind: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let grace = config.server.shutdown_grace;
+        let app = App::new(config);
+        let running = match server::serve(app, listeners) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("edgesign: cannot serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("edgesign listening on http://{}", running.http_addr);
+        if let Some(a) = running.https_addr {
+            println!("edgesign listening on https://{a}");
+        }
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        running.shutdown(grace).await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn sign_command(

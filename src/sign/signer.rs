@@ -255,6 +255,44 @@ pub struct Verified<'u> {
     detail: Detail<'u>,
 }
 
+impl Verified<'_> {
+    /// The method it was signed for.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// Its extra query segments, raw and in order (kept when re-signed).
+    pub fn params(&self) -> Vec<&str> {
+        match &self.detail {
+            Detail::Sigv4 { parsed, .. } => parsed.params.clone(),
+            Detail::CloudFront { params, .. } | Detail::Native { params } => params.clone(),
+        }
+    }
+
+    /// What else a re-signed URL keeps from this one (authority as written, signed headers,
+    /// custom-policy conditions): with the key, method, parameters and bucket it identifies
+    /// the re-signed URL, so it can be cached.
+    pub fn variant(&self) -> String {
+        let mut v = format!("{}://{}", self.url.scheme.as_str(), self.url.authority);
+        match &self.detail {
+            Detail::Sigv4 { headers, .. } => {
+                for (name, value) in headers {
+                    v.push_str(&format!("|{name}:{value}"));
+                }
+            }
+            Detail::CloudFront {
+                custom: Some(policy),
+                ..
+            } => {
+                v.push('|');
+                v.push_str(&cloudfront::policy_with_expiry(policy.clone(), 0));
+            }
+            Detail::CloudFront { custom: None, .. } | Detail::Native { .. } => {}
+        }
+        v
+    }
+}
+
 #[derive(Debug)]
 enum Detail<'u> {
     Sigv4 {

@@ -1,0 +1,152 @@
+//! The origin client: a pooled hyper-util client, HTTPS through rustls with the webpki roots,
+//! connect and response timeouts from `[origin_client]`. It never follows redirects; the
+//! origin's body is handed back unbuffered.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::Error;
+use crate::config::OriginClient as Settings;
+use crate::sign::Method;
+
+/// Request headers passed to the origin in stream mode.
+pub const PASSED_REQUEST_HEADERS: [http::HeaderName; 5] = [
+    http::header::RANGE,
+    http::header::IF_NONE_MATCH,
+    http::header::IF_MODIFIED_SINCE,
+    http::header::IF_MATCH,
+    http::header::IF_UNMODIFIED_SINCE,
+];
+
+/// Response headers passed back from the origin.
+pub const PASSED_RESPONSE_HEADERS: [http::HeaderName; 11] = [
+    http::header::CONTENT_TYPE,
+    http::header::CONTENT_LENGTH,
+    http::header::CONTENT_RANGE,
+    http::header::ACCEPT_RANGES,
+    http::header::ETAG,
+    http::header::LAST_MODIFIED,
+    http::header::CONTENT_DISPOSITION,
+    http::header::CACHE_CONTROL,
+    http::header::CONTENT_ENCODING,
+    http::header::CONTENT_LANGUAGE,
+    http::header::EXPIRES,
+];
+
+/// Statuses of the origin that are the client's answer; anything else is the origin's fault.
+pub fn is_passed_status(s: StatusCode) -> bool {
+    matches!(s.as_u16(), 200 | 206 | 304 | 404 | 412 | 416)
+}
+
+/// The pooled client.
+#[derive(Clone)]
+pub struct OriginClient {
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    response_timeout: Duration,
+}
+
+impl std::fmt::Debug for OriginClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginClient")
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
+}
+
+impl OriginClient {
+    /// A client with `[origin_client]`'s timeouts. `extra_roots` are PEM CA certificates to
+    /// trust besides the webpki roots (for private origins).
+    pub fn new(
+        settings: &Settings,
+        extra_roots: &[rustls_pki_types::CertificateDer<'static>],
+    ) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for c in extra_roots {
+            let _ = roots.add(c.clone());
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth());
+        let tls = match tls {
+            Ok(t) => t,
+            Err(_) => rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        };
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https);
+        OriginClient {
+            client,
+            response_timeout: settings.response_timeout,
+        }
+    }
+
+    /// Sends `method url` with the passed request headers; waits for the response head at
+    /// most `response_timeout`. Connection refused or reset → `502 origin_unavailable`;
+    /// no answer in time → `504 origin_timeout`.
+    pub async fn fetch(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &HeaderMap,
+    ) -> Result<Response<Incoming>, Error> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| Error::BadRequest("the URL cannot be sent to the origin".into()))?;
+        let mut req = Request::builder()
+            .method(match method {
+                Method::Get => http::Method::GET,
+                Method::Head => http::Method::HEAD,
+            })
+            .uri(uri)
+            .body(Empty::new())
+            .map_err(|e| Error::Internal(format!("building origin request: {e}")))?;
+        for name in &PASSED_REQUEST_HEADERS {
+            for v in headers.get_all(name) {
+                req.headers_mut().append(name.clone(), v.clone());
+            }
+        }
+        req.headers_mut().insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static("edgesign"),
+        );
+        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+            Err(_) => Err(Error::OriginTimeout),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => {
+                let timed_out = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<std::io::Error>())
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+                    || format!("{e:?}").contains("TimedOut");
+                if timed_out {
+                    Err(Error::OriginTimeout)
+                } else {
+                    Err(Error::OriginUnavailable(format!("{e:?}")))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! The hyper service: route → verify → authorize → sign → redirect | stream.
+//!
+//! Every request ends here in exactly one place that turns an [`Error`] into a response
+//! ([`error_response`]); a request that arrived as an S3 SigV4 URL gets S3's XML error, every
+//! other one the JSON body of DESIGN.md §5.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+
+use crate::auth::{self, Principal, policy};
+use crate::cache::{CacheKey, SignatureCache};
+use crate::config::{Access, Config, Mode, Origin};
+use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS, is_passed_status};
+use crate::sign::encoding::percent_decode;
+use crate::sign::signer::{Kind, Scheme, SignSpec, Verified};
+use crate::sign::url::{RawUrl, query_segments};
+use crate::sign::{Method, Signed, Window, native};
+use crate::{Error, clock, local, route};
+
+/// Errors inside response bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every response body: streamed from the origin or a file, or a small buffer.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// How far in the future a SigV4 `X-Amz-Date` may be (S3 allows 15 minutes of skew).
+const CLOCK_SKEW: u64 = 900;
+
+/// Shared state of the service.
+#[derive(Debug)]
+pub struct App {
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// Minted URLs.
+    pub cache: SignatureCache,
+    /// Pooled client to the origins.
+    pub origin: OriginClient,
+}
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// The one place an error becomes a response. It does not log.
+pub fn error_response(err: &Error, s3_client: bool) -> Response<Body> {
+    let (status, content_type, body) = if s3_client {
+        let (status, body) = err.s3_xml_body();
+        (status, "application/xml", body)
+    } else {
+        (err.status(), "application/json", err.json_body())
+    };
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Error::RateLimited { retry_after } = err {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    }
+    resp
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Runs CPU-heavy signing (RSA) off the async workers where the runtime allows it.
+fn cpu<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+fn now() -> u64 {
+    clock::unix_secs(clock::now())
+}
+
+fn request_method(m: &http::Method) -> Result<Method, Error> {
+    match *m {
+        http::Method::GET => Ok(Method::Get),
+        http::Method::HEAD => Ok(Method::Head),
+        _ => Err(Error::MethodNotAllowed),
+    }
+}
+
+/// `response-*` overrides of a stable link, raw and in order (part of the cache key).
+fn overrides(query: &str) -> Vec<&str> {
+    query_segments(query)
+        .filter(|s| s.starts_with("response-"))
+        .collect()
+}
+
+fn is_public(origin: &Origin, raw_key: &str) -> bool {
+    if origin.public_prefixes.is_empty() {
+        return false;
+    }
+    let key = percent_decode(raw_key);
+    origin
+        .public_prefixes
+        .iter()
+        .any(|p| key.starts_with(p.as_bytes()))
+}
+
+impl App {
+    /// A ready service for `config`.
+    pub fn new(config: Config) -> Arc<Self> {
+        let cache = SignatureCache::new(config.cache.max_entries);
+        let origin = OriginClient::new(&config.origin_client, &[]);
+        Arc::new(App {
+            config: Arc::new(config),
+            cache,
+            origin,
+        })
+    }
+
+    /// Answers one request. Never panics and never fails: errors become responses.
+    pub async fn handle<B>(self: &Arc<Self>, req: Request<B>, _peer: SocketAddr) -> Response<Body> {
+        let (parts, _body) = req.into_parts();
+        let path = parts.uri.path();
+        let s3_client = parts
+            .uri
+            .query()
+            .is_some_and(|q| Scheme::of_query(q) == Scheme::Sigv4);
+        let result = match path {
+            "/healthz" => Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into())),
+            "/readyz" => Ok(json_response(
+                StatusCode::OK,
+                r#"{"status":"ready"}"#.into(),
+            )),
+            "/proxy/file" | "/api/v1/proxy/file" => self.proxy_file(&parts).await,
+            p if p.starts_with(native::PATH_PREFIX) => self.serve_local(&parts).await,
+            _ => self.serve_route(&parts).await,
+        };
+        match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                let proxy_file = matches!(path, "/proxy/file" | "/api/v1/proxy/file");
+                error_response(&e, s3_client && !proxy_file)
+            }
+        }
+    }
+
+    fn host<'r>(parts: &'r http::request::Parts) -> Option<&'r str> {
+        parts.uri.authority().map(|a| a.as_str()).or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+    }
+
+    /// A stable link or a signed URL on a configured route.
+    async fn serve_route(&self, parts: &http::request::Parts) -> Result<Response<Body>, Error> {
+        let method = request_method(&parts.method)?;
+        let matched = route::route(&self.config.routes, Self::host(parts), parts.uri.path())
+            .ok_or(Error::NotFound)?;
+        let route = &self.config.routes[matched.route];
+        let origin = &self.config.origins[route.origin];
+        let raw_key = matched.raw_key;
+        if raw_key.is_empty() {
+            return Err(Error::NotFound);
+        }
+        let query = parts.uri.query().unwrap_or("");
+        let now = now();
+        if Scheme::of_query(query) == Scheme::Unsigned {
+            if !is_public(origin, raw_key) {
+                let principal = auth::authenticate(&self.config.auth, &parts.headers)?;
+                policy::may_read(route.access, &principal, raw_key)?;
+            }
+            let params = overrides(query);
+            let (signed, rolls_at) = self
+                .mint(route.origin, raw_key, method, &params, now)
+                .await?;
+            return self
+                .deliver(
+                    route.mode,
+                    origin,
+                    raw_key,
+                    &signed,
+                    rolls_at,
+                    method,
+                    &parts.headers,
+                    now,
+                )
+                .await;
+        }
+        // A signed URL: verify it as the origin URL it was made for.
+        let url_text = format!("{}?{query}", origin.signer.layout().object_url(raw_key));
+        let url = RawUrl::parse(&url_text)?;
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let verified = origin.signer.verify(&url, method, header)?;
+        if verified.valid_from.is_some_and(|t| t > now + CLOCK_SKEW) {
+            return Err(Error::InvalidSignature("the URL is not valid yet"));
+        }
+        if now < verified.expires_at {
+            let signed = Signed {
+                url: url_text.clone(),
+                expires_at: verified.expires_at,
+            };
+            return self
+                .deliver(
+                    route.mode,
+                    origin,
+                    raw_key,
+                    &signed,
+                    verified.expires_at,
+                    method,
+                    &parts.headers,
+                    now,
+                )
+                .await;
+        }
+        let in_grace = now < verified.expires_at.saturating_add(route.stale_grace);
+        if !in_grace && route.access != Access::Public && !is_public(origin, raw_key) {
+            let principal = auth::authenticate(&self.config.auth, &parts.headers)?;
+            if principal == Principal::Anonymous {
+                return Err(Error::Expired);
+            }
+            policy::may_read(route.access, &principal, raw_key)?;
+        }
+        let (signed, rolls_at) = self.resign(route.origin, &verified, now).await?;
+        self.deliver(
+            route.mode,
+            origin,
+            raw_key,
+            &signed,
+            rolls_at,
+            method,
+            &parts.headers,
+            now,
+        )
+        .await
+    }
+
+    /// Mints (or takes from cache) the bucketed URL for a key.
+    async fn mint(
+        &self,
+        origin_idx: usize,
+        raw_key: &str,
+        method: Method,
+        params: &[&str],
+        now: u64,
+    ) -> Result<(Signed, u64), Error> {
+        let origin = &self.config.origins[origin_idx];
+        let w = Window::at(now, self.config.cache.bucket, origin.signer.ttl);
+        let key = CacheKey::new(origin_idx, raw_key, method, params, "", w.signed_at);
+        let live_for = Duration::from_secs(w.rolls_at - now);
+        let spec = SignSpec {
+            raw_key,
+            method,
+            params,
+            signed_at: w.signed_at,
+            lifetime: origin.signer.ttl,
+        };
+        let signed = self
+            .cache
+            .get_or_sign(key, live_for, || async {
+                cpu(|| origin.signer.sign(&spec))
+            })
+            .await?;
+        Ok((signed, w.rolls_at))
+    }
+
+    /// Re-signs a verified stale URL exactly, bucketed and cached like a stable link.
+    async fn resign(
+        &self,
+        origin_idx: usize,
+        verified: &Verified<'_>,
+        now: u64,
+    ) -> Result<(Signed, u64), Error> {
+        let origin = &self.config.origins[origin_idx];
+        let w = Window::at(now, self.config.cache.bucket, origin.signer.ttl);
+        let key = CacheKey::new(
+            origin_idx,
+            verified.raw_key,
+            verified.method(),
+            &verified.params(),
+            &verified.variant(),
+            w.signed_at,
+        );
+        let live_for = Duration::from_secs(w.rolls_at - now);
+        let signed = self
+            .cache
+            .get_or_sign(key, live_for, || async {
+                cpu(|| {
+                    origin
+                        .signer
+                        .resign(verified, w.signed_at, origin.signer.ttl)
+                })
+            })
+            .await?;
+        Ok((signed, w.rolls_at))
+    }
+
+    /// Answers with a fresh (or still valid) URL by the route's mode.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site per flow; a struct would only rename them"
+    )]
+    async fn deliver(
+        &self,
+        mode: Mode,
+        origin: &Origin,
+        raw_key: &str,
+        signed: &Signed,
+        rolls_at: u64,
+        method: Method,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> Result<Response<Body>, Error> {
+        match mode {
+            Mode::Redirect => {
+                let max_age = rolls_at.min(signed.expires_at).saturating_sub(now).max(1);
+                Response::builder()
+                    .status(StatusCode::FOUND)
+                    .header(
+                        header::LOCATION,
+                        HeaderValue::from_str(&signed.url)
+                            .map_err(|_| Error::Internal("unencodable Location".into()))?,
+                    )
+                    .header(header::CACHE_CONTROL, format!("private, max-age={max_age}"))
+                    .body(empty())
+                    .map_err(|e| Error::Internal(e.to_string()))
+            }
+            Mode::Stream => {
+                self.stream(origin, raw_key, &signed.url, method, headers)
+                    .await
+            }
+        }
+    }
+
+    /// Streams an object: a local origin's file directly, any other origin through the client.
+    async fn stream(
+        &self,
+        origin: &Origin,
+        raw_key: &str,
+        url: &str,
+        method: Method,
+        headers: &HeaderMap,
+    ) -> Result<Response<Body>, Error> {
+        if let Kind::Local(local) = &origin.signer.kind {
+            let path = local::resolve(&local.root, raw_key).await?;
+            return local::serve(&path, method, headers).await;
+        }
+        let upstream = self.origin.fetch(method, url, headers).await?;
+        let status = upstream.status();
+        if !is_passed_status(status) {
+            return Err(Error::OriginUnavailable(format!(
+                "origin answered {status}"
+            )));
+        }
+        let (up, body) = upstream.into_parts();
+        let mut resp = Response::new(if method == Method::Head {
+            empty()
+        } else {
+            body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()
+        });
+        *resp.status_mut() = status;
+        for name in &PASSED_RESPONSE_HEADERS {
+            for v in up.headers.get_all(name) {
+                resp.headers_mut().append(name.clone(), v.clone());
+            }
+        }
+        Ok(resp)
+    }
+
+    /// `/proxy/file?presigned_url=`: only URLs of configured origins, matched exactly.
+    async fn proxy_file(&self, parts: &http::request::Parts) -> Result<Response<Body>, Error> {
+        let method = request_method(&parts.method)?;
+        let query = parts.uri.query().unwrap_or("");
+        let raw = query_segments(query)
+            .filter_map(|s| s.strip_prefix("presigned_url="))
+            .next()
+            .ok_or_else(|| {
+                Error::BadRequest("the presigned_url query parameter is required".into())
+            })?;
+        let decoded = percent_decode(&raw.replace('+', " ")).into_owned();
+        let text = String::from_utf8(decoded).map_err(|_| Error::ForbiddenOrigin)?;
+        let url = RawUrl::parse(&text).map_err(|_| Error::ForbiddenOrigin)?;
+        let (origin_idx, origin, raw_key) = self
+            .config
+            .origins
+            .iter()
+            .enumerate()
+            .find_map(|(i, o)| Some((i, o, o.signer.key_of(&url)?)))
+            .ok_or(Error::ForbiddenOrigin)?;
+        // Send exactly what matched, rebuilt from its parts: no parser differential.
+        let exact = if url.query.is_empty() {
+            format!("{}{}", url.origin(), url.path)
+        } else {
+            format!("{}{}?{}", url.origin(), url.path, url.query)
+        };
+        let now = now();
+        if Scheme::of_query(url.query) == Scheme::Unsigned {
+            if !is_public(origin, raw_key) {
+                let principal = auth::authenticate(&self.config.auth, &parts.headers)?;
+                policy::may_read(Access::Authenticated, &principal, raw_key)?;
+            }
+            let (signed, _) = self
+                .mint(origin_idx, raw_key, method, &overrides(url.query), now)
+                .await?;
+            return self
+                .stream(origin, raw_key, &signed.url, method, &parts.headers)
+                .await;
+        }
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let verified = origin.signer.verify(&url, method, header)?;
+        if verified.valid_from.is_some_and(|t| t > now + CLOCK_SKEW) {
+            return Err(Error::InvalidSignature("the URL is not valid yet"));
+        }
+        if now < verified.expires_at {
+            return self
+                .stream(origin, raw_key, &exact, method, &parts.headers)
+                .await;
+        }
+        if !is_public(origin, raw_key) {
+            let principal = auth::authenticate(&self.config.auth, &parts.headers)?;
+            if principal == Principal::Anonymous {
+                return Err(Error::Expired);
+            }
+            policy::may_read(Access::Authenticated, &principal, raw_key)?;
+        }
+        let (signed, _) = self.resign(origin_idx, &verified, now).await?;
+        self.stream(origin, raw_key, &signed.url, method, &parts.headers)
+            .await
+    }
+
+    /// `/_origin/<name>/<key>`: a local origin's file, under a genuine, unexpired signature.
+    async fn serve_local(&self, parts: &http::request::Parts) -> Result<Response<Body>, Error> {
+        let method = request_method(&parts.method)?;
+        let rest = &parts.uri.path()[native::PATH_PREFIX.len()..];
+        let (name, _) = rest.split_once('/').ok_or(Error::NotFound)?;
+        let origin = self.config.origin(name).ok_or(Error::NotFound)?;
+        let Kind::Local(local) = &origin.signer.kind else {
+            return Err(Error::NotFound);
+        };
+        let query = parts.uri.query().unwrap_or("");
+        let url_text = format!(
+            "{}{}?{query}",
+            self.config.server.public_url,
+            parts.uri.path()
+        );
+        let url = RawUrl::parse(&url_text)?;
+        let verified = origin.signer.verify(&url, method, |_| None)?;
+        if now() >= verified.expires_at {
+            return Err(Error::Expired);
+        }
+        let path = local::resolve(&local.root, verified.raw_key).await?;
+        local::serve(&path, method, &parts.headers).await
+    }
+}
