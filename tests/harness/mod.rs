@@ -1,0 +1,260 @@
+//! In-process test rig: a real S3-compatible origin (s3s + s3s-fs, which verifies presigned
+//! signatures and expiry), the proxy on `127.0.0.1:0`, and a raw HTTP client that sends
+//! paths exactly as written.
+#![allow(dead_code, reason = "each test crate uses a different subset")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail loudly"
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use edgesign::config::Config;
+use edgesign::proxy::App;
+use edgesign::server::{self, Listeners, Running};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// The AWS documentation keys; the origin accepts only these.
+pub const AK: &str = "AKIAIOSFODNN7EXAMPLE";
+/// Secret of [`AK`].
+pub const SK: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+/// The bucket every test uses.
+pub const BUCKET: &str = "test-bucket";
+/// A secret API key and its org.
+pub const SK_ACME: &str = "sk_test_acme_0123456789";
+/// A secret API key with no org.
+pub const SK_ADMIN: &str = "sk_test_admin_0123456789";
+
+/// A fresh temporary directory.
+pub fn tempdir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "edgesign-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A running s3s-fs origin.
+pub struct S3Origin {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its data directory; `root/<bucket>/<key>` are the objects.
+    pub root: PathBuf,
+}
+
+impl S3Origin {
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Writes an object.
+    pub fn put(&self, key: &str, body: &[u8]) {
+        let path = self.root.join(BUCKET).join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+}
+
+/// Starts s3s + s3s-fs over a fresh directory holding the test bucket.
+pub async fn s3_origin() -> S3Origin {
+    use s3s::auth::SimpleAuth;
+    use s3s::service::S3ServiceBuilder;
+    let root = tempdir("s3");
+    std::fs::create_dir_all(root.join(BUCKET)).unwrap();
+    let fs = s3s_fs::FileSystem::new(&root).unwrap();
+    let mut b = S3ServiceBuilder::new(fs);
+    b.set_auth(SimpleAuth::from_single(AK, SK));
+    let service = b.build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            let _ = sock.set_nodelay(true);
+            let svc = service.clone();
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(sock), svc)
+                    .await;
+            });
+        }
+    });
+    S3Origin { addr, root }
+}
+
+/// A running proxy.
+pub struct Proxy {
+    /// The server handle (its `app` holds config, cache and counters).
+    pub running: Running,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The directory its config lives in.
+    pub dir: PathBuf,
+}
+
+impl Proxy {
+    /// The app behind it.
+    pub fn app(&self) -> &Arc<App> {
+        &self.running.app
+    }
+}
+
+/// The `[[auth.api_keys]]` block for [`SK_ACME`] (org acme) and [`SK_ADMIN`] (no org).
+pub fn api_keys_toml() -> String {
+    let h = |k: &str| hex::encode(edgesign::auth::api_key::hash(k));
+    format!(
+        "[[auth.api_keys]]\nsha256 = \"{}\"\nkind = \"secret\"\norg = \"acme\"\n[[auth.api_keys]]\nsha256 = \"{}\"\nkind = \"secret\"\n",
+        h(SK_ACME),
+        h(SK_ADMIN)
+    )
+}
+
+/// An S3 origin block named `docs` for `origin`.
+pub fn s3_origin_toml(origin: &S3Origin, ttl: &str) -> String {
+    format!(
+        "[[origins]]\nname = \"docs\"\nkind = \"s3\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nbucket = \"{BUCKET}\"\npath_style = true\nttl = \"{ttl}\"\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key = \"{SK}\"\n",
+        origin.endpoint()
+    )
+}
+
+/// Starts the proxy. `body` is the config after `[server]`; `{dir}` in it becomes the
+/// config's directory. Plain listener only unless `tls` (then `server.tls_*` are set).
+pub async fn proxy(body: &str, tls: bool) -> Proxy {
+    let dir = tempdir("proxy");
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = http.local_addr().unwrap().port();
+    let https = tls.then(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
+    let tls_toml = match &https {
+        Some(l) => format!(
+            "tls_listen = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            l.local_addr().unwrap(),
+            certs.join("dev.crt").display(),
+            certs.join("dev.key").display()
+        ),
+        None => String::new(),
+    };
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{tls_toml}\n{}",
+        body.replace("{dir}", &dir.display().to_string())
+    );
+    std::fs::write(dir.join("config.toml"), &text).unwrap();
+    let config =
+        Config::parse(&text, &dir, &|_| None).unwrap_or_else(|e| panic!("config:\n{e}\n{text}"));
+    let tls_cfg = config
+        .server
+        .tls
+        .as_ref()
+        .map(|t| server::tls_config(t).unwrap());
+    let listeners = Listeners {
+        http,
+        https: https.zip(tls_cfg),
+    };
+    let running = server::serve(App::new(config), listeners).unwrap();
+    Proxy {
+        running,
+        base: format!("http://127.0.0.1:{port}"),
+        dir,
+    }
+}
+
+/// A response, body collected.
+#[derive(Debug)]
+pub struct Got {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+    /// HTTP version.
+    pub version: http::Version,
+}
+
+impl Got {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {:?}", self.body))
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn client() -> Client<HttpConnector, Empty<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// Sends `method url` (the path and query exactly as written) with `headers`.
+pub async fn send(method: &str, url: &str, headers: &[(&str, &str)]) -> Got {
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client()
+        .request(req.body(Empty::new()).unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e:?}"));
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        version: parts.version,
+    }
+}
+
+/// `GET url`.
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Got {
+    send("GET", url, headers).await
+}
+
+/// A presigned URL minted by botocore itself (python3 + boto3), clock frozen at `at`
+/// (`YYYYMMDDTHHMMSSZ`). The independent oracle for stale-URL rescue.
+pub fn botocore_presign(endpoint: &str, key: &str, at: &str, expires: u64) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/botocore_presign.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args([endpoint, BUCKET, key, at, &expires.to_string(), AK, SK])
+        .output()
+        .expect("python3 (boto3 is installed by .ci/run)");
+    assert!(
+        out.status.success(),
+        "botocore presign failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The path and query of an absolute URL (what a client sends to a proxy route).
+pub fn path_and_query(url: &str) -> &str {
+    let after = url.split_once("://").unwrap().1;
+    &after[after.find('/').unwrap()..]
+}

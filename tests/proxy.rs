@@ -1,0 +1,625 @@
+//! The proxy end to end, in process, against a real S3-compatible origin (s3s-fs verifies
+//! every presigned signature and expiry itself): stable links in redirect and stream mode,
+//! the signature cache, stale-URL rescue (botocore-minted), tampering, the local origin and
+//! its path-escape defences, origin failures.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail loudly"
+)]
+
+mod harness;
+
+use edgesign::sign::encoding::encode_key;
+use harness::*;
+use sha2::Digest;
+
+fn redirect_config(origin: &S3Origin, extra_routes: &str) -> String {
+    format!(
+        "[cache]\nbucket = \"15m\"\n{}\n[[routes]]\nprefix = \"/files/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"public\"\n\n[[routes]]\nprefix = \"/org/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"org\"\n\n[[routes]]\nprefix = \"/s/\"\norigin = \"docs\"\nmode = \"stream\"\naccess = \"public\"\n{extra_routes}\n[auth]\n{}",
+        s3_origin_toml(origin, "1h"),
+        api_keys_toml()
+    )
+}
+
+const TRICKY_KEYS: [&str; 7] = [
+    "hello.txt",
+    "a b/ü+=&.txt",
+    "x(1)!'*;,@$.bin",
+    "emoji-😀.png",
+    "100%25 sure.txt",
+    "deep/er/key~_-.txt",
+    "q?and#hash.txt",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stable_links_redirect_to_urls_the_origin_accepts() {
+    let origin = s3_origin().await;
+    let proxy = proxy(&redirect_config(&origin, ""), false).await;
+    for key in TRICKY_KEYS {
+        origin.put(key, format!("content of {key}").as_bytes());
+        let got = get(&format!("{}/files/{}", proxy.base, encode_key(key)), &[]).await;
+        assert_eq!(got.status, 302, "{key}: {}", got.text());
+        let location = got.header("location").to_owned();
+        assert!(
+            location.starts_with(&format!("{}/{BUCKET}/", origin.endpoint())),
+            "{location}"
+        );
+        let max_age: u64 = got
+            .header("cache-control")
+            .strip_prefix("private, max-age=")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (1..=900).contains(&max_age),
+            "max-age {max_age} outlives the bucket"
+        );
+        let fetched = get(&location, &[]).await;
+        assert_eq!(
+            fetched.status,
+            200,
+            "{key}: origin refused {location}: {}",
+            fetched.text()
+        );
+        assert_eq!(fetched.text(), format!("content of {key}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_overrides_are_signed_in_and_honoured() {
+    let origin = s3_origin().await;
+    let proxy = proxy(&redirect_config(&origin, ""), false).await;
+    origin.put("report.pdf", b"%PDF");
+    let got = get(&format!("{}/files/report.pdf?response-content-disposition=attachment%3B%20filename%3D%22r.pdf%22&junk=1", proxy.base), &[]).await;
+    assert_eq!(got.status, 302);
+    let location = got.header("location");
+    assert!(
+        location.contains("response-content-disposition=attachment%3B%20filename%3D%22r.pdf%22"),
+        "{location}"
+    );
+    assert!(
+        !location.contains("junk"),
+        "only response-* overrides are carried"
+    );
+    let fetched = get(location, &[]).await;
+    assert_eq!(fetched.status, 200);
+    assert_eq!(
+        fetched.header("content-disposition"),
+        "attachment; filename=\"r.pdf\""
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_hit_signs_nothing_and_concurrent_misses_sign_once() {
+    let origin = s3_origin().await;
+    let proxy = proxy(&redirect_config(&origin, ""), false).await;
+    let ops = || proxy.app().cache.signing_ops();
+    let first = get(&format!("{}/files/one.txt", proxy.base), &[]).await;
+    assert_eq!(ops(), 1);
+    let second = get(&format!("{}/files/one.txt", proxy.base), &[]).await;
+    assert_eq!(ops(), 1, "a hit performs no signing operation");
+    assert_eq!(first.header("location"), second.header("location"));
+    // A HEAD is another URL (the method is signed).
+    let head = send("HEAD", &format!("{}/files/one.txt", proxy.base), &[]).await;
+    assert_eq!(head.status, 302);
+    assert_eq!(ops(), 2);
+
+    let url = format!("{}/files/many.txt", proxy.base);
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url, &[]).await.header("location").to_owned() })
+        })
+        .collect();
+    let mut locations = Vec::new();
+    for t in tasks {
+        locations.push(t.await.unwrap());
+    }
+    assert_eq!(ops(), 3, "100 concurrent misses for one key sign once");
+    assert!(
+        locations
+            .iter()
+            .all(|l| l == &locations[0] && !l.is_empty())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_mode_passes_ranges_conditionals_and_head() {
+    let origin = s3_origin().await;
+    let proxy = proxy(&redirect_config(&origin, ""), false).await;
+    let body: Vec<u8> = (0..1_048_576u32).map(|i| (i % 251) as u8).collect();
+    origin.put("big.bin", &body);
+    let url = format!("{}/s/big.bin", proxy.base);
+
+    let full = get(&url, &[]).await;
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body.as_ref(), &body[..]);
+    assert_eq!(full.header("content-length"), "1048576");
+    let etag = full.header("etag").to_owned();
+    assert!(!etag.is_empty());
+
+    let part = get(&url, &[("range", "bytes=10-19")]).await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.header("content-range"), "bytes 10-19/1048576");
+    assert_eq!(part.body.as_ref(), &body[10..20]);
+
+    assert_eq!(get(&url, &[("range", "bytes=2000000-")]).await.status, 416);
+
+    let head = send("HEAD", &url, &[]).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), "1048576");
+    assert!(head.body.is_empty());
+
+    assert_eq!(
+        get(&format!("{}/s/missing.bin", proxy.base), &[])
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_64_mib_object_streams_intact() {
+    let origin = s3_origin().await;
+    let proxy = proxy(&redirect_config(&origin, ""), false).await;
+    let mut body = vec![0u8; 64 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for chunk in body.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    origin.put("huge.bin", &body);
+    let got = get(&format!("{}/s/huge.bin", proxy.base), &[]).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body.len(), body.len());
+    assert_eq!(sha2::Sha256::digest(&got.body), sha2::Sha256::digest(&body));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_botocore_urls_are_rescued_only_for_authorized_callers() {
+    let origin = s3_origin().await;
+    let grace = "\n[[routes]]\nprefix = \"/grace/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"org\"\nstale_grace = \"20000days\"\n";
+    let proxy = proxy(&redirect_config(&origin, grace), false).await;
+    origin.put("stale.txt", b"rescued");
+    origin.put("acme/stale.txt", b"acme's");
+    let stale = botocore_presign(&origin.endpoint(), "stale.txt", "20130524T000000Z", 3600);
+    // The origin itself refuses it: it really has expired.
+    assert_eq!(get(&stale, &[]).await.status, 403);
+    let query = stale.split_once('?').unwrap().1;
+
+    // No credentials: S3's own answer, since the client is an S3 client.
+    let anon = get(&format!("{}/org/stale.txt?{query}", proxy.base), &[]).await;
+    assert_eq!(anon.status, 403);
+    assert_eq!(anon.header("content-type"), "application/xml");
+    assert!(
+        anon.text()
+            .contains("<Code>AccessDenied</Code><Message>Request has expired</Message>"),
+        "{}",
+        anon.text()
+    );
+
+    // An org-scoped key may not rescue a key outside its org.
+    let acme = get(
+        &format!("{}/org/stale.txt?{query}", proxy.base),
+        &[("authorization", &format!("Bearer {SK_ACME}"))],
+    )
+    .await;
+    assert_eq!(acme.status, 403);
+
+    // Credentials that may read it: a fresh URL the origin accepts.
+    let ok = get(
+        &format!("{}/org/stale.txt?{query}", proxy.base),
+        &[("authorization", &format!("Bearer {SK_ADMIN}"))],
+    )
+    .await;
+    assert_eq!(ok.status, 302, "{}", ok.text());
+    let fresh = ok.header("location");
+    assert!(fresh.starts_with(&format!("{}/{BUCKET}/stale.txt?", origin.endpoint())));
+    assert_eq!(get(fresh, &[]).await.text(), "rescued");
+
+    // Within a route's stale_grace no credentials are needed.
+    let graced = get(&format!("{}/grace/stale.txt?{query}", proxy.base), &[]).await;
+    assert_eq!(graced.status, 302);
+    assert_eq!(get(graced.header("location"), &[]).await.text(), "rescued");
+
+    // acme may rescue its own keys.
+    let own = botocore_presign(
+        &origin.endpoint(),
+        "acme/stale.txt",
+        "20130524T000000Z",
+        3600,
+    );
+    let own_query = own.split_once('?').unwrap().1;
+    let r = get(
+        &format!("{}/org/acme/stale.txt?{own_query}", proxy.base),
+        &[("authorization", &format!("Bearer {SK_ACME}"))],
+    )
+    .await;
+    assert_eq!(r.status, 302);
+    assert_eq!(get(r.header("location"), &[]).await.text(), "acme's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_or_moved_urls_are_refused_and_never_resigned() {
+    let origin = s3_origin().await;
+    let proxy = proxy(&redirect_config(&origin, ""), false).await;
+    origin.put("a.txt", b"a");
+    origin.put("b.txt", b"b");
+    let stale = botocore_presign(&origin.endpoint(), "a.txt", "20130524T000000Z", 3600);
+    let query = stale.split_once('?').unwrap().1;
+    let admin = format!("Bearer {SK_ADMIN}");
+    let sig = query.rsplit_once("X-Amz-Signature=").unwrap().1;
+    let flipped = format!(
+        "{}{}",
+        if sig.starts_with('0') { '1' } else { '0' },
+        &sig[1..]
+    );
+    for (what, path) in [
+        (
+            "tampered signature",
+            format!("/org/a.txt?{}", query.replace(sig, &flipped)),
+        ),
+        ("another object", format!("/org/b.txt?{query}")),
+        (
+            "tampered expiry",
+            format!(
+                "/org/a.txt?{}",
+                query.replace("X-Amz-Expires=3600", "X-Amz-Expires=3601")
+            ),
+        ),
+    ] {
+        let got = get(
+            &format!("{}{path}", proxy.base),
+            &[("authorization", &admin)],
+        )
+        .await;
+        assert_eq!(got.status, 403, "{what}");
+        assert!(
+            got.text().contains("<Code>SignatureDoesNotMatch</Code>"),
+            "{what}: {}",
+            got.text()
+        );
+    }
+    assert_eq!(proxy.app().cache.signing_ops(), 0, "nothing was re-signed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_genuine_url_is_a_capability() {
+    let origin = s3_origin().await;
+    let proxy = proxy(&redirect_config(&origin, ""), false).await;
+    origin.put("cap.txt", b"capability");
+    let now =
+        edgesign::sign::encoding::amz_date(edgesign::clock::unix_secs(edgesign::clock::now()));
+    let valid = botocore_presign(
+        &origin.endpoint(),
+        "cap.txt",
+        std::str::from_utf8(&now).unwrap(),
+        600,
+    );
+    let query = valid.split_once('?').unwrap().1;
+    // On an org route, with no credentials: the URL itself is the credential.
+    let got = get(&format!("{}/org/cap.txt?{query}", proxy.base), &[]).await;
+    assert_eq!(got.status, 302);
+    assert_eq!(got.header("location"), valid);
+    // In stream mode it is fetched as is.
+    let streamed = get(&format!("{}/s/cap.txt?{query}", proxy.base), &[]).await;
+    assert_eq!(streamed.text(), "capability");
+    assert_eq!(proxy.app().cache.signing_ops(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_checked_on_stable_links() {
+    let origin = s3_origin().await;
+    let proxy = proxy(&redirect_config(&origin, ""), false).await;
+    let url = format!("{}/org/acme/x.txt", proxy.base);
+    let anon = get(&url, &[]).await;
+    assert_eq!(anon.status, 401);
+    assert_eq!(anon.json()["code"], "unauthorized");
+    assert_eq!(
+        get(&url, &[("authorization", "Bearer sk_wrong")])
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        get(&url, &[("authorization", &format!("Bearer {SK_ACME}"))])
+            .await
+            .status,
+        302
+    );
+    let other = get(
+        &format!("{}/org/globex/x.txt", proxy.base),
+        &[("authorization", &format!("Bearer {SK_ACME}"))],
+    )
+    .await;
+    assert_eq!(other.status, 403);
+    assert_eq!(other.json()["code"], "forbidden");
+    assert_eq!(send("POST", &url, &[]).await.status, 405);
+    assert_eq!(
+        get(&format!("{}/nowhere/x", proxy.base), &[]).await.json()["code"],
+        "not_found"
+    );
+}
+
+fn local_config(root: &std::path::Path) -> String {
+    format!(
+        "[[origins]]\nname = \"demo\"\nkind = \"local\"\nroot = \"{}\"\nttl = \"1h\"\n[[origins.keys]]\nkey_id = \"k1\"\nsecret = \"0123456789abcdef0123456789\"\n\n[[routes]]\nprefix = \"/d/\"\norigin = \"demo\"\nmode = \"stream\"\naccess = \"public\"\n\n[[routes]]\nprefix = \"/r/\"\norigin = \"demo\"\nmode = \"redirect\"\naccess = \"public\"\n",
+        root.display()
+    )
+}
+
+fn local_tree() -> std::path::PathBuf {
+    let base = tempdir("local");
+    std::fs::create_dir_all(base.join("root/sub")).unwrap();
+    std::fs::create_dir_all(base.join("outside")).unwrap();
+    std::fs::write(base.join("root/ok.txt"), "fine").unwrap();
+    std::fs::write(base.join("root/sub/inner.txt"), "inner").unwrap();
+    std::fs::write(base.join("outside/secret.txt"), "TOP SECRET").unwrap();
+    std::os::unix::fs::symlink(base.join("outside/secret.txt"), base.join("root/link.txt"))
+        .unwrap();
+    std::os::unix::fs::symlink(base.join("outside"), base.join("root/linkdir")).unwrap();
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_origin_never_serves_outside_its_root() {
+    let base = local_tree();
+    let proxy = proxy(&local_config(&base.join("root")), false).await;
+    assert_eq!(
+        get(&format!("{}/d/ok.txt", proxy.base), &[]).await.text(),
+        "fine"
+    );
+    assert_eq!(
+        get(&format!("{}/d/sub/inner.txt", proxy.base), &[])
+            .await
+            .text(),
+        "inner"
+    );
+    for escape in [
+        "../outside/secret.txt",
+        "sub/../../outside/secret.txt",
+        "%2e%2e/outside/secret.txt",
+        "%2E%2E%2Foutside%2Fsecret.txt",
+        "..%2Foutside%2Fsecret.txt",
+        "sub%2F..%2F..%2Foutside%2Fsecret.txt",
+        "..%5Coutside%5Csecret.txt",
+        "sub%5C..%5C..%5Coutside%5Csecret.txt",
+        "link.txt",
+        "linkdir/secret.txt",
+        "%00ok.txt",
+        "./ok.txt",
+        "sub//inner.txt",
+    ] {
+        for route in ["d", "r"] {
+            let got = get(&format!("{}/{route}/{escape}", proxy.base), &[]).await;
+            let final_body = if got.status == 302 {
+                get(got.header("location"), &[]).await
+            } else {
+                got
+            };
+            assert!(
+                !final_body.text().contains("TOP SECRET"),
+                "{route}/{escape} escaped the root"
+            );
+            assert_ne!(
+                final_body.status,
+                200,
+                "{route}/{escape}: {}",
+                final_body.text()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_links_need_a_genuine_unexpired_signature() {
+    let base = local_tree();
+    let proxy = proxy(&local_config(&base.join("root")), false).await;
+    let got = get(&format!("{}/r/ok.txt", proxy.base), &[]).await;
+    let link = got.header("location").to_owned();
+    assert!(
+        link.starts_with(&format!("{}/_origin/demo/ok.txt?", proxy.base)),
+        "{link}"
+    );
+    assert_eq!(get(&link, &[]).await.text(), "fine");
+    let range = get(&link, &[("range", "bytes=1-2")]).await;
+    assert_eq!((range.status.as_u16(), range.text().as_str()), (206, "in"));
+    let unsigned = get(&format!("{}/_origin/demo/ok.txt", proxy.base), &[]).await;
+    assert_eq!(unsigned.status, 403);
+    assert_eq!(unsigned.json()["code"], "invalid_signature");
+    let moved = link.replace("/ok.txt?", "/sub/inner.txt?");
+    assert_eq!(get(&moved, &[]).await.status, 403);
+    let sig = link.rsplit_once("signature=").unwrap().1;
+    let forged = link.replace(sig, &sig.chars().rev().collect::<String>());
+    assert_eq!(get(&forged, &[]).await.status, 403);
+    // An expired but genuine link: signed an hour and a half ago for an hour.
+    let origin = proxy.app().config.origin("demo").unwrap();
+    let past = edgesign::clock::unix_secs(edgesign::clock::now()) - 5400;
+    let old = origin
+        .signer
+        .sign(&edgesign::sign::signer::SignSpec {
+            raw_key: "ok.txt",
+            method: edgesign::sign::Method::Get,
+            params: &[],
+            signed_at: past,
+            lifetime: 3600,
+        })
+        .unwrap();
+    let expired = get(&old.url, &[]).await;
+    assert_eq!(expired.status, 401);
+    assert_eq!(expired.json()["code"], "unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_failures_are_502_and_504_and_a_cut_body_is_an_error() {
+    // Refused: a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    // Silent: accepts, never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    // Cut: promises 1000 bytes, sends 10, closes.
+    let cut = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cut_addr = cut.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = cut.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\ncontent-type: text/plain\r\n\r\n0123456789").await;
+            let _ = s.shutdown().await;
+        }
+    });
+    let origin_block = |name: &str, addr: std::net::SocketAddr| {
+        format!(
+            "[[origins]]\nname = \"{name}\"\nkind = \"s3\"\nendpoint = \"http://{addr}\"\nregion = \"us-east-1\"\nbucket = \"b\"\npath_style = true\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key = \"{SK}\"\n[[routes]]\nprefix = \"/{name}/\"\norigin = \"{name}\"\nmode = \"stream\"\naccess = \"public\"\n"
+        )
+    };
+    let cfg = format!(
+        "[origin_client]\nconnect_timeout = \"1s\"\nresponse_timeout = \"1s\"\n{}{}{}",
+        origin_block("closed", closed_addr),
+        origin_block("silent", silent_addr),
+        origin_block("cut", cut_addr)
+    );
+    let proxy = proxy(&cfg, false).await;
+    let refused = get(&format!("{}/closed/x", proxy.base), &[]).await;
+    assert_eq!(refused.status, 502);
+    assert_eq!(refused.json()["code"], "origin_unavailable");
+    assert!(
+        !refused.text().contains("127.0.0.1"),
+        "no detail leaks: {}",
+        refused.text()
+    );
+    let silent = get(&format!("{}/silent/x", proxy.base), &[]).await;
+    assert_eq!(silent.status, 504);
+    assert_eq!(silent.json()["code"], "origin_timeout");
+
+    let resp = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>()
+        .get(format!("{}/cut/x", proxy.base).parse().unwrap())
+        .await;
+    // Either the response never completes its head, or its body ends in an error: never a
+    // clean, short 200.
+    if let Ok(resp) = resp {
+        assert_eq!(resp.headers()["content-length"], "1000");
+        let body = http_body_util::BodyExt::collect(resp.into_body()).await;
+        assert!(body.is_err(), "a body cut mid-way must not look complete");
+    }
+}
+
+/// s3s-fs ignores conditional headers on GET, so this one origin is a stand-in that answers
+/// them the way S3 does; it proves the proxy passes the headers on and the statuses back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_headers_reach_the_origin_and_its_answer_comes_back() {
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let h = req.headers();
+                let status = if h.get("if-none-match").is_some_and(|v| v == "\"v1\"")
+                    || h.contains_key("if-modified-since")
+                {
+                    304
+                } else if h.get("if-match").is_some_and(|v| v != "\"v1\"")
+                    || h.contains_key("if-unmodified-since")
+                {
+                    412
+                } else {
+                    200
+                };
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .status(status)
+                        .header("etag", "\"v1\"")
+                        .header("x-internal", "not passed")
+                        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                            b"body",
+                        )))
+                        .unwrap(),
+                )
+            });
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
+                .await;
+            });
+        }
+    });
+    let cfg = format!(
+        "[[origins]]\nname = \"c\"\nkind = \"s3\"\nendpoint = \"http://{addr}\"\nregion = \"us-east-1\"\nbucket = \"b\"\npath_style = true\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key = \"{SK}\"\n[[routes]]\nprefix = \"/c/\"\norigin = \"c\"\nmode = \"stream\"\naccess = \"public\"\n"
+    );
+    let proxy = proxy(&cfg, false).await;
+    let url = format!("{}/c/x", proxy.base);
+    let plain = get(&url, &[]).await;
+    assert_eq!(
+        (plain.status.as_u16(), plain.text().as_str()),
+        (200, "body")
+    );
+    assert_eq!(plain.header("etag"), "\"v1\"");
+    assert_eq!(
+        plain.header("x-internal"),
+        "",
+        "only the documented headers pass"
+    );
+    assert_eq!(get(&url, &[("if-none-match", "\"v1\"")]).await.status, 304);
+    assert_eq!(
+        get(
+            &url,
+            &[("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]
+        )
+        .await
+        .status,
+        304
+    );
+    assert_eq!(get(&url, &[("if-match", "\"v0\"")]).await.status, 412);
+    assert_eq!(
+        get(
+            &url,
+            &[("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]
+        )
+        .await
+        .status,
+        412
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_stream_mode_answers_conditionals_itself() {
+    let base = local_tree();
+    let proxy = proxy(&local_config(&base.join("root")), false).await;
+    let url = format!("{}/d/ok.txt", proxy.base);
+    let full = get(&url, &[]).await;
+    let etag = full.header("etag").to_owned();
+    let modified = full.header("last-modified").to_owned();
+    assert_eq!(get(&url, &[("if-none-match", &etag)]).await.status, 304);
+    assert_eq!(
+        get(&url, &[("if-modified-since", &modified)]).await.status,
+        304
+    );
+    assert_eq!(get(&url, &[("if-match", "\"other\"")]).await.status, 412);
+    assert_eq!(get(&url, &[("if-match", &etag)]).await.status, 200);
+    assert_eq!(get(&url, &[("range", "bytes=9-")]).await.status, 416);
+    let head = send("HEAD", &url, &[]).await;
+    assert_eq!(
+        (
+            head.status.as_u16(),
+            head.header("content-length"),
+            head.body.len()
+        ),
+        (200, "4", 0)
+    );
+}

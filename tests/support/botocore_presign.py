@@ -1,0 +1,23 @@
+#!/usr/bin/env python3
+"""Mints one S3 presigned GET URL with botocore, clock frozen, for edgesign's tests.
+usage: botocore_presign.py ENDPOINT BUCKET KEY YYYYMMDDTHHMMSSZ EXPIRES AK SK"""
+import datetime, os, sys
+from unittest import mock
+
+for k in list(os.environ):
+    if k.startswith("AWS_"):
+        del os.environ[k]
+os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+import boto3, botocore.auth
+from botocore.config import Config
+
+endpoint, bucket, key, at, expires, ak, sk = sys.argv[1:8]
+client = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id=ak,
+                      aws_secret_access_key=sk,
+                      config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+fixed = datetime.datetime.strptime(at, "%Y%m%dT%H%M%SZ")
+with mock.patch("botocore.auth.get_current_datetime", return_value=fixed):
+    print(client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
+                                        ExpiresIn=int(expires)))
