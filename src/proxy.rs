@@ -164,7 +164,7 @@ impl App {
         }
     }
 
-    fn host<'r>(parts: &'r http::request::Parts) -> Option<&'r str> {
+    fn host(parts: &http::request::Parts) -> Option<&str> {
         parts.uri.authority().map(|a| a.as_str()).or_else(|| {
             parts
                 .headers
@@ -183,6 +183,11 @@ impl App {
         let raw_key = matched.raw_key;
         if raw_key.is_empty() {
             return Err(Error::NotFound);
+        }
+        if let Some(b) = raw_key.bytes().find(|b| *b <= b' ' || *b >= 0x7f) {
+            return Err(Error::BadRequest(format!(
+                "byte 0x{b:02x} in the path must be percent-encoded"
+            )));
         }
         let query = parts.uri.query().unwrap_or("");
         let now = now();

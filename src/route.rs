@@ -42,9 +42,7 @@ pub fn route<'p>(routes: &[Route], host: Option<&str>, path: &'p str) -> Option<
         let Some(rest) = path.strip_prefix(r.prefix.as_str()) else {
             continue;
         };
-        let key = if r.prefix.ends_with('/') {
-            rest
-        } else if rest.is_empty() {
+        let key = if r.prefix.ends_with('/') || rest.is_empty() {
             rest
         } else if let Some(k) = rest.strip_prefix('/') {
             k

@@ -338,6 +338,8 @@ async fn credentials_are_checked_on_stable_links() {
     assert_eq!(other.status, 403);
     assert_eq!(other.json()["code"], "forbidden");
     assert_eq!(send("POST", &url, &[]).await.status, 405);
+    let raw = get(&format!("{}/files/raw-ü.txt", proxy.base), &[]).await;
+    assert_eq!(raw.status, 400, "unencoded bytes are refused, not signed");
     assert_eq!(
         get(&format!("{}/nowhere/x", proxy.base), &[]).await.json()["code"],
         "not_found"
@@ -622,4 +624,331 @@ async fn local_stream_mode_answers_conditionals_itself() {
         ),
         (200, "4", 0)
     );
+}
+
+/// Counts TCP connections made to it.
+async fn canary() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_s, _)) = l.accept().await {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (addr, hits)
+}
+
+fn proxy_file_url(base: &str, target: &str) -> String {
+    format!(
+        "{base}/proxy/file?presigned_url={}",
+        edgesign::sign::encoding::uri_encode(target.as_bytes(), false)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_file_streams_genuine_urls_and_rescues_expired_ones() {
+    let origin = s3_origin().await;
+    let proxy = proxy(&redirect_config(&origin, ""), false).await;
+    origin.put("doc.pdf", b"the document");
+    let now =
+        edgesign::sign::encoding::amz_date(edgesign::clock::unix_secs(edgesign::clock::now()));
+    let valid = botocore_presign(
+        &origin.endpoint(),
+        "doc.pdf",
+        std::str::from_utf8(&now).unwrap(),
+        600,
+    );
+    for path in ["/proxy/file", "/api/v1/proxy/file"] {
+        let url = proxy_file_url(&proxy.base, &valid).replace("/proxy/file", path);
+        let got = get(&url, &[]).await;
+        assert_eq!(
+            (got.status.as_u16(), got.text().as_str()),
+            (200, "the document"),
+            "{path}"
+        );
+    }
+    let expired = botocore_presign(&origin.endpoint(), "doc.pdf", "20130524T000000Z", 3600);
+    let anon = get(&proxy_file_url(&proxy.base, &expired), &[]).await;
+    assert_eq!(anon.status, 401);
+    assert_eq!(anon.json()["code"], "unauthorized");
+    let rescued = get(
+        &proxy_file_url(&proxy.base, &expired),
+        &[("authorization", &format!("Bearer {SK_ADMIN}"))],
+    )
+    .await;
+    assert_eq!(
+        (rescued.status.as_u16(), rescued.text().as_str()),
+        (200, "the document")
+    );
+    let acme = get(
+        &proxy_file_url(&proxy.base, &expired),
+        &[("authorization", &format!("Bearer {SK_ACME}"))],
+    )
+    .await;
+    assert_eq!(acme.status, 403, "org scope applies to /proxy/file");
+    let forged = expired.replace("X-Amz-Expires=3600", "X-Amz-Expires=3599");
+    let f = get(
+        &proxy_file_url(&proxy.base, &forged),
+        &[("authorization", &format!("Bearer {SK_ADMIN}"))],
+    )
+    .await;
+    assert_eq!(f.json()["code"], "invalid_signature");
+    let missing = get(&format!("{}/proxy/file", proxy.base), &[]).await;
+    assert_eq!(missing.json()["code"], "bad_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_file_never_connects_anywhere_but_a_configured_origin() {
+    // The configured origin *is* a canary: any spelling of it that slipped through would
+    // connect here. A second canary stands for "anywhere else".
+    let (origin_addr, origin_hits) = canary().await;
+    let (other_addr, other_hits) = canary().await;
+    let port = origin_addr.port();
+    let cfg = format!(
+        "[[origins]]\nname = \"docs\"\nkind = \"s3\"\nendpoint = \"http://{origin_addr}\"\nregion = \"us-east-1\"\nbucket = \"{BUCKET}\"\npath_style = true\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key = \"{SK}\"\n\n[auth]\n{}",
+        api_keys_toml()
+    );
+    let proxy = proxy(&cfg, false).await;
+    let good = botocore_presign(
+        &format!("http://{origin_addr}"),
+        "k.txt",
+        "20300101T000000Z",
+        3600,
+    );
+    let query = good.split_once('?').unwrap().1;
+    let tricks = [
+        format!("http://{other_addr}/{BUCKET}/k.txt?{query}"),
+        format!("http://evil@127.0.0.1:{port}/{BUCKET}/k.txt?{query}"),
+        format!("http://127.0.0.1:{port}@{other_addr}/{BUCKET}/k.txt?{query}"),
+        format!("http://2130706433:{port}/{BUCKET}/k.txt?{query}"),
+        format!("http://0x7f000001:{port}/{BUCKET}/k.txt?{query}"),
+        format!("http://0x7f.0.0.1:{port}/{BUCKET}/k.txt?{query}"),
+        format!("http://0177.0.0.1:{port}/{BUCKET}/k.txt?{query}"),
+        format!("http://127.1:{port}/{BUCKET}/k.txt?{query}"),
+        format!("http://[::ffff:127.0.0.1]:{port}/{BUCKET}/k.txt?{query}"),
+        format!("http://[::1]:{port}/{BUCKET}/k.txt?{query}"),
+        format!("http://0.0.0.0:{port}/{BUCKET}/k.txt?{query}"),
+        format!("http://localhost:{port}/{BUCKET}/k.txt?{query}"),
+        format!("https://127.0.0.1:{port}/{BUCKET}/k.txt?{query}"),
+        format!("ftp://127.0.0.1:{port}/{BUCKET}/k.txt?{query}"),
+        format!("http://%31%32%37.0.0.1:{port}/{BUCKET}/k.txt?{query}"),
+        format!("http://127.0.0.1:{port}/other-bucket/k.txt?{query}"),
+        format!("http://127.0.0.1:{port}/{BUCKET}"),
+        format!("//127.0.0.1:{port}/{BUCKET}/k.txt"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+    ];
+    for t in &tricks {
+        let got = get(
+            &proxy_file_url(&proxy.base, t),
+            &[("authorization", &format!("Bearer {SK_ADMIN}"))],
+        )
+        .await;
+        assert_eq!(got.status, 403, "{t}: {}", got.text());
+        assert_eq!(got.json()["code"], "forbidden_origin", "{t}");
+    }
+    // Double-encoded: the parameter decodes once, to a URL whose host still holds '%'.
+    let double = proxy_file_url(
+        &proxy.base,
+        &format!("http://%2531%2532%2537.0.0.1:{port}/{BUCKET}/k.txt"),
+    );
+    assert_eq!(get(&double, &[]).await.json()["code"], "forbidden_origin");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        origin_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a trick reached the origin's address"
+    );
+    assert_eq!(
+        other_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a trick reached another address"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_redirect_is_never_followed() {
+    use hyper::service::service_fn;
+    let (elsewhere, elsewhere_hits) = canary().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let svc = service_fn(
+                move |_req: http::Request<hyper::body::Incoming>| async move {
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder()
+                            .status(302)
+                            .header("location", format!("http://{elsewhere}/steal"))
+                            .body(http_body_util::Empty::<bytes::Bytes>::new())
+                            .unwrap(),
+                    )
+                },
+            );
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
+                .await;
+            });
+        }
+    });
+    let cfg = format!(
+        "[[origins]]\nname = \"docs\"\nkind = \"s3\"\nendpoint = \"http://{addr}\"\nregion = \"us-east-1\"\nbucket = \"{BUCKET}\"\npath_style = true\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key = \"{SK}\"\n[[routes]]\nprefix = \"/s/\"\norigin = \"docs\"\nmode = \"stream\"\naccess = \"public\"\n"
+    );
+    let proxy = proxy(&cfg, false).await;
+    let now =
+        edgesign::sign::encoding::amz_date(edgesign::clock::unix_secs(edgesign::clock::now()));
+    let valid = botocore_presign(
+        &format!("http://{addr}"),
+        "k.txt",
+        std::str::from_utf8(&now).unwrap(),
+        600,
+    );
+    let got = get(&proxy_file_url(&proxy.base, &valid), &[]).await;
+    assert_eq!(got.status, 502);
+    assert_eq!(
+        got.header("location"),
+        "",
+        "the origin's redirect is not handed on"
+    );
+    assert_eq!(
+        get(&format!("{}/s/k.txt", proxy.base), &[]).await.status,
+        502
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(elsewhere_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+fn tls_client(
+    h2: bool,
+) -> hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Empty<bytes::Bytes>,
+> {
+    use rustls_pki_types::pem::PemObject;
+    let ca = rustls_pki_types::CertificateDer::from_pem_file(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/ca.crt"),
+    )
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let b = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only();
+    let connector = if h2 {
+        b.enable_http2().build()
+    } else {
+        b.enable_http1().build()
+    };
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_http2_by_alpn_and_http1_and_plain_serves_h2c() {
+    let base = local_tree();
+    let proxy = proxy(&local_config(&base.join("root")), true).await;
+    let https = proxy.running.https_addr.unwrap();
+    for (h2, version) in [
+        (true, http::Version::HTTP_2),
+        (false, http::Version::HTTP_11),
+    ] {
+        let uri: http::Uri = format!("https://127.0.0.1:{}/d/ok.txt", https.port())
+            .parse()
+            .unwrap();
+        let resp = tls_client(h2).get(uri).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), version);
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..], b"fine");
+    }
+    // h2c with prior knowledge on the plain listener.
+    let h2c = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let resp = h2c
+        .get(format!("{}/d/ok.txt", proxy.base).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (resp.status().as_u16(), resp.version()),
+        (200, http::Version::HTTP_2)
+    );
+}
+
+/// Starts the built binary on `config`; returns the child and its plain-HTTP base URL.
+fn spawn_edgesign(config: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgesign"))
+        .arg("--config")
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("edgesign listening on ")
+        .unwrap_or_else(|| panic!("unexpected: {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_with_one_config_mint_the_same_location() {
+    let origin = s3_origin().await;
+    let dir = tempdir("fleet");
+    let config = dir.join("edgesign.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://edge.example\"\n[cache]\nbucket = \"1h\"\n{}\n[[routes]]\nprefix = \"/files/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"public\"\n",
+            s3_origin_toml(&origin, "2h")
+        ),
+    )
+    .unwrap();
+    let (mut a, base_a) = spawn_edgesign(&config);
+    let (mut b, base_b) = spawn_edgesign(&config);
+    assert_ne!(base_a, base_b);
+    let mut same = false;
+    // Two tries: a bucket could roll between the two requests (once an hour).
+    for _ in 0..2 {
+        let la = get(&format!("{base_a}/files/shared/%C3%BC.txt"), &[])
+            .await
+            .header("location")
+            .to_owned();
+        let lb = get(&format!("{base_b}/files/shared/%C3%BC.txt"), &[])
+            .await
+            .header("location")
+            .to_owned();
+        assert!(la.contains("X-Amz-Signature="), "{la}");
+        if la == lb {
+            same = true;
+            break;
+        }
+    }
+    a.kill().unwrap();
+    b.kill().unwrap();
+    let _ = (a.wait(), b.wait());
+    assert!(same, "replicas disagreed on the URL for one bucket");
 }
