@@ -12,7 +12,6 @@
 )]
 
 use std::io::BufRead;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -121,7 +120,7 @@ fn main() {
         ("s3s-fs origin", "/s/gib.bin"),
     ] {
         let before = status_kib(pid, "VmRSS:");
-        let start = Instant::now();
+        let start = edgesign::clock::instant();
         let n = pull(path);
         let secs = start.elapsed().as_secs_f64();
         let peak = status_kib(pid, "VmHWM:");
