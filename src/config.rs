@@ -688,6 +688,21 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         );
         if mode == Mode::Redirect {
             check_no_self_redirect(&path, &origins[origin], &server, c);
+            // A route that takes over the origin's own hostname would redirect to itself.
+            if let Some((name, _)) = &host {
+                if origins[origin]
+                    .signer
+                    .layout()
+                    .connect_target()
+                    .0
+                    .eq_ignore_ascii_case(name)
+                {
+                    c.err(
+                        format!("{path}.mode"),
+                        format!("this route serves the origin's own host {name:?}; a redirect would come straight back, so use mode = \"stream\""),
+                    );
+                }
+            }
         }
         routes.push(Route {
             prefix,

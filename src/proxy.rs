@@ -31,6 +31,17 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 /// How far in the future a SigV4 `X-Amz-Date` may be (S3 allows 15 minutes of skew).
 const CLOCK_SKEW: u64 = 900;
 
+/// The inputs of one signing decision.
+struct Ask<'a> {
+    origin: usize,
+    raw_key: &'a str,
+    method: Method,
+    access: Access,
+    stale_grace: u64,
+    headers: &'a HeaderMap,
+    now: u64,
+}
+
 /// Shared state of the service.
 #[derive(Debug)]
 pub struct App {
@@ -190,64 +201,23 @@ impl App {
             )));
         }
         let query = parts.uri.query().unwrap_or("");
-        let now = now();
-        if Scheme::of_query(query) == Scheme::Unsigned {
-            if !is_public(origin, raw_key) {
-                let principal = auth::authenticate(&self.config.auth, &parts.headers)?;
-                policy::may_read(route.access, &principal, raw_key)?;
-            }
-            let params = overrides(query);
-            let (signed, rolls_at) = self
-                .mint(route.origin, raw_key, method, &params, now)
-                .await?;
-            return self
-                .deliver(
-                    route.mode,
-                    origin,
-                    raw_key,
-                    &signed,
-                    rolls_at,
-                    method,
-                    &parts.headers,
-                    now,
-                )
-                .await;
-        }
-        // A signed URL: verify it as the origin URL it was made for.
+        let ask = Ask {
+            origin: route.origin,
+            raw_key,
+            method,
+            access: route.access,
+            stale_grace: route.stale_grace,
+            headers: &parts.headers,
+            now: now(),
+        };
+        // A signed URL is verified as the origin URL it was made for.
         let url_text = format!("{}?{query}", origin.signer.layout().object_url(raw_key));
-        let url = RawUrl::parse(&url_text)?;
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let verified = origin.signer.verify(&url, method, header)?;
-        if verified.valid_from.is_some_and(|t| t > now + CLOCK_SKEW) {
-            return Err(Error::InvalidSignature("the URL is not valid yet"));
-        }
-        if now < verified.expires_at {
-            let signed = Signed {
-                url: url_text.clone(),
-                expires_at: verified.expires_at,
-            };
-            return self
-                .deliver(
-                    route.mode,
-                    origin,
-                    raw_key,
-                    &signed,
-                    verified.expires_at,
-                    method,
-                    &parts.headers,
-                    now,
-                )
-                .await;
-        }
-        let in_grace = now < verified.expires_at.saturating_add(route.stale_grace);
-        if !in_grace && route.access != Access::Public && !is_public(origin, raw_key) {
-            let principal = auth::authenticate(&self.config.auth, &parts.headers)?;
-            if principal == Principal::Anonymous {
-                return Err(Error::Expired);
-            }
-            policy::may_read(route.access, &principal, raw_key)?;
-        }
-        let (signed, rolls_at) = self.resign(route.origin, &verified, now).await?;
+        let (signed, rolls_at) = if Scheme::of_query(query) == Scheme::Unsigned {
+            self.fresh_url(&ask, None, &overrides(query)).await?
+        } else {
+            let url = RawUrl::parse(&url_text)?;
+            self.fresh_url(&ask, Some((&url, &url_text)), &[]).await?
+        };
         self.deliver(
             route.mode,
             origin,
@@ -256,9 +226,62 @@ impl App {
             rolls_at,
             method,
             &parts.headers,
-            now,
+            ask.now,
         )
         .await
+    }
+
+    /// DESIGN.md §1's decision. Unsigned (`url` is `None`): the caller is authorized and a
+    /// bucketed URL minted. Signed: verified; genuine and valid → the URL itself (a
+    /// capability); genuine and expired → re-authorized (unless in `stale_grace`) and
+    /// re-signed exactly; forged → `InvalidSignature`. Returns the URL and when the answer
+    /// stops being cacheable.
+    async fn fresh_url(
+        &self,
+        ask: &Ask<'_>,
+        url: Option<(&RawUrl<'_>, &str)>,
+        params: &[&str],
+    ) -> Result<(Signed, u64), Error> {
+        let origin = &self.config.origins[ask.origin];
+        let Some((url, url_text)) = url else {
+            self.authorize(ask, false)?;
+            return self
+                .mint(ask.origin, ask.raw_key, ask.method, params, ask.now)
+                .await;
+        };
+        let header = |name: &str| ask.headers.get(name).and_then(|v| v.to_str().ok());
+        let verified = origin.signer.verify(url, ask.method, header)?;
+        if verified
+            .valid_from
+            .is_some_and(|t| t > ask.now + CLOCK_SKEW)
+        {
+            return Err(Error::InvalidSignature("the URL is not valid yet"));
+        }
+        if ask.now < verified.expires_at {
+            let signed = Signed {
+                url: url_text.to_owned(),
+                expires_at: verified.expires_at,
+            };
+            return Ok((signed, verified.expires_at));
+        }
+        if ask.now >= verified.expires_at.saturating_add(ask.stale_grace) {
+            self.authorize(ask, true)?;
+        }
+        self.resign(ask.origin, &verified, ask.now).await
+    }
+
+    /// Whether the caller may read the key. Public routes and public prefixes need nothing;
+    /// otherwise an anonymous caller of an expired URL hears "expired" (S3's wording).
+    fn authorize(&self, ask: &Ask<'_>, expired: bool) -> Result<(), Error> {
+        let origin = &self.config.origins[ask.origin];
+        if ask.access == Access::Public || is_public(origin, ask.raw_key) {
+            return Ok(());
+        }
+        let principal = auth::authenticate(&self.config.auth, ask.headers)?;
+        if expired && principal == Principal::Anonymous {
+            return Err(Error::Expired);
+        }
+        policy::may_read(ask.access, &principal, ask.raw_key)
     }
 
     /// Mints (or takes from cache) the bucketed URL for a key.
@@ -270,24 +293,22 @@ impl App {
         params: &[&str],
         now: u64,
     ) -> Result<(Signed, u64), Error> {
-        let origin = &self.config.origins[origin_idx];
-        let w = Window::at(now, self.config.cache.bucket, origin.signer.ttl);
-        let key = CacheKey::new(origin_idx, raw_key, method, params, "", w.signed_at);
-        let live_for = Duration::from_secs(w.rolls_at - now);
-        let spec = SignSpec {
-            raw_key,
-            method,
-            params,
-            signed_at: w.signed_at,
-            lifetime: origin.signer.ttl,
-        };
-        let signed = self
-            .cache
-            .get_or_sign(key, live_for, || async {
-                cpu(|| origin.signer.sign(&spec))
-            })
-            .await?;
-        Ok((signed, w.rolls_at))
+        let signer = &self.config.origins[origin_idx].signer;
+        self.bucketed(
+            origin_idx,
+            now,
+            |start| CacheKey::new(origin_idx, raw_key, method, params, "", start),
+            |signed_at| {
+                signer.sign(&SignSpec {
+                    raw_key,
+                    method,
+                    params,
+                    signed_at,
+                    lifetime: signer.ttl,
+                })
+            },
+        )
+        .await
     }
 
     /// Re-signs a verified stale URL exactly, bucketed and cached like a stable link.
@@ -297,25 +318,39 @@ impl App {
         verified: &Verified<'_>,
         now: u64,
     ) -> Result<(Signed, u64), Error> {
-        let origin = &self.config.origins[origin_idx];
-        let w = Window::at(now, self.config.cache.bucket, origin.signer.ttl);
-        let key = CacheKey::new(
-            origin_idx,
-            verified.raw_key,
-            verified.method(),
-            &verified.params(),
-            &verified.variant(),
-            w.signed_at,
-        );
+        let signer = &self.config.origins[origin_idx].signer;
+        let (params, variant) = (verified.params(), verified.variant());
+        let key = |start| {
+            CacheKey::new(
+                origin_idx,
+                verified.raw_key,
+                verified.method(),
+                &params,
+                &variant,
+                start,
+            )
+        };
+        self.bucketed(origin_idx, now, key, |signed_at| {
+            signer.resign(verified, signed_at, signer.ttl)
+        })
+        .await
+    }
+
+    /// The time window, cache lookup and single-flight signing shared by every mint.
+    async fn bucketed(
+        &self,
+        origin_idx: usize,
+        now: u64,
+        key: impl FnOnce(u64) -> CacheKey,
+        sign: impl FnOnce(u64) -> Result<Signed, Error>,
+    ) -> Result<(Signed, u64), Error> {
+        let ttl = self.config.origins[origin_idx].signer.ttl;
+        let w = Window::at(now, self.config.cache.bucket, ttl);
         let live_for = Duration::from_secs(w.rolls_at - now);
         let signed = self
             .cache
-            .get_or_sign(key, live_for, || async {
-                cpu(|| {
-                    origin
-                        .signer
-                        .resign(verified, w.signed_at, origin.signer.ttl)
-                })
+            .get_or_sign(key(w.signed_at), live_for, || async {
+                cpu(|| sign(w.signed_at))
             })
             .await?;
         Ok((signed, w.rolls_at))
@@ -419,37 +454,20 @@ impl App {
         } else {
             format!("{}{}?{}", url.origin(), url.path, url.query)
         };
-        let now = now();
-        if Scheme::of_query(url.query) == Scheme::Unsigned {
-            if !is_public(origin, raw_key) {
-                let principal = auth::authenticate(&self.config.auth, &parts.headers)?;
-                policy::may_read(Access::Authenticated, &principal, raw_key)?;
-            }
-            let (signed, _) = self
-                .mint(origin_idx, raw_key, method, &overrides(url.query), now)
-                .await?;
-            return self
-                .stream(origin, raw_key, &signed.url, method, &parts.headers)
-                .await;
-        }
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let verified = origin.signer.verify(&url, method, header)?;
-        if verified.valid_from.is_some_and(|t| t > now + CLOCK_SKEW) {
-            return Err(Error::InvalidSignature("the URL is not valid yet"));
-        }
-        if now < verified.expires_at {
-            return self
-                .stream(origin, raw_key, &exact, method, &parts.headers)
-                .await;
-        }
-        if !is_public(origin, raw_key) {
-            let principal = auth::authenticate(&self.config.auth, &parts.headers)?;
-            if principal == Principal::Anonymous {
-                return Err(Error::Expired);
-            }
-            policy::may_read(Access::Authenticated, &principal, raw_key)?;
-        }
-        let (signed, _) = self.resign(origin_idx, &verified, now).await?;
+        let ask = Ask {
+            origin: origin_idx,
+            raw_key,
+            method,
+            access: Access::Authenticated,
+            stale_grace: 0,
+            headers: &parts.headers,
+            now: now(),
+        };
+        let (signed, _) = if Scheme::of_query(url.query) == Scheme::Unsigned {
+            self.fresh_url(&ask, None, &overrides(url.query)).await?
+        } else {
+            self.fresh_url(&ask, Some((&url, &exact)), &[]).await?
+        };
         self.stream(origin, raw_key, &signed.url, method, &parts.headers)
             .await
     }

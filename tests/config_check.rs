@@ -397,6 +397,15 @@ fn redirect_back_at_the_proxy() {
 }
 
 #[test]
+fn redirect_route_on_the_origins_own_host() {
+    let cfg = GOOD.replace(
+        "prefix = \"/files/\"",
+        "prefix = \"/files/\"\nhost = \"127.0.0.1\"",
+    );
+    refused(&cfg, &[], &[], "routes[0].mode", "use mode = \"stream\"");
+}
+
+#[test]
 fn no_origins_at_all() {
     refused(
         "[server]\nlisten = \"127.0.0.1:8080\"\n",
@@ -433,4 +442,60 @@ fn serve_with_a_bad_config_exits_64_before_binding() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));
+}
+
+#[test]
+fn serve_with_a_bad_certificate_exits_64_naming_the_key() {
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    std::fs::write(
+        dir.join("bad.crt"),
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
+    let cfg = GOOD.replace(
+        "[cache]",
+        &format!(
+            "tls_listen = \"127.0.0.1:0\"\ntls_cert = \"bad.crt\"\ntls_key = \"{}\"\n\n[cache]",
+            certs.join("dev.key").display()
+        ),
+    );
+    std::fs::write(dir.join("c.toml"), &cfg).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgesign"))
+        .arg("--config")
+        .arg(dir.join("c.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.tls_cert"));
+    // A key that does not belong to the certificate.
+    let other_key =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/cloudfront_test_key.pem");
+    let cfg = GOOD.replace(
+        "[cache]",
+        &format!(
+            "tls_listen = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\n[cache]",
+            certs.join("dev.crt").display(),
+            other_key.display()
+        ),
+    );
+    std::fs::write(dir.join("c.toml"), &cfg).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgesign"))
+        .arg("--config")
+        .arg(dir.join("c.toml"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server.tls_key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -523,44 +523,29 @@ async fn origin_failures_are_502_and_504_and_a_cut_body_is_an_error() {
 /// them the way S3 does; it proves the proxy passes the headers on and the statuses back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditional_headers_reach_the_origin_and_its_answer_comes_back() {
-    use hyper::service::service_fn;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                let h = req.headers();
-                let status = if h.get("if-none-match").is_some_and(|v| v == "\"v1\"")
-                    || h.contains_key("if-modified-since")
-                {
-                    304
-                } else if h.get("if-match").is_some_and(|v| v != "\"v1\"")
-                    || h.contains_key("if-unmodified-since")
-                {
-                    412
-                } else {
-                    200
-                };
-                Ok::<_, std::convert::Infallible>(
-                    http::Response::builder()
-                        .status(status)
-                        .header("etag", "\"v1\"")
-                        .header("x-internal", "not passed")
-                        .body(http_body_util::Full::new(bytes::Bytes::from_static(
-                            b"body",
-                        )))
-                        .unwrap(),
-                )
-            });
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
-                .await;
-            });
-        }
-    });
+    let addr = serve_fn(|req| {
+        let h = &req.headers;
+        let status = if h.get("if-none-match").is_some_and(|v| v == "\"v1\"")
+            || h.contains_key("if-modified-since")
+        {
+            304
+        } else if h.get("if-match").is_some_and(|v| v != "\"v1\"")
+            || h.contains_key("if-unmodified-since")
+        {
+            412
+        } else {
+            200
+        };
+        http::Response::builder()
+            .status(status)
+            .header("etag", "\"v1\"")
+            .header("x-internal", "not passed")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                b"body",
+            )))
+            .unwrap()
+    })
+    .await;
     let cfg = format!(
         "[[origins]]\nname = \"c\"\nkind = \"s3\"\nendpoint = \"http://{addr}\"\nregion = \"us-east-1\"\nbucket = \"b\"\npath_style = true\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key = \"{SK}\"\n[[routes]]\nprefix = \"/c/\"\norigin = \"c\"\nmode = \"stream\"\naccess = \"public\"\n"
     );
@@ -772,32 +757,15 @@ async fn proxy_file_never_connects_anywhere_but_a_configured_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_redirect_is_never_followed() {
-    use hyper::service::service_fn;
     let (elsewhere, elsewhere_hits) = canary().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = listener.accept().await {
-            let svc = service_fn(
-                move |_req: http::Request<hyper::body::Incoming>| async move {
-                    Ok::<_, std::convert::Infallible>(
-                        http::Response::builder()
-                            .status(302)
-                            .header("location", format!("http://{elsewhere}/steal"))
-                            .body(http_body_util::Empty::<bytes::Bytes>::new())
-                            .unwrap(),
-                    )
-                },
-            );
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
-                .await;
-            });
-        }
-    });
+    let addr = serve_fn(move |_req| {
+        http::Response::builder()
+            .status(302)
+            .header("location", format!("http://{elsewhere}/steal"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    })
+    .await;
     let cfg = format!(
         "[[origins]]\nname = \"docs\"\nkind = \"s3\"\nendpoint = \"http://{addr}\"\nregion = \"us-east-1\"\nbucket = \"{BUCKET}\"\npath_style = true\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key = \"{SK}\"\n[[routes]]\nprefix = \"/s/\"\norigin = \"docs\"\nmode = \"stream\"\naccess = \"public\"\n"
     );
@@ -951,4 +919,77 @@ async fn two_replicas_with_one_config_mint_the_same_location() {
     b.kill().unwrap();
     let _ = (a.wait(), b.wait());
     assert!(same, "replicas disagreed on the URL for one bucket");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_cloudfront_urls_keep_their_policy_when_rescued() {
+    let pem = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors/cloudfront_test_ec_key.pem");
+    let cfg = format!(
+        "[[origins]]\nname = \"cdn\"\nkind = \"cloudfront\"\ndomain = \"d111111abcdef8.cloudfront.net\"\nttl = \"1h\"\n[[origins.keys]]\nkey_pair_id = \"K2JCJMDEHXQW5F\"\nprivate_key_file = \"{}\"\n[[routes]]\nprefix = \"/cf/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"org\"\n[auth]\n{}",
+        pem.display(),
+        api_keys_toml()
+    );
+    let proxy = proxy(&cfg, false).await;
+    let origin = proxy.app().config.origin("cdn").unwrap();
+    let edgesign::sign::signer::Kind::CloudFront(cf) = &origin.signer.kind else {
+        unreachable!()
+    };
+    let policy = edgesign::sign::cloudfront::custom_policy(
+        "https://d111111abcdef8.cloudfront.net/acme/videos/*",
+        1_600_000_000,
+        Some("192.0.2.0/24"),
+        Some(1_500_000_000),
+    );
+    let stale = edgesign::sign::cloudfront::sign(
+        "https://d111111abcdef8.cloudfront.net/acme/videos/a.mp4?quality=hd",
+        &edgesign::sign::cloudfront::PolicyKind::Custom(policy),
+        &cf.keys[0].private,
+        "K2JCJMDEHXQW5F",
+        cf.hash,
+    )
+    .unwrap();
+    let path = format!("/cf/{}", stale.split_once(".net/").unwrap().1);
+    let anon = get(&format!("{}{path}", proxy.base), &[]).await;
+    assert_eq!(anon.status, 401);
+    assert_eq!(
+        anon.json()["code"],
+        "unauthorized",
+        "a CloudFront client gets JSON, not S3 XML"
+    );
+    let ok = get(
+        &format!("{}{path}", proxy.base),
+        &[("authorization", &format!("Bearer {SK_ACME}"))],
+    )
+    .await;
+    assert_eq!(ok.status, 302, "{}", ok.text());
+    let fresh = ok.header("location");
+    assert!(
+        fresh.starts_with(
+            "https://d111111abcdef8.cloudfront.net/acme/videos/a.mp4?quality=hd&Policy="
+        ),
+        "{fresh}"
+    );
+    let u = edgesign::sign::url::RawUrl::parse(fresh).unwrap();
+    let verified = origin
+        .signer
+        .verify(&u, edgesign::sign::Method::Get, |_| None)
+        .expect("fresh URL is genuine");
+    assert!(verified.expires_at > edgesign::clock::unix_secs(edgesign::clock::now()));
+    let parsed = edgesign::sign::cloudfront::parse(u.query).unwrap();
+    let (_, c) = edgesign::sign::cloudfront::parse_policy(&parsed.policy.unwrap()).unwrap();
+    assert_eq!(
+        c.resource,
+        "https://d111111abcdef8.cloudfront.net/acme/videos/*"
+    );
+    assert_eq!(c.source_ip.as_deref(), Some("192.0.2.0/24"));
+    assert_eq!(c.date_greater_than, Some(1_500_000_000));
+    // The wildcard covers other query strings (as at CloudFront), but not other paths.
+    let forged = path.replace("/videos/", "/audio/");
+    let f = get(
+        &format!("{}{forged}", proxy.base),
+        &[("authorization", &format!("Bearer {SK_ADMIN}"))],
+    )
+    .await;
+    assert_eq!(f.json()["code"], "invalid_signature");
 }

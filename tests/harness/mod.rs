@@ -258,3 +258,33 @@ pub fn path_and_query(url: &str) -> &str {
     let after = url.split_once("://").unwrap().1;
     &after[after.find('/').unwrap()..]
 }
+
+/// A stand-in HTTP server on `127.0.0.1:0` answering every request with `answer`; for
+/// behaviour no real origin here has (conditional GETs on s3s-fs, redirects).
+pub async fn serve_fn<F>(answer: F) -> SocketAddr
+where
+    F: Fn(&http::request::Parts) -> http::Response<http_body_util::Full<Bytes>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let answer = answer.clone();
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let resp = answer(&req.into_parts().0);
+                    async move { Ok::<_, std::convert::Infallible>(resp) }
+                });
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(sock), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
