@@ -32,6 +32,7 @@
 //! - [`server`]: listeners, TLS accept, HTTP/1.1 + HTTP/2, graceful drain.
 //! - `src/main.rs`: the command line (`serve`, `sign`, `inspect`, `check`, `hash-key`).
 
+pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod clock;

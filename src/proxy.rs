@@ -21,7 +21,7 @@ use crate::sign::encoding::percent_decode;
 use crate::sign::signer::{Kind, Scheme, SignSpec, Verified};
 use crate::sign::url::{RawUrl, query_segments};
 use crate::sign::{Method, Signed, Window, native};
-use crate::{Error, clock, local, route};
+use crate::{Error, api, clock, local, route};
 
 /// Errors inside response bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -31,8 +31,18 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 /// How far in the future a SigV4 `X-Amz-Date` may be (S3 allows 15 minutes of skew).
 const CLOCK_SKEW: u64 = 900;
 
+/// What is known about a request once it is admitted.
+#[derive(Debug)]
+pub struct Cx {
+    /// Who is calling.
+    pub principal: Principal,
+    /// The request instant (Unix seconds).
+    pub now: u64,
+}
+
 /// The inputs of one signing decision.
 struct Ask<'a> {
+    principal: &'a Principal,
     origin: usize,
     raw_key: &'a str,
     method: Method,
@@ -51,9 +61,11 @@ pub struct App {
     pub cache: SignatureCache,
     /// Pooled client to the origins.
     pub origin: OriginClient,
+    /// Token buckets per principal (anonymous callers: per client address).
+    pub limiter: governor::DefaultKeyedRateLimiter<String>,
 }
 
-fn full(body: impl Into<Bytes>) -> Body {
+pub(crate) fn full(body: impl Into<Bytes>) -> Body {
     Full::new(body.into())
         .map_err(|never| match never {})
         .boxed_unsync()
@@ -86,7 +98,7 @@ pub fn error_response(err: &Error, s3_client: bool) -> Response<Body> {
     resp
 }
 
-fn json_response(status: StatusCode, body: String) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response<Body> {
     let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -97,7 +109,7 @@ fn json_response(status: StatusCode, body: String) -> Response<Body> {
 }
 
 /// Runs CPU-heavy signing (RSA) off the async workers where the runtime allows it.
-fn cpu<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn cpu<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)
@@ -108,6 +120,14 @@ fn cpu<T>(f: impl FnOnce() -> T) -> T {
 
 fn now() -> u64 {
     clock::unix_secs(clock::now())
+}
+
+fn quota(r: &crate::config::RateLimit) -> governor::Quota {
+    let period = Duration::from_secs_f64(1.0 / r.per_second.max(1e-6));
+    let burst = std::num::NonZeroU32::new(r.burst.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::Quota::with_period(period)
+        .unwrap_or_else(|| governor::Quota::per_second(std::num::NonZeroU32::MIN))
+        .allow_burst(burst)
 }
 
 fn request_method(m: &http::Method) -> Result<Method, Error> {
@@ -125,7 +145,7 @@ fn overrides(query: &str) -> Vec<&str> {
         .collect()
 }
 
-fn is_public(origin: &Origin, raw_key: &str) -> bool {
+pub(crate) fn is_public(origin: &Origin, raw_key: &str) -> bool {
     if origin.public_prefixes.is_empty() {
         return false;
     }
@@ -141,37 +161,81 @@ impl App {
     pub fn new(config: Config) -> Arc<Self> {
         let cache = SignatureCache::new(config.cache.max_entries);
         let origin = OriginClient::new(&config.origin_client, &[]);
+        let limiter = governor::RateLimiter::keyed(quota(&config.rate_limit));
         Arc::new(App {
             config: Arc::new(config),
             cache,
             origin,
+            limiter,
         })
     }
 
     /// Answers one request. Never panics and never fails: errors become responses.
-    pub async fn handle<B>(self: &Arc<Self>, req: Request<B>, _peer: SocketAddr) -> Response<Body> {
-        let (parts, _body) = req.into_parts();
-        let path = parts.uri.path();
+    pub async fn handle<B>(self: &Arc<Self>, req: Request<B>, peer: SocketAddr) -> Response<Body>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
         let s3_client = parts
             .uri
             .query()
-            .is_some_and(|q| Scheme::of_query(q) == Scheme::Sigv4);
-        let result = match path {
+            .is_some_and(|q| Scheme::of_query(q) == Scheme::Sigv4)
+            && !matches!(path.as_str(), "/proxy/file" | "/api/v1/proxy/file");
+        let api = api::Api::of(&parts.method, &path);
+        let result = match path.as_str() {
             "/healthz" => Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into())),
             "/readyz" => Ok(json_response(
                 StatusCode::OK,
                 r#"{"status":"ready"}"#.into(),
             )),
-            "/proxy/file" | "/api/v1/proxy/file" => self.proxy_file(&parts).await,
-            p if p.starts_with(native::PATH_PREFIX) => self.serve_local(&parts).await,
-            _ => self.serve_route(&parts).await,
+            _ => match self.admit(&parts, peer) {
+                Err(e) => Err(e),
+                Ok(cx) => match api {
+                    Some(api) => return api::handle(self, api, &parts, body, &cx).await,
+                    None => self.dispatch(&parts, &cx).await,
+                },
+            },
         };
-        match result {
-            Ok(resp) => resp,
-            Err(e) => {
-                let proxy_file = matches!(path, "/proxy/file" | "/api/v1/proxy/file");
-                error_response(&e, s3_client && !proxy_file)
-            }
+        match (result, api) {
+            (Ok(resp), _) => resp,
+            (Err(e), Some(api)) => api::error_response(api, &e),
+            (Err(e), None) => error_response(&e, s3_client),
+        }
+    }
+
+    /// Authenticates once and applies the rate limit, before any signing work.
+    fn admit(&self, parts: &http::request::Parts, peer: SocketAddr) -> Result<Cx, Error> {
+        let now = now();
+        let principal = auth::authenticate(&self.config.auth, &parts.headers, now)?;
+        let ip = auth::client_ip(
+            peer.ip(),
+            &parts.headers,
+            &self.config.server.trusted_proxies,
+        );
+        let key = principal.rate_key().unwrap_or_else(|| format!("ip:{ip}"));
+        if let Err(not_until) = self.limiter.check_key(&key) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            return Err(Error::RateLimited {
+                retry_after: wait.as_secs() + 1,
+            });
+        }
+        Ok(Cx { principal, now })
+    }
+
+    async fn dispatch(
+        &self,
+        parts: &http::request::Parts,
+        cx: &Cx,
+    ) -> Result<Response<Body>, Error> {
+        match parts.uri.path() {
+            "/proxy/file" | "/api/v1/proxy/file" => self.proxy_file(parts, cx).await,
+            p if p.starts_with(native::PATH_PREFIX) => self.serve_local(parts, cx).await,
+            _ => self.serve_route(parts, cx).await,
         }
     }
 
@@ -185,7 +249,11 @@ impl App {
     }
 
     /// A stable link or a signed URL on a configured route.
-    async fn serve_route(&self, parts: &http::request::Parts) -> Result<Response<Body>, Error> {
+    async fn serve_route(
+        &self,
+        parts: &http::request::Parts,
+        cx: &Cx,
+    ) -> Result<Response<Body>, Error> {
         let method = request_method(&parts.method)?;
         let matched = route::route(&self.config.routes, Self::host(parts), parts.uri.path())
             .ok_or(Error::NotFound)?;
@@ -202,13 +270,14 @@ impl App {
         }
         let query = parts.uri.query().unwrap_or("");
         let ask = Ask {
+            principal: &cx.principal,
             origin: route.origin,
             raw_key,
             method,
             access: route.access,
             stale_grace: route.stale_grace,
             headers: &parts.headers,
-            now: now(),
+            now: cx.now,
         };
         // A signed URL is verified as the origin URL it was made for.
         let url_text = format!("{}?{query}", origin.signer.layout().object_url(raw_key));
@@ -277,15 +346,14 @@ impl App {
         if ask.access == Access::Public || is_public(origin, ask.raw_key) {
             return Ok(());
         }
-        let principal = auth::authenticate(&self.config.auth, ask.headers)?;
-        if expired && principal == Principal::Anonymous {
+        if expired && *ask.principal == Principal::Anonymous {
             return Err(Error::Expired);
         }
-        policy::may_read(ask.access, &principal, ask.raw_key)
+        policy::may_read(ask.access, ask.principal, ask.raw_key)
     }
 
     /// Mints (or takes from cache) the bucketed URL for a key.
-    async fn mint(
+    pub(crate) async fn mint(
         &self,
         origin_idx: usize,
         raw_key: &str,
@@ -429,7 +497,11 @@ impl App {
     }
 
     /// `/proxy/file?presigned_url=`: only URLs of configured origins, matched exactly.
-    async fn proxy_file(&self, parts: &http::request::Parts) -> Result<Response<Body>, Error> {
+    async fn proxy_file(
+        &self,
+        parts: &http::request::Parts,
+        cx: &Cx,
+    ) -> Result<Response<Body>, Error> {
         let method = request_method(&parts.method)?;
         let query = parts.uri.query().unwrap_or("");
         let raw = query_segments(query)
@@ -455,13 +527,14 @@ impl App {
             format!("{}{}?{}", url.origin(), url.path, url.query)
         };
         let ask = Ask {
+            principal: &cx.principal,
             origin: origin_idx,
             raw_key,
             method,
             access: Access::Authenticated,
             stale_grace: 0,
             headers: &parts.headers,
-            now: now(),
+            now: cx.now,
         };
         let (signed, _) = if Scheme::of_query(url.query) == Scheme::Unsigned {
             self.fresh_url(&ask, None, &overrides(url.query)).await?
@@ -473,7 +546,11 @@ impl App {
     }
 
     /// `/_origin/<name>/<key>`: a local origin's file, under a genuine, unexpired signature.
-    async fn serve_local(&self, parts: &http::request::Parts) -> Result<Response<Body>, Error> {
+    async fn serve_local(
+        &self,
+        parts: &http::request::Parts,
+        cx: &Cx,
+    ) -> Result<Response<Body>, Error> {
         let method = request_method(&parts.method)?;
         let rest = &parts.uri.path()[native::PATH_PREFIX.len()..];
         let (name, _) = rest.split_once('/').ok_or(Error::NotFound)?;
@@ -489,7 +566,7 @@ impl App {
         );
         let url = RawUrl::parse(&url_text)?;
         let verified = origin.signer.verify(&url, method, |_| None)?;
-        if now() >= verified.expires_at {
+        if cx.now >= verified.expires_at {
             return Err(Error::Expired);
         }
         let path = local::resolve(&local.root, verified.raw_key).await?;

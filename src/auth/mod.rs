@@ -3,9 +3,11 @@
 //! [`policy::may_read`] wherever a key is about to be signed or served.
 //!
 //! - [`api_key`]: `sk_…` / `pk_…` keys, stored as SHA-256, compared in constant time.
+//! - [`jwt`]: HS256 / RS256 bearer tokens (header or cookie), `exp`, `nbf`, `iss`, `aud`.
 //! - [`policy`]: route access (`public` / `authenticated` / `org`) and org scope.
 
 pub mod api_key;
+pub mod jwt;
 pub mod policy;
 
 use http::HeaderMap;
@@ -27,6 +29,13 @@ pub enum Principal {
         /// Index in `[[auth.api_keys]]`, a stable, non-secret identity for rate limits and logs.
         index: usize,
     },
+    /// A verified JWT.
+    Jwt {
+        /// `sub`.
+        subject: Option<String>,
+        /// The org claim.
+        org: Option<String>,
+    },
 }
 
 impl Principal {
@@ -39,9 +48,47 @@ impl Principal {
     pub fn org(&self) -> Option<&str> {
         match self {
             Principal::Anonymous => None,
-            Principal::ApiKey { org, .. } => org.as_deref(),
+            Principal::ApiKey { org, .. } | Principal::Jwt { org, .. } => org.as_deref(),
         }
     }
+
+    /// Whether this caller may mint URLs through the signing APIs: secret keys and users
+    /// with a session token; public keys and anonymous callers only read.
+    pub fn may_mint(&self) -> bool {
+        matches!(
+            self,
+            Principal::ApiKey {
+                kind: ApiKeyKind::Secret,
+                ..
+            } | Principal::Jwt { .. }
+        )
+    }
+
+    /// The identity a rate limit counts against (`None`: anonymous, counted per address).
+    /// Never a secret: API keys by their config index, tokens by subject or org.
+    pub fn rate_key(&self) -> Option<String> {
+        match self {
+            Principal::Anonymous => None,
+            Principal::ApiKey { index, .. } => Some(format!("key:{index}")),
+            Principal::Jwt { subject, org } => Some(format!(
+                "jwt:{}:{}",
+                org.as_deref().unwrap_or(""),
+                subject.as_deref().unwrap_or("")
+            )),
+        }
+    }
+}
+
+/// The value of cookie `name`, if the request carries it.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
 }
 
 /// The bearer credential of a request: `Authorization: Bearer <token>` or `X-Api-Key`.
@@ -59,16 +106,21 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Authenticates a request from its headers. No credentials → `Anonymous`; credentials that
-/// do not check out → `401 unauthorized` (a bad key is never silently anonymous).
-pub fn authenticate(auth: &Auth, headers: &HeaderMap) -> Result<Principal, Error> {
-    let Some(token) = bearer(headers) else {
-        if headers.contains_key(http::header::AUTHORIZATION) {
+/// Authenticates a request from its headers at `now`: `Authorization: Bearer` (API key or
+/// JWT), `X-Api-Key`, or the session cookie (JWT). No credentials → `Anonymous`; credentials
+/// that do not check out → `401 unauthorized` (a bad key is never silently anonymous).
+pub fn authenticate(auth: &Auth, headers: &HeaderMap, now: u64) -> Result<Principal, Error> {
+    let token = match bearer(headers) {
+        Some(t) => t,
+        None if headers.contains_key(http::header::AUTHORIZATION) => {
             return Err(Error::Unauthorized(
                 "unsupported Authorization scheme; use Bearer",
             ));
         }
-        return Ok(Principal::Anonymous);
+        None => match cookie(headers, &auth.cookie) {
+            Some(t) => t,
+            None => return Ok(Principal::Anonymous),
+        },
     };
     if token.starts_with("sk_") || token.starts_with("pk_") {
         return api_key::lookup(&auth.api_keys, token)
@@ -79,5 +131,64 @@ pub fn authenticate(auth: &Auth, headers: &HeaderMap) -> Result<Principal, Error
             })
             .ok_or(Error::Unauthorized("invalid API key"));
     }
+    if jwt::looks_like_jwt(token) {
+        let claims = jwt::verify(auth, token, now)?;
+        return Ok(Principal::Jwt {
+            subject: claims.subject,
+            org: claims.org,
+        });
+    }
     Err(Error::Unauthorized("invalid credentials"))
+}
+
+/// The client's address: the peer, or — when the peer is a trusted proxy — the rightmost
+/// `X-Forwarded-For` hop that is not itself a trusted proxy. Untrusted peers cannot choose
+/// their own address (and so their own rate-limit bucket).
+pub fn client_ip(
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "1.2.3.4, 6.6.6.6, 10.0.0.2".parse().unwrap(),
+        );
+        assert_eq!(
+            client_ip("10.0.0.1".parse().unwrap(), &h, &trusted).to_string(),
+            "6.6.6.6"
+        );
+        assert_eq!(
+            client_ip("8.8.8.8".parse().unwrap(), &h, &trusted).to_string(),
+            "8.8.8.8"
+        );
+        assert_eq!(
+            client_ip("10.0.0.1".parse().unwrap(), &HeaderMap::new(), &trusted).to_string(),
+            "10.0.0.1"
+        );
+    }
 }

@@ -1,0 +1,65 @@
+//! `POST /orgs/{org_id}/content/sign` — refresh a signed URL for stored content
+//! (the Timbal content API). Body `{"url": "<content URL, signed or unsigned, or a bare key>"}`;
+//! answer `{"url": "<unsigned CDN URL>", "signed_url": "<fresh URL>" | null}`, `null` when the
+//! object is public. Errors use UPPER_SNAKE codes, as that API does.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{mint, require_minter, string_field};
+use crate::Error;
+use crate::proxy::{App, Cx, is_public};
+use crate::sign::Method;
+use crate::sign::encoding::encode_key;
+use crate::sign::url::RawUrl;
+
+pub(super) async fn handle(
+    app: &Arc<App>,
+    parts: &http::request::Parts,
+    json: &Value,
+    cx: &Cx,
+) -> Result<Value, Error> {
+    require_minter(&cx.principal)?;
+    let org = parts
+        .uri
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .nth(1)
+        .unwrap_or("");
+    if cx.principal.org().is_some_and(|o| o != org) {
+        return Err(Error::Forbidden("the caller does not belong to this org"));
+    }
+    let given = string_field(json, "url")?;
+    // A URL is resolved back to the origin it belongs to; a bare key to content_sign_origin.
+    let (idx, raw_key) = if given.contains("://") {
+        let url = RawUrl::parse(given)?;
+        app.config
+            .origins
+            .iter()
+            .enumerate()
+            .find_map(|(i, o)| Some((i, o.signer.key_of(&url)?.to_owned())))
+            .ok_or(Error::NotFound)?
+    } else {
+        let idx = app
+            .config
+            .compat
+            .content_sign_origin
+            .ok_or(Error::NotFound)?;
+        (idx, encode_key(given.trim_start_matches('/')))
+    };
+    // The object must be the org's own.
+    let org_scoped = crate::auth::Principal::Jwt {
+        subject: None,
+        org: Some(org.to_owned()),
+    };
+    crate::auth::policy::may_read(crate::config::Access::Org, &org_scoped, &raw_key)?;
+    let origin = &app.config.origins[idx];
+    let url = origin.signer.layout().object_url(&raw_key);
+    if is_public(origin, &raw_key) {
+        return Ok(json!({ "url": url, "signed_url": null }));
+    }
+    let signed = mint(app, idx, &raw_key, Method::Get, None, cx).await?;
+    Ok(json!({ "url": url, "signed_url": signed.url }))
+}

@@ -1,0 +1,216 @@
+//! The JSON signing APIs, drop-in compatible with three existing products (DESIGN.md §5),
+//! plus edgesign's own `/v1/sign`. One file per family; this module reads bodies, renders
+//! errors in each family's own code style, and holds what they share.
+//!
+//! - [`content`]: `POST /orgs/{org_id}/content/sign` (UPPER_SNAKE codes).
+//! - [`files`]: `POST /v1/files/{file_id}/signed-url` (secret keys only).
+//! - [`presign`]: `POST /generate-presigned-url` (auth failures are 400, as that API does).
+//! - [`native`]: `POST /v1/sign`.
+
+pub mod content;
+pub mod files;
+pub mod native;
+pub mod presign;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use serde_json::Value;
+
+use crate::Error;
+use crate::auth::{Principal, policy};
+use crate::config::Access;
+use crate::proxy::{App, Body, BoxError, Cx, cpu, json_response};
+use crate::sign::signer::SignSpec;
+use crate::sign::{Method, Signed};
+
+/// Largest request body the APIs read.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Which API a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `/orgs/{org_id}/content/sign`.
+    ContentSign,
+    /// `/v1/files/{file_id}/signed-url`.
+    FilesSignedUrl,
+    /// `/generate-presigned-url`.
+    Presign,
+    /// `/v1/sign`.
+    NativeSign,
+}
+
+impl Api {
+    /// The API a path belongs to (any method: a wrong one is answered in the API's style).
+    pub fn of(_method: &http::Method, path: &str) -> Option<Api> {
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segs.as_slice() {
+            ["orgs", org, "content", "sign"] if !org.is_empty() => Some(Api::ContentSign),
+            ["v1", "files", id, "signed-url"] if !id.is_empty() => Some(Api::FilesSignedUrl),
+            ["generate-presigned-url"] => Some(Api::Presign),
+            ["v1", "sign"] => Some(Api::NativeSign),
+            _ => None,
+        }
+    }
+}
+
+/// An error in the API's own style.
+pub fn error_response(api: Api, err: &Error) -> Response<Body> {
+    let mut status = err.status();
+    let mut code = err.code().to_owned();
+    match api {
+        Api::ContentSign => code = code.to_ascii_uppercase(),
+        // That API answers authentication failures with 400.
+        Api::Presign if matches!(err, Error::Unauthorized(_) | Error::Expired) => status = 400,
+        _ => {}
+    }
+    let body = serde_json::json!({ "code": code, "message": err.public_message() }).to_string();
+    let mut resp = json_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    );
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    if let Error::RateLimited { retry_after } = err {
+        resp.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(*retry_after),
+        );
+    }
+    resp
+}
+
+/// Answers an API request.
+pub async fn handle<B>(
+    app: &Arc<App>,
+    api: Api,
+    parts: &http::request::Parts,
+    body: B,
+    cx: &Cx,
+) -> Response<Body>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let result = async {
+        if parts.method != http::Method::POST {
+            return Err(Error::MethodNotAllowed);
+        }
+        let json = read_json(body).await?;
+        match api {
+            Api::ContentSign => content::handle(app, parts, &json, cx).await,
+            Api::FilesSignedUrl => files::handle(app, parts, &json, cx).await,
+            Api::Presign => presign::handle(app, &json, cx).await,
+            Api::NativeSign => native::handle(app, &json, cx).await,
+        }
+    }
+    .await;
+    match result {
+        Ok(v) => json_response(StatusCode::OK, v.to_string()),
+        Err(e) => error_response(api, &e),
+    }
+}
+
+/// Reads at most [`MAX_BODY`] bytes and parses them as a JSON object (an empty body is `{}`).
+async fn read_json<B>(body: B) -> Result<Value, Error>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let bytes: Bytes = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Error::PayloadTooLarge
+            } else {
+                Error::BadRequest("the request body could not be read".into())
+            }
+        })?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::BadRequest(format!("malformed JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(Error::BadRequest("the body must be a JSON object".into()));
+    }
+    Ok(v)
+}
+
+/// A required string field.
+fn string_field<'v>(json: &'v Value, name: &str) -> Result<&'v str, Error> {
+    match json.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::String(_)) => Err(Error::BadRequest(format!("{name} must not be empty"))),
+        Some(_) => Err(Error::BadRequest(format!("{name} must be a string"))),
+        None => Err(Error::BadRequest(format!("{name} is required"))),
+    }
+}
+
+/// An optional `expires_in` within 1..=604800.
+fn expires_in(json: &Value) -> Result<Option<u64>, Error> {
+    match json.get("expires_in") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|e| (1..=604_800).contains(e))
+            .map(Some)
+            .ok_or_else(|| {
+                Error::BadRequest("expires_in must be an integer from 1 to 604800".into())
+            }),
+    }
+}
+
+/// Only callers that may mint: secret keys and session tokens (`pk_` → 403).
+fn require_minter(p: &Principal) -> Result<(), Error> {
+    if !p.is_authenticated() {
+        return Err(Error::Unauthorized("credentials required"));
+    }
+    if !p.may_mint() {
+        return Err(Error::Forbidden(
+            "this key may read but not mint URLs; use a secret key (sk_)",
+        ));
+    }
+    Ok(())
+}
+
+/// Mints a URL for `raw_key` of origin `idx`: for exactly `lifetime` seconds from now
+/// (capped honestly) when one is named, otherwise the bucketed, cached URL of the origin's ttl.
+async fn mint(
+    app: &Arc<App>,
+    idx: usize,
+    raw_key: &str,
+    method: Method,
+    lifetime: Option<u64>,
+    cx: &Cx,
+) -> Result<Signed, Error> {
+    policy::may_read(Access::Authenticated, &cx.principal, raw_key)?;
+    match lifetime {
+        Some(lifetime) => {
+            let signer = &app.config.origins[idx].signer;
+            cpu(|| {
+                signer.sign(&SignSpec {
+                    raw_key,
+                    method,
+                    params: &[],
+                    signed_at: cx.now,
+                    lifetime,
+                })
+            })
+        }
+        None => app
+            .mint(idx, raw_key, method, &[], cx.now)
+            .await
+            .map(|(s, _)| s),
+    }
+}

@@ -1,0 +1,120 @@
+//! JWT bearer tokens (RFC 7519) with HS256 and RS256 (RFC 7518 §3.2, §3.3), verified with
+//! the card's `hmac` and `rsa` crates. Pure: the token, the config and `now` in; claims out.
+//!
+//! Only the two algorithms are accepted, and each only with its own kind of key: `alg: none`
+//! is refused, and an HS256 token is never checked against an RSA public key (the classic
+//! algorithm-confusion attack), because HS256 uses `jwt_hs256_secret` and nothing else.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use rsa::signature::Verifier;
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::Error;
+use crate::config::Auth;
+
+/// Clock skew allowed on `exp` and `nbf`.
+pub const LEEWAY: u64 = 30;
+/// Longest token considered (a bound on work for hostile input).
+pub const MAX_TOKEN_LEN: usize = 8192;
+
+/// What a verified token says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// `sub`, when present.
+    pub subject: Option<String>,
+    /// The org claim (`auth.org_claim`), when present.
+    pub org: Option<String>,
+}
+
+fn b64(part: &str) -> Result<Vec<u8>, Error> {
+    URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|_| Error::Unauthorized("malformed token"))
+}
+
+/// Whether `token` looks like a JWT (three base64url parts).
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3 && token.starts_with("eyJ")
+}
+
+/// Verifies signature, `exp`, `nbf`, and `iss` / `aud` when configured.
+pub fn verify(auth: &Auth, token: &str, now: u64) -> Result<Claims, Error> {
+    let bad = Error::Unauthorized;
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(bad("token too long"));
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("malformed token"));
+    };
+    let header: Value =
+        serde_json::from_slice(&b64(h)?).map_err(|_| bad("malformed token header"))?;
+    let signing_input = &token[..h.len() + 1 + p.len()];
+    let sig = b64(s)?;
+    match header.get("alg").and_then(Value::as_str) {
+        Some("HS256") => {
+            let secret = auth
+                .jwt_hs256_secret
+                .as_ref()
+                .ok_or(bad("HS256 tokens are not accepted"))?;
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+                .map_err(|_| Error::Internal("HMAC key".into()))?;
+            mac.update(signing_input.as_bytes());
+            mac.verify_slice(&sig)
+                .map_err(|_| bad("invalid token signature"))?;
+        }
+        Some("RS256") => {
+            let sig = rsa::pkcs1v15::Signature::try_from(sig.as_slice())
+                .map_err(|_| bad("invalid token signature"))?;
+            let ok = auth.jwt_rs256_public_keys.iter().any(|k| {
+                rsa::pkcs1v15::VerifyingKey::<Sha256>::new(k.clone())
+                    .verify(signing_input.as_bytes(), &sig)
+                    .is_ok()
+            });
+            if !ok {
+                return Err(bad("invalid token signature"));
+            }
+        }
+        _ => return Err(bad("unsupported token algorithm")),
+    }
+    let claims: Value =
+        serde_json::from_slice(&b64(p)?).map_err(|_| bad("malformed token claims"))?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .ok_or(bad("token has no exp"))?;
+    if now >= exp.saturating_add(LEEWAY) {
+        return Err(bad("token expired"));
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = nbf.as_u64().ok_or(bad("malformed nbf"))?;
+        if now.saturating_add(LEEWAY) < nbf {
+            return Err(bad("token not valid yet"));
+        }
+    }
+    if let Some(iss) = &auth.issuer {
+        if claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
+            return Err(bad("token issuer not accepted"));
+        }
+    }
+    if let Some(aud) = &auth.audience {
+        let ok = match claims.get("aud") {
+            Some(Value::String(a)) => a == aud,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(aud.as_str())),
+            _ => false,
+        };
+        if !ok {
+            return Err(bad("token audience not accepted"));
+        }
+    }
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    Ok(Claims {
+        subject: text("sub"),
+        org: text(&auth.org_claim),
+    })
+}
