@@ -136,6 +136,11 @@ pub fn s3_origin_toml(origin: &S3Origin, ttl: &str) -> String {
 /// Starts the proxy. `body` is the config after `[server]`; `{dir}` in it becomes the
 /// config's directory. Plain listener only unless `tls` (then `server.tls_*` are set).
 pub async fn proxy(body: &str, tls: bool) -> Proxy {
+    proxy_with(body, tls, "").await
+}
+
+/// [`proxy`] with extra `[server]` keys.
+pub async fn proxy_with(body: &str, tls: bool, server_extra: &str) -> Proxy {
     let dir = tempdir("proxy");
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = http.local_addr().unwrap().port();
@@ -153,7 +158,7 @@ pub async fn proxy(body: &str, tls: bool) -> Proxy {
     // Tests that do not test rate limiting must not trip over it.
     let limits = if body.contains("[rate_limit]") { "" } else { "[rate_limit]\nper_second = 1000000\nburst = 1000000\n" };
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{tls_toml}\n{limits}{}",
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{server_extra}\n{tls_toml}\n{limits}{}",
         body.replace("{dir}", &dir.display().to_string())
     );
     std::fs::write(dir.join("config.toml"), &text).unwrap();
