@@ -156,7 +156,11 @@ pub async fn proxy_with(body: &str, tls: bool, server_extra: &str) -> Proxy {
         None => String::new(),
     };
     // Tests that do not test rate limiting must not trip over it.
-    let limits = if body.contains("[rate_limit]") { "" } else { "[rate_limit]\nper_second = 1000000\nburst = 1000000\n" };
+    let limits = if body.contains("[rate_limit]") {
+        ""
+    } else {
+        "[rate_limit]\nper_second = 1000000\nburst = 1000000\n"
+    };
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{server_extra}\n{tls_toml}\n{limits}{}",
         body.replace("{dir}", &dir.display().to_string())
