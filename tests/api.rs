@@ -672,3 +672,92 @@ async fn native_sign_api() {
         "forbidden"
     );
 }
+
+/// The README's curl examples, against the shipped config.toml and its demo-only keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_examples_run_against_the_shipped_config() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = http.local_addr().unwrap();
+    let text = std::fs::read_to_string(root.join("config.toml"))
+        .unwrap()
+        .replace("127.0.0.1:8080", &addr.to_string());
+    let config = edgesign::config::Config::parse(&text, root, &|_| None).unwrap();
+    let _running = edgesign::server::serve(
+        edgesign::proxy::App::new(config),
+        edgesign::server::Listeners { http, https: None },
+    )
+    .unwrap();
+    let base = format!("http://{addr}");
+    let sk = bearer("sk_demo_acme_DO_NOT_USE_IN_PRODUCTION");
+    let welcome = "Welcome, acme. This object lives under the acme/ org prefix.\n";
+
+    let demo = get(&format!("{base}/demo/hello.txt"), &[]).await;
+    assert_eq!(demo.status, 302);
+    assert!(
+        get(demo.header("location"), &[])
+            .await
+            .text()
+            .starts_with("Hello from edgesign!")
+    );
+
+    let content = post(
+        &format!("{base}/orgs/acme/content/sign"),
+        r#"{"url": "acme/welcome.txt"}"#,
+        &[("authorization", &sk)],
+    )
+    .await
+    .json();
+    assert_eq!(
+        get(content["signed_url"].as_str().unwrap(), &[])
+            .await
+            .text(),
+        welcome
+    );
+    let files = post(
+        &format!("{base}/v1/files/f_demo123/signed-url"),
+        r#"{"expires_in": 300}"#,
+        &[("authorization", &sk)],
+    )
+    .await
+    .json();
+    assert_eq!(
+        get(files["url"].as_str().unwrap(), &[]).await.text(),
+        "The file behind file id f_demo123.\n"
+    );
+    let presign = post(
+        &format!("{base}/generate-presigned-url"),
+        r#"{"key": "acme/welcome.txt"}"#,
+        &[("authorization", &sk)],
+    )
+    .await
+    .json();
+    let presigned = presign["url"].as_str().unwrap();
+    assert_eq!(get(presigned, &[]).await.text(), welcome);
+    let via = format!(
+        "{base}/api/v1/proxy/file?presigned_url={}",
+        edgesign::sign::encoding::uri_encode(presigned.as_bytes(), false)
+    );
+    assert_eq!(get(&via, &[]).await.text(), welcome);
+    let native = post(
+        &format!("{base}/v1/sign"),
+        r#"{"origin": "demo", "key": "acme/welcome.txt", "expires_in": 60}"#,
+        &[("authorization", &sk)],
+    )
+    .await
+    .json();
+    assert_eq!(
+        get(native["url"].as_str().unwrap(), &[]).await.text(),
+        welcome
+    );
+    let pk = post(
+        &format!("{base}/v1/sign"),
+        r#"{"origin": "demo", "key": "acme/welcome.txt"}"#,
+        &[(
+            "authorization",
+            &bearer("pk_demo_acme_DO_NOT_USE_IN_PRODUCTION"),
+        )],
+    )
+    .await;
+    assert_eq!(pk.status, 403);
+}
