@@ -118,3 +118,33 @@ pub fn verify(auth: &Auth, token: &str, now: u64) -> Result<Claims, Error> {
         org: text(&auth.org_claim),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_org_claim_name_is_configurable() {
+        let secret = "an-hs256-secret-that-is-long-enough-0123456789";
+        let auth = Auth {
+            org_claim: "https://example.com/tenant".into(),
+            cookie: "s".into(),
+            jwt_hs256_secret: Some(crate::secret::Secret::new(secret)),
+            jwt_rs256_public_keys: vec![],
+            issuer: None,
+            audience: None,
+            api_keys: vec![],
+        };
+        let b64 = |v: &str| URL_SAFE_NO_PAD.encode(v);
+        let head = b64(r#"{"alg":"HS256"}"#);
+        let body = b64(r#"{"exp":2000000000,"org":"wrong","https://example.com/tenant":"acme"}"#);
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{head}.{body}").as_bytes());
+        let token = format!(
+            "{head}.{body}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        );
+        let claims = verify(&auth, &token, 1_900_000_000).unwrap();
+        assert_eq!(claims.org.as_deref(), Some("acme"));
+    }
+}

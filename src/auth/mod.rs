@@ -52,6 +52,12 @@ impl Principal {
         }
     }
 
+    /// An API key configured without an org: reads every key. (A JWT without an org claim is
+    /// *not* an admin: an identity provider that forgets the claim must not grant everything.)
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Principal::ApiKey { org: None, .. })
+    }
+
     /// Whether this caller may mint URLs through the signing APIs: secret keys and users
     /// with a session token; public keys and anonymous callers only read.
     pub fn may_mint(&self) -> bool {

@@ -15,8 +15,8 @@ pub fn may_read(access: Access, principal: &Principal, raw_key: &str) -> Result<
         Access::Authenticated => in_scope(principal, raw_key),
         Access::Org => match principal.org() {
             Some(_) => in_scope(principal, raw_key),
-            None if principal.is_authenticated() => Ok(()),
-            None => Err(Error::Unauthorized("credentials required")),
+            None if principal.is_admin() => Ok(()),
+            None => Err(Error::Forbidden("the caller belongs to no org")),
         },
     }
 }
@@ -78,5 +78,21 @@ mod tests {
             401
         );
         assert!(may_read(Access::Public, &Principal::Anonymous, "x").is_ok());
+        let no_org_token = Principal::Jwt {
+            subject: Some("u".into()),
+            org: None,
+        };
+        assert_eq!(
+            may_read(Access::Org, &no_org_token, "acme/x")
+                .unwrap_err()
+                .status(),
+            403
+        );
+        let admin = Principal::ApiKey {
+            kind: ApiKeyKind::Secret,
+            org: None,
+            index: 1,
+        };
+        assert!(may_read(Access::Org, &admin, "acme/x").is_ok());
     }
 }
