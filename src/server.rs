@@ -22,6 +22,9 @@ use crate::proxy::App;
 
 /// How long a client may take to send its request head (slowloris bound).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request ids for access-log lines (per process).
+static REQUEST_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -186,9 +189,31 @@ async fn serve_connection<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(app.handle(req, peer).await) }
+        async move {
+            let start = crate::clock::instant();
+            let id = REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // The path only: queries carry signatures, policies and keys, and are never logged.
+            let (method, path, version) = (
+                req.method().clone(),
+                req.uri().path().to_owned(),
+                req.version(),
+            );
+            let resp = app.handle(req, peer).await;
+            tracing::info!(
+                target: "edgesign::access",
+                request_id = id,
+                peer = %peer.ip(),
+                method = %method,
+                path = %path,
+                version = ?version,
+                status = resp.status().as_u16(),
+                bytes = resp.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-"),
+                duration_us = start.elapsed().as_micros() as u64,
+            );
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
     let mut builder = Builder::new(TokioExecutor::new());
     builder

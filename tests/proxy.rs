@@ -993,3 +993,102 @@ async fn stale_cloudfront_urls_keep_their_policy_when_rescued() {
     .await;
     assert_eq!(f.json()["code"], "invalid_signature");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_logs_never_hold_signatures_keys_or_cookies() {
+    use std::io::BufRead;
+    let origin = s3_origin().await;
+    origin.put("acme/log.txt", b"logged");
+    let dir = tempdir("logs");
+    let config = dir.join("edgesign.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://edge.example\"\n{}\n{}\n[auth]\n{}", s3_origin_toml(&origin, "1h"), "[[routes]]\nprefix = \"/org/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"org\"\n", api_keys_toml()),
+    )
+    .unwrap();
+    let log = dir.join("stderr.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgesign"))
+        .arg("--config")
+        .arg(&config)
+        .env("EDGESIGN_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("edgesign listening on ")
+        .unwrap()
+        .to_owned();
+    let stale = botocore_presign(&origin.endpoint(), "acme/log.txt", "20130524T000000Z", 3600);
+    let query = stale.split_once('?').unwrap().1;
+    let sig = query.rsplit_once("X-Amz-Signature=").unwrap().1.to_owned();
+    let auth = format!("Bearer {SK_ADMIN}");
+    get(
+        &format!("{base}/org/acme/log.txt?{query}"),
+        &[("authorization", &auth)],
+    )
+    .await;
+    get(
+        &format!("{base}/org/acme/log.txt?{query}"),
+        &[("cookie", "edgesign_session=cookie-secret-value")],
+    )
+    .await;
+    get(
+        &format!("{base}/org/acme/log.txt"),
+        &[("x-api-key", SK_ACME)],
+    )
+    .await;
+    get(
+        &format!(
+            "{base}/proxy/file?presigned_url={}",
+            edgesign::sign::encoding::uri_encode(stale.as_bytes(), false)
+        ),
+        &[("authorization", &auth)],
+    )
+    .await;
+    get(
+        &format!("{base}/_origin/x/y?expires=1&key_id=k&signature=native-signature-value"),
+        &[],
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let access: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("edgesign::access"))
+        .collect();
+    assert_eq!(access.len(), 5, "one access line per request:\n{text}");
+    assert!(
+        access
+            .iter()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "JSON lines"
+    );
+    assert!(
+        access[0].contains("\"status\":302") && access[0].contains("/org/acme/log.txt"),
+        "{}",
+        access[0]
+    );
+    for secret in [
+        sig.as_str(),
+        SK_ADMIN,
+        SK_ACME,
+        "cookie-secret-value",
+        "native-signature-value",
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "presigned_url",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} leaked into the log:\n{text}"
+        );
+    }
+}
