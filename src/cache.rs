@@ -99,11 +99,12 @@ impl SignatureCache {
     }
 
     /// The cached URL for `key`, or the one `sign` mints (once, however many callers wait).
-    /// `live_for` is the time until the key's bucket rolls.
+    /// The entry lives until the bucket rolls at `rolls_at`, or until the URL dies if sooner.
     pub async fn get_or_sign<F, Fut>(
         &self,
         key: CacheKey,
-        live_for: Duration,
+        now: u64,
+        rolls_at: u64,
         sign: F,
     ) -> Result<Signed, Error>
     where
@@ -118,10 +119,9 @@ impl SignatureCache {
                 self.misses.fetch_add(1, Ordering::Relaxed);
                 self.signing_ops.fetch_add(1, Ordering::Relaxed);
                 let signed = sign().await?;
-                Ok::<_, Error>(Arc::new(Entry {
-                    signed,
-                    live_for: live_for.max(Duration::from_secs(1)),
-                }))
+                let live_for =
+                    Duration::from_secs(rolls_at.min(signed.expires_at).saturating_sub(now).max(1));
+                Ok::<_, Error>(Arc::new(Entry { signed, live_for }))
             })
             .await;
         if !minted {

@@ -28,6 +28,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every response body: streamed from the origin or a file, or a small buffer.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
+/// Requests admitted, for periodic limiter housekeeping.
+static ADMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// How far in the future a SigV4 `X-Amz-Date` may be (S3 allows 15 minutes of skew).
 const CLOCK_SKEW: u64 = 900;
 
@@ -209,12 +212,24 @@ impl App {
     /// Authenticates once and applies the rate limit, before any signing work.
     fn admit(&self, parts: &http::request::Parts, peer: SocketAddr) -> Result<Cx, Error> {
         let now = now();
-        let principal = auth::authenticate(&self.config.auth, &parts.headers, now)?;
         let ip = auth::client_ip(
             peer.ip(),
             &parts.headers,
             &self.config.server.trusted_proxies,
         );
+        if ADMITTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 0 {
+            self.limiter.retain_recent();
+        }
+        let principal = match auth::authenticate(&self.config.auth, &parts.headers, now) {
+            Ok(p) => p,
+            // Failed logins count against the client's address, so guessing is limited too.
+            Err(e) => {
+                return Err(match self.limiter.check_key(&format!("ip:{ip}")) {
+                    Ok(()) => e,
+                    Err(_) => Error::RateLimited { retry_after: 1 },
+                });
+            }
+        };
         let key = principal.rate_key().unwrap_or_else(|| format!("ip:{ip}"));
         if let Err(not_until) = self.limiter.check_key(&key) {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -335,6 +350,17 @@ impl App {
         }
         if ask.now >= verified.expires_at.saturating_add(ask.stale_grace) {
             self.authorize(ask, true)?;
+            // A wildcard policy re-signed keeps its wildcard: the caller must be allowed to
+            // read everything it covers, not just the key asked for.
+            if let Some(prefix) = verified.wildcard_prefix() {
+                if ask.access != Access::Public {
+                    let base = origin.signer.layout().base();
+                    let rel = prefix
+                        .strip_prefix(base.as_str())
+                        .ok_or(Error::Forbidden("the URL's policy covers other hosts"))?;
+                    policy::may_read_prefix(ask.principal, rel)?;
+                }
+            }
         }
         self.resign(ask.origin, &verified, ask.now).await
     }
@@ -414,13 +440,16 @@ impl App {
     ) -> Result<(Signed, u64), Error> {
         let ttl = self.config.origins[origin_idx].signer.ttl;
         let w = Window::at(now, self.config.cache.bucket, ttl);
-        let live_for = Duration::from_secs(w.rolls_at - now);
         let signed = self
             .cache
-            .get_or_sign(key(w.signed_at), live_for, || async {
+            .get_or_sign(key(w.signed_at), now, w.rolls_at, || async {
                 cpu(|| sign(w.signed_at))
             })
             .await?;
+        // Credentials that die inside the bucket can make an honest URL that is already dead.
+        if signed.expires_at <= now {
+            return Err(Error::Internal("signing credentials have expired".into()));
+        }
         Ok((signed, w.rolls_at))
     }
 
@@ -531,7 +560,7 @@ impl App {
             origin: origin_idx,
             raw_key,
             method,
-            access: Access::Authenticated,
+            access: Access::Org,
             stale_grace: 0,
             headers: &parts.headers,
             now: cx.now,

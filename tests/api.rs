@@ -761,3 +761,57 @@ async fn the_readme_examples_run_against_the_shipped_config() {
     .await;
     assert_eq!(pk.status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_without_an_org_and_dot_segments_are_confined() {
+    let origin = s3_origin().await;
+    let proxy = proxy(&config(&origin, ""), false).await;
+    origin.put("acme/a.txt", b"acme a");
+    // A token with no org claim mints nothing and reads no org route.
+    let no_org = bearer(&hs(claims(json!({"org": null}))));
+    let minted = post(
+        &api(&proxy, "/v1/sign"),
+        r#"{"origin": "docs", "key": "acme/a.txt"}"#,
+        &[("authorization", &no_org)],
+    )
+    .await;
+    assert_eq!(minted.status, 403);
+    assert_eq!(
+        get(
+            &format!("{}/org/acme/a.txt", proxy.base),
+            &[("authorization", &no_org)]
+        )
+        .await
+        .status,
+        403
+    );
+    // Dot segments cannot walk an org caller out of its prefix.
+    let walk = get(
+        &format!("{}/org/acme/..%2Fglobex%2Fsecret.txt", proxy.base),
+        &[("authorization", &bearer(SK_ACME))],
+    )
+    .await;
+    assert_eq!(walk.status, 403);
+    // A stale session cookie does not break a capability URL.
+    let now_amz = edgesign::sign::encoding::amz_date(now());
+    let valid = botocore_presign(
+        &origin.endpoint(),
+        "acme/a.txt",
+        std::str::from_utf8(&now_amz).unwrap(),
+        600,
+    );
+    let stale_cookie = format!(
+        "edgesign_session={}",
+        hs(claims(json!({"exp": now() - 3600})))
+    );
+    let got = get(
+        &format!(
+            "{}/org/acme/a.txt?{}",
+            proxy.base,
+            valid.split_once('?').unwrap().1
+        ),
+        &[("cookie", &stale_cookie)],
+    )
+    .await;
+    assert_eq!(got.status, 302, "{}", got.text());
+}

@@ -984,6 +984,37 @@ async fn stale_cloudfront_urls_keep_their_policy_when_rescued() {
     );
     assert_eq!(c.source_ip.as_deref(), Some("192.0.2.0/24"));
     assert_eq!(c.date_greater_than, Some(1_500_000_000));
+    // A policy covering the whole distribution is re-signed only for an administrator.
+    let everything = edgesign::sign::cloudfront::custom_policy(
+        "https://d111111abcdef8.cloudfront.net/*",
+        1_600_000_000,
+        None,
+        None,
+    );
+    let wide = edgesign::sign::cloudfront::sign(
+        "https://d111111abcdef8.cloudfront.net/acme/videos/a.mp4",
+        &edgesign::sign::cloudfront::PolicyKind::Custom(everything),
+        &cf.keys[0].private,
+        "K2JCJMDEHXQW5F",
+        cf.hash,
+    )
+    .unwrap();
+    let wide_path = format!("/cf/{}", wide.split_once(".net/").unwrap().1);
+    let scoped = get(
+        &format!("{}{wide_path}", proxy.base),
+        &[("authorization", &format!("Bearer {SK_ACME}"))],
+    )
+    .await;
+    assert_eq!(
+        scoped.status, 403,
+        "an org caller must not get a capability for every org"
+    );
+    let admin = get(
+        &format!("{}{wide_path}", proxy.base),
+        &[("authorization", &format!("Bearer {SK_ADMIN}"))],
+    )
+    .await;
+    assert_eq!(admin.status, 302);
     // The wildcard covers other query strings (as at CloudFront), but not other paths.
     let forged = path.replace("/videos/", "/audio/");
     let f = get(

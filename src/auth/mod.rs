@@ -123,10 +123,19 @@ pub fn authenticate(auth: &Auth, headers: &HeaderMap, now: u64) -> Result<Princi
                 "unsupported Authorization scheme; use Bearer",
             ));
         }
-        None => match cookie(headers, &auth.cookie) {
-            Some(t) => t,
-            None => return Ok(Principal::Anonymous),
-        },
+        // A cookie is ambient: a stale session must not break capability URLs or public
+        // routes, so a cookie that does not verify counts as no credentials.
+        None => {
+            return Ok(match cookie(headers, &auth.cookie) {
+                Some(t) if jwt::looks_like_jwt(t) => jwt::verify(auth, t, now)
+                    .map(|c| Principal::Jwt {
+                        subject: c.subject,
+                        org: c.org,
+                    })
+                    .unwrap_or(Principal::Anonymous),
+                _ => Principal::Anonymous,
+            });
+        }
     };
     if token.starts_with("sk_") || token.starts_with("pk_") {
         return api_key::lookup(&auth.api_keys, token)

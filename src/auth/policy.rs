@@ -5,6 +5,21 @@ use crate::Error;
 use crate::config::Access;
 use crate::sign::encoding::percent_decode;
 
+/// Whether `principal` may read everything under `raw_prefix` (a CloudFront wildcard
+/// policy's fixed part, relative to the origin): admins always, org callers inside `{org}/`.
+pub fn may_read_prefix(principal: &Principal, raw_prefix: &str) -> Result<(), Error> {
+    if principal.is_admin() {
+        return Ok(());
+    }
+    let prefix = percent_decode(raw_prefix);
+    match principal.org() {
+        Some(org) if prefix.starts_with(format!("{org}/").as_bytes()) => Ok(()),
+        _ => Err(Error::Forbidden(
+            "the URL's policy covers keys outside the caller's org",
+        )),
+    }
+}
+
 /// Whether `principal` may read `raw_key` (as it appears in the path) on a route with
 /// `access`. An org-scoped caller reads only keys under `{org}/` — compared on the decoded
 /// key, since `acme%2Fx` and `acme/x` name the same S3 object.
@@ -22,11 +37,21 @@ pub fn may_read(access: Access, principal: &Principal, raw_key: &str) -> Result<
 }
 
 /// An org-scoped principal stays inside `{org}/` on every route that needs credentials.
+/// A key with `.` or `..` segments is refused outright: S3 keeps them literally, but an origin
+/// or front end that normalises paths would serve another org's object.
 fn in_scope(principal: &Principal, raw_key: &str) -> Result<(), Error> {
+    let key = percent_decode(raw_key);
+    if key
+        .split(|b| *b == b'/')
+        .any(|seg| seg == b"." || seg == b"..")
+    {
+        return Err(Error::Forbidden(
+            "keys with . or .. segments are not served to scoped callers",
+        ));
+    }
     let Some(org) = principal.org() else {
         return Ok(());
     };
-    let key = percent_decode(raw_key);
     let inside =
         key.len() > org.len() + 1 && key.starts_with(org.as_bytes()) && key[org.len()] == b'/';
     if inside {

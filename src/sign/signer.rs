@@ -261,6 +261,26 @@ impl Verified<'_> {
         self.method
     }
 
+    /// For a CloudFront custom policy whose `Resource` holds a wildcard: the fixed text before
+    /// the first `*` or `?` (what a re-signed URL would keep granting).
+    pub fn wildcard_prefix(&self) -> Option<String> {
+        let Detail::CloudFront {
+            custom: Some(policy),
+            ..
+        } = &self.detail
+        else {
+            return None;
+        };
+        let resource = policy
+            .get("Statement")?
+            .get(0)?
+            .get("Resource")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("*");
+        let cut = resource.find(['*', '?'])?;
+        Some(resource[..cut].to_owned())
+    }
+
     /// Its extra query segments, raw and in order (kept when re-signed).
     pub fn params(&self) -> Vec<&str> {
         match &self.detail {
