@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Error;
+use crate::ops::{self, Metrics};
 use crate::sign::{Method, Signed};
 
 /// Everything that makes two minted URLs differ. Pure data; derive it with [`CacheKey::new`].
@@ -73,6 +74,7 @@ pub struct SignatureCache {
     signing_ops: AtomicU64,
     misses: AtomicU64,
     hits: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for SignatureCache {
@@ -85,8 +87,8 @@ impl std::fmt::Debug for SignatureCache {
 }
 
 impl SignatureCache {
-    /// A cache bounded to `max_entries` URLs.
-    pub fn new(max_entries: u64) -> Self {
+    /// A cache bounded to `max_entries` URLs, counting lookups into `metrics` too.
+    pub fn new(max_entries: u64, metrics: Arc<Metrics>) -> Self {
         SignatureCache {
             inner: moka::future::Cache::builder()
                 .max_capacity(max_entries)
@@ -95,6 +97,7 @@ impl SignatureCache {
             signing_ops: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             hits: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -127,6 +130,8 @@ impl SignatureCache {
         if !minted {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
+        self.metrics.cache_lookup(!minted);
+        ops::note_cache(!minted);
         match result {
             Ok(entry) => Ok(entry.signed.clone()),
             Err(e) => Err(match &*e {
@@ -153,6 +158,12 @@ impl SignatureCache {
 
     /// Entries currently held (approximate, as moka counts).
     pub fn entries(&self) -> u64 {
+        self.inner.entry_count()
+    }
+
+    /// Entries held, once moka has applied its pending inserts and evictions.
+    pub async fn entries_now(&self) -> u64 {
+        self.inner.run_pending_tasks().await;
         self.inner.entry_count()
     }
 }

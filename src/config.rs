@@ -19,6 +19,13 @@ use crate::sign::sigv4::{self, Credentials};
 // Raw structs: exactly the keys of DESIGN.md §8, nothing else.
 // ---------------------------------------------------------------------------------------
 
+/// Smallest `server.max_header_size` (hyper's read buffer cannot be smaller).
+const MIN_HEADER_SIZE: u64 = 8 * 1024;
+/// Largest `server.max_header_size`.
+const MAX_HEADER_SIZE: u64 = 1024 * 1024;
+/// Largest `server.max_connections` (the semaphore's limit is far above; this is sanity).
+const MAX_CONNECTIONS: u64 = 1 << 20;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -50,6 +57,11 @@ struct RawServer {
     tls_key: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     shutdown_grace: Option<String>,
+    drain_delay: Option<String>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_header_size: Option<u64>,
+    max_connections: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,8 +211,20 @@ pub struct Server {
     pub tls: Option<Tls>,
     /// Peers whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// How long in-flight requests get on SIGTERM.
+    /// How long in-flight requests get on SIGTERM, once the listeners are closed.
     pub shutdown_grace: Duration,
+    /// On SIGTERM, how long `/readyz` answers 503 while connections are still accepted, so
+    /// load balancers stop sending before the listeners close.
+    pub drain_delay: Duration,
+    /// How long a client may take to send a request head (and, on a new connection, to
+    /// start one): the slowloris bound.
+    pub header_read_timeout: Duration,
+    /// How long a connection with nothing in flight is kept open.
+    pub idle_timeout: Duration,
+    /// Largest request head accepted, bytes (HTTP/1.1 answers 431 beyond it).
+    pub max_header_size: usize,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 /// TLS listener settings.
@@ -309,7 +333,7 @@ pub struct Auth {
 }
 
 /// `[rate_limit]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
     /// Sustained rate per principal.
     pub per_second: f64,
@@ -852,12 +876,46 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
         }
     }
     let shutdown_grace = c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "30s");
+    let drain_delay = c.duration("server.drain_delay", s.drain_delay.as_deref(), "0s");
+    let header_read_timeout = c.duration(
+        "server.header_read_timeout",
+        s.header_read_timeout.as_deref(),
+        "10s",
+    );
+    if header_read_timeout.is_zero() {
+        c.err("server.header_read_timeout", "must be at least 1ms");
+    }
+    let idle_timeout = c.duration("server.idle_timeout", s.idle_timeout.as_deref(), "60s");
+    if idle_timeout.is_zero() {
+        c.err("server.idle_timeout", "must be at least 1ms");
+    }
+    let max_header_size = s.max_header_size.unwrap_or(16 * 1024);
+    if !(MIN_HEADER_SIZE..=MAX_HEADER_SIZE).contains(&max_header_size) {
+        c.err(
+            "server.max_header_size",
+            format!(
+                "{max_header_size} must be between {MIN_HEADER_SIZE} and {MAX_HEADER_SIZE} bytes"
+            ),
+        );
+    }
+    let max_connections = s.max_connections.unwrap_or(10_000);
+    if !(1..=MAX_CONNECTIONS).contains(&max_connections) {
+        c.err(
+            "server.max_connections",
+            format!("{max_connections} must be between 1 and {MAX_CONNECTIONS}"),
+        );
+    }
     Server {
         listen,
         public_url,
         tls,
         trusted_proxies,
         shutdown_grace,
+        drain_delay,
+        header_read_timeout,
+        idle_timeout,
+        max_header_size: max_header_size.clamp(MIN_HEADER_SIZE, MAX_HEADER_SIZE) as usize,
+        max_connections: max_connections.clamp(1, MAX_CONNECTIONS) as usize,
     }
 }
 

@@ -39,6 +39,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod local;
+pub mod ops;
 pub mod origin;
 pub mod proxy;
 pub mod route;

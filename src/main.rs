@@ -81,7 +81,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            serve(config)
+            serve(config, cli.config)
         }
         Command::Sign {
             origin,
@@ -159,8 +159,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads certificates, binds, serves until SIGTERM or Ctrl-C, then drains.
-fn serve(config: Config) -> ExitCode {
+/// Loads certificates, binds, serves until SIGTERM or Ctrl-C, then drains. SIGHUP reloads
+/// `path`.
+fn serve(config: Config, path: PathBuf) -> ExitCode {
     let tls = match config
         .server
         .tls
@@ -205,7 +206,6 @@ fn serve(config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let grace = config.server.shutdown_grace;
         let app = App::new(config);
         let running = match server::serve(app, listeners) {
             Ok(r) => r,
@@ -218,26 +218,58 @@ fn serve(config: Config) -> ExitCode {
         if let Some(a) = running.https_addr {
             println!("edgesign listening on https://{a}");
         }
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        running.shutdown(grace).await;
+        if let Err(e) = run_until_stopped(&running, &path).await {
+            eprintln!("edgesign: cannot listen for signals: {e}");
+            return ExitCode::FAILURE;
+        }
+        let s = &running.app().config.server;
+        tracing::info!(
+            drain_delay_ms = s.drain_delay.as_millis() as u64,
+            shutdown_grace_ms = s.shutdown_grace.as_millis() as u64,
+            "draining: /readyz now answers 503"
+        );
+        if running.shutdown().await {
+            tracing::info!("drained; exiting");
+        } else {
+            tracing::warn!("shutdown_grace elapsed with requests still in flight; they are cut");
+        }
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
+/// Serves until SIGTERM or Ctrl-C; each SIGHUP reloads the config file.
+async fn run_until_stopped(
+    running: &server::Running,
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = hup.recv() => reload(running, path),
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Loads, validates and swaps in the config at `path`; a bad one is refused and logged (the
+/// message names the key) and the running config keeps serving.
+fn reload(running: &server::Running, path: &std::path::Path) {
+    match running.reload_file(path) {
+        Ok(()) => {
+            tracing::info!(target: "edgesign::reload", config = %path.display(), "config reloaded")
+        }
+        Err(e) => {
+            tracing::error!(
+                target: "edgesign::reload",
+                config = %path.display(),
+                error = %e,
+                "config reload refused; the running config keeps serving"
+            );
+        }
+    }
 }
 
 fn sign_command(

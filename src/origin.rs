@@ -2,6 +2,7 @@
 //! connect and response timeouts from `[origin_client]`. It never follows redirects; the
 //! origin's body is handed back unbuffered.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::Error;
 use crate::config::OriginClient as Settings;
+use crate::ops::Metrics;
 use crate::sign::Method;
 
 /// Request headers passed to the origin in stream mode.
@@ -51,22 +53,25 @@ pub fn is_passed_status(s: StatusCode) -> bool {
 pub struct OriginClient {
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     response_timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for OriginClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OriginClient")
             .field("response_timeout", &self.response_timeout)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl OriginClient {
     /// A client with `[origin_client]`'s timeouts. `extra_roots` are PEM CA certificates to
-    /// trust besides the webpki roots (for private origins).
+    /// trust besides the webpki roots (for private origins). Latency and failures are
+    /// counted into `metrics`.
     pub fn new(
         settings: &Settings,
         extra_roots: &[rustls_pki_types::CertificateDer<'static>],
+        metrics: Arc<Metrics>,
     ) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -101,14 +106,16 @@ impl OriginClient {
         OriginClient {
             client,
             response_timeout: settings.response_timeout,
+            metrics,
         }
     }
 
-    /// Sends `method url` with the passed request headers; waits for the response head at
-    /// most `response_timeout`. Connection refused or reset → `502 origin_unavailable`;
-    /// no answer in time → `504 origin_timeout`.
+    /// Sends `method url` to the origin named `origin` with the passed request headers;
+    /// waits for the response head at most `response_timeout`. Connection refused or reset →
+    /// `502 origin_unavailable`; no answer in time → `504 origin_timeout`.
     pub async fn fetch(
         &self,
+        origin: &str,
         method: Method,
         url: &str,
         headers: &HeaderMap,
@@ -133,6 +140,22 @@ impl OriginClient {
             http::header::USER_AGENT,
             HeaderValue::from_static("edgesign"),
         );
+        let start = crate::clock::instant();
+        let result = self.send(req).await;
+        match &result {
+            Ok(resp) => {
+                self.metrics.origin_answered(origin, start.elapsed());
+                if !is_passed_status(resp.status()) {
+                    self.metrics.origin_error(origin, "status");
+                }
+            }
+            Err(Error::OriginTimeout) => self.metrics.origin_error(origin, "timeout"),
+            Err(_) => self.metrics.origin_error(origin, "connect"),
+        }
+        result
+    }
+
+    async fn send(&self, req: Request<Empty<Bytes>>) -> Result<Response<Incoming>, Error> {
         match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
             Err(_) => Err(Error::OriginTimeout),
             Ok(Ok(resp)) => Ok(resp),

@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use crate::auth::{self, Principal, policy};
 use crate::cache::{CacheKey, SignatureCache};
 use crate::config::{Access, Config, Mode, Origin};
+use crate::ops::{self, Metrics};
 use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS, is_passed_status};
 use crate::sign::encoding::percent_decode;
 use crate::sign::signer::{Kind, Scheme, SignSpec, Verified};
@@ -65,7 +66,9 @@ pub struct App {
     /// Pooled client to the origins.
     pub origin: OriginClient,
     /// Token buckets per principal (anonymous callers: per client address).
-    pub limiter: governor::DefaultKeyedRateLimiter<String>,
+    pub limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
+    /// Process-wide metrics (they outlive reloads).
+    pub metrics: Arc<Metrics>,
 }
 
 pub(crate) fn full(body: impl Into<Bytes>) -> Body {
@@ -160,16 +163,42 @@ pub(crate) fn is_public(origin: &Origin, raw_key: &str) -> bool {
 }
 
 impl App {
-    /// A ready service for `config`.
+    /// A ready service for `config`, with metrics of its own.
     pub fn new(config: Config) -> Arc<Self> {
-        let cache = SignatureCache::new(config.cache.max_entries);
-        let origin = OriginClient::new(&config.origin_client, &[]);
-        let limiter = governor::RateLimiter::keyed(quota(&config.rate_limit));
+        Self::with_metrics(config, Arc::new(Metrics::new()))
+    }
+
+    /// A ready service for `config` counting into `metrics`.
+    pub fn with_metrics(config: Config, metrics: Arc<Metrics>) -> Arc<Self> {
+        let limiter = Arc::new(governor::RateLimiter::keyed(quota(&config.rate_limit)));
+        Self::assemble(config, metrics, limiter)
+    }
+
+    /// The service for a reloaded `config`: same metrics; the rate limiter's buckets carry
+    /// over when `[rate_limit]` is unchanged; the signature cache starts empty, since keys may
+    /// have changed (bucketing makes the re-minted URLs identical when they have not).
+    pub fn reloaded(&self, config: Config) -> Arc<Self> {
+        let limiter = if config.rate_limit == self.config.rate_limit {
+            self.limiter.clone()
+        } else {
+            Arc::new(governor::RateLimiter::keyed(quota(&config.rate_limit)))
+        };
+        Self::assemble(config, self.metrics.clone(), limiter)
+    }
+
+    fn assemble(
+        config: Config,
+        metrics: Arc<Metrics>,
+        limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
+    ) -> Arc<Self> {
+        let cache = SignatureCache::new(config.cache.max_entries, metrics.clone());
+        let origin = OriginClient::new(&config.origin_client, &[], metrics.clone());
         Arc::new(App {
             config: Arc::new(config),
             cache,
             origin,
             limiter,
+            metrics,
         })
     }
 
@@ -188,18 +217,14 @@ impl App {
             .is_some_and(|q| Scheme::of_query(q) == Scheme::Sigv4)
             && !matches!(path.as_str(), "/proxy/file" | "/api/v1/proxy/file");
         let api = api::Api::of(&parts.method, &path);
-        let result = match path.as_str() {
-            "/healthz" => Ok(json_response(StatusCode::OK, r#"{"status":"ok"}"#.into())),
-            "/readyz" => Ok(json_response(
-                StatusCode::OK,
-                r#"{"status":"ready"}"#.into(),
-            )),
-            _ => match self.admit(&parts, peer) {
-                Err(e) => Err(e),
-                Ok(cx) => match api {
-                    Some(api) => return api::handle(self, api, &parts, body, &cx).await,
-                    None => self.dispatch(&parts, &cx).await,
-                },
+        if let Some(api) = api {
+            ops::note_route(api.route_name());
+        }
+        let result = match self.admit(&parts, peer) {
+            Err(e) => Err(e),
+            Ok(cx) => match api {
+                Some(api) => return api::handle(self, api, &parts, body, &cx).await,
+                None => self.dispatch(&parts, &cx).await,
             },
         };
         match (result, api) {
@@ -248,8 +273,14 @@ impl App {
         cx: &Cx,
     ) -> Result<Response<Body>, Error> {
         match parts.uri.path() {
-            "/proxy/file" | "/api/v1/proxy/file" => self.proxy_file(parts, cx).await,
-            p if p.starts_with(native::PATH_PREFIX) => self.serve_local(parts, cx).await,
+            "/proxy/file" | "/api/v1/proxy/file" => {
+                ops::note_route("proxy_file");
+                self.proxy_file(parts, cx).await
+            }
+            p if p.starts_with(native::PATH_PREFIX) => {
+                ops::note_route("local_origin");
+                self.serve_local(parts, cx).await
+            }
             _ => self.serve_route(parts, cx).await,
         }
     }
@@ -273,6 +304,10 @@ impl App {
         let matched = route::route(&self.config.routes, Self::host(parts), parts.uri.path())
             .ok_or(Error::NotFound)?;
         let route = &self.config.routes[matched.route];
+        ops::note_route(match route.mode {
+            Mode::Redirect => "redirect",
+            Mode::Stream => "stream",
+        });
         let origin = &self.config.origins[route.origin];
         let raw_key = matched.raw_key;
         if raw_key.is_empty() {
@@ -438,12 +473,15 @@ impl App {
         key: impl FnOnce(u64) -> CacheKey,
         sign: impl FnOnce(u64) -> Result<Signed, Error>,
     ) -> Result<(Signed, u64), Error> {
-        let ttl = self.config.origins[origin_idx].signer.ttl;
-        let w = Window::at(now, self.config.cache.bucket, ttl);
+        let signer = &self.config.origins[origin_idx].signer;
+        let w = Window::at(now, self.config.cache.bucket, signer.ttl);
         let signed = self
             .cache
             .get_or_sign(key(w.signed_at), now, w.rolls_at, || async {
-                cpu(|| sign(w.signed_at))
+                cpu(|| {
+                    self.metrics
+                        .time_signing(signer.scheme_name(), || sign(w.signed_at))
+                })
             })
             .await?;
         // Credentials that die inside the bucket can make an honest URL that is already dead.
@@ -503,7 +541,8 @@ impl App {
             let path = local::resolve(&local.root, raw_key).await?;
             return local::serve(&path, method, headers).await;
         }
-        let upstream = self.origin.fetch(method, url, headers).await?;
+        let name = &origin.signer.name;
+        let upstream = self.origin.fetch(name, method, url, headers).await?;
         let status = upstream.status();
         if !is_passed_status(status) {
             return Err(Error::OriginUnavailable(format!(
@@ -514,7 +553,12 @@ impl App {
         let mut resp = Response::new(if method == Method::Head {
             empty()
         } else {
-            body.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()
+            let (metrics, name) = (self.metrics.clone(), name.clone());
+            body.map_err(move |e| -> BoxError {
+                metrics.origin_error(&name, "body");
+                Box::new(e)
+            })
+            .boxed_unsync()
         });
         *resp.status_mut() = status;
         for name in &PASSED_RESPONSE_HEADERS {

@@ -1,12 +1,29 @@
 //! Listeners and connections: plain HTTP (HTTP/1.1 and h2c prior knowledge) and TLS
-//! (HTTP/1.1 and HTTP/2 by ALPN), graceful drain on shutdown.
+//! (HTTP/1.1 and HTTP/2 by ALPN); connection limits and timeouts; the access log; reload
+//! and graceful drain.
 //!
 //! The TLS config is built from the certificate and key files *before* any port is bound
 //! ([`tls_config`]), so a bad certificate never leaves a half-started proxy.
+//!
+//! Every connection holds a slot of `server.max_connections`; when none is free the accept
+//! loop waits and new clients queue in the kernel's backlog. A connection that has not
+//! started a request within `server.header_read_timeout`, or has had nothing in flight for
+//! `server.idle_timeout`, is closed. (hyper also bounds each HTTP/1.1 request head by
+//! `header_read_timeout`, and starts that timer when a keep-alive connection goes idle, so an
+//! idle HTTP/1.1 connection lasts at most the smaller of the two.)
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use bytes::Bytes;
+use http::{HeaderValue, Response, header};
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -14,19 +31,15 @@ use hyper_util::server::conn::auto::Builder;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Tls};
-use crate::proxy::App;
+use crate::ops::{self, ConnectionGuard, RequestIds};
+use crate::proxy::{App, Body, BoxError};
 
-/// How long a client may take to send its request head (slowloris bound).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Request ids for access-log lines (per process).
-static REQUEST_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-/// How long a TLS handshake may take.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 keep-alive pings: how often, and how long the answer may take (dead peers).
+const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
 
 /// Reads the certificate chain and key and builds the rustls server config, ALPN `h2` then
 /// `http/1.1`. Errors name the config key.
@@ -80,6 +93,19 @@ impl Listeners {
     }
 }
 
+/// What every connection shares: the current service (swapped whole on reload), the TLS
+/// config, the drain flag and the connection slots.
+#[derive(Debug)]
+struct Shared {
+    app: ArcSwap<App>,
+    tls: ArcSwapOption<rustls::ServerConfig>,
+    draining: AtomicBool,
+    ids: RequestIds,
+    slots: Arc<Semaphore>,
+    /// The slot count `slots` was last sized for.
+    max_connections: AtomicUsize,
+}
+
 /// A serving proxy.
 #[derive(Debug)]
 pub struct Running {
@@ -87,19 +113,91 @@ pub struct Running {
     pub http_addr: SocketAddr,
     /// Where TLS is served.
     pub https_addr: Option<SocketAddr>,
-    /// The service state (config, cache, counters).
-    pub app: Arc<App>,
+    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tracker: TaskTracker,
 }
 
 impl Running {
-    /// Stops accepting, asks every connection to finish (HTTP/2 GOAWAY, HTTP/1 close after
-    /// the current response) and waits up to `grace` for in-flight requests.
-    pub async fn shutdown(self, grace: Duration) {
+    /// The service now answering (config, cache, counters).
+    pub fn app(&self) -> Arc<App> {
+        self.shared.app.load_full()
+    }
+
+    /// Swaps in a new config: new requests see it at once; requests in flight finish on the
+    /// old one and no connection is dropped. Refused, with the old config kept, when the
+    /// listeners would have to move or the new certificate cannot be loaded. Errors name the
+    /// config key.
+    pub fn reload(&self, config: Config) -> Result<(), String> {
+        let result = self.try_reload(config);
+        self.app().metrics.reload(result.is_ok());
+        result
+    }
+
+    /// [`Running::reload`] from the config file at `path` (what `SIGHUP` does).
+    pub fn reload_file(&self, path: &std::path::Path) -> Result<(), String> {
+        match Config::load(path) {
+            Ok(config) => self.reload(config),
+            Err(e) => {
+                self.app().metrics.reload(false);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn try_reload(&self, config: Config) -> Result<(), String> {
+        let old = self.app();
+        let (was, now) = (&old.config.server, &config.server);
+        if was.listen != now.listen {
+            return Err(format!(
+                "server.listen: cannot move from {} to {} by reload; restart to move it",
+                was.listen, now.listen
+            ));
+        }
+        if was.tls.as_ref().map(|t| t.listen) != now.tls.as_ref().map(|t| t.listen) {
+            return Err(
+                "server.tls_listen: cannot be added, removed or moved by reload; restart to change it"
+                    .to_owned(),
+            );
+        }
+        let tls = now.tls.as_ref().map(tls_config).transpose()?;
+        let max_connections = now.max_connections;
+        self.shared.app.store(old.reloaded(config));
+        self.shared.tls.store(tls);
+        resize(&self.shared, max_connections);
+        Ok(())
+    }
+
+    /// Drains and stops: `/readyz` answers 503 (and HTTP/1.1 responses say
+    /// `Connection: close`) for `server.drain_delay` while connections are still accepted;
+    /// then the listeners close, every connection is asked to finish (HTTP/2 GOAWAY,
+    /// HTTP/1.1 close after the current response), and in-flight requests get up to
+    /// `server.shutdown_grace`. Returns whether they all finished in time.
+    pub async fn shutdown(self) -> bool {
+        let server = self.app().config.server.clone();
+        self.shared.draining.store(true, Ordering::SeqCst);
+        self.app().metrics.set_ready(false);
+        tokio::time::sleep(server.drain_delay).await;
         let _ = self.stop.send(true);
         self.tracker.close();
-        let _ = tokio::time::timeout(grace, self.tracker.wait()).await;
+        tokio::time::timeout(server.shutdown_grace, self.tracker.wait())
+            .await
+            .is_ok()
+    }
+}
+
+/// Grows or shrinks the connection slots to `max` (shrinking takes slots as they free up).
+fn resize(shared: &Arc<Shared>, max: usize) {
+    let was = shared.max_connections.swap(max, Ordering::SeqCst);
+    if max > was {
+        shared.slots.add_permits(max - was);
+    } else if max < was {
+        let slots = shared.slots.clone();
+        tokio::spawn(async move {
+            if let Ok(p) = slots.acquire_many_owned((was - max) as u32).await {
+                p.forget();
+            }
+        });
     }
 }
 
@@ -107,25 +205,35 @@ impl Running {
 pub fn serve(app: Arc<App>, listeners: Listeners) -> std::io::Result<Running> {
     let (stop, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
+    let max_connections = app.config.server.max_connections;
+    app.metrics.set_ready(true);
+    let shared = Arc::new(Shared {
+        app: ArcSwap::new(app),
+        tls: ArcSwapOption::new(listeners.https.as_ref().map(|(_, cfg)| cfg.clone())),
+        draining: AtomicBool::new(false),
+        ids: RequestIds::new(),
+        slots: Arc::new(Semaphore::new(max_connections)),
+        max_connections: AtomicUsize::new(max_connections),
+    });
     listeners.http.set_nonblocking(true)?;
     let http = TcpListener::from_std(listeners.http)?;
     let http_addr = http.local_addr()?;
     tracker.spawn(accept_loop(
         http,
-        None,
-        app.clone(),
+        false,
+        shared.clone(),
         stop_rx.clone(),
         tracker.clone(),
     ));
     let https_addr = match listeners.https {
-        Some((l, cfg)) => {
+        Some((l, _)) => {
             l.set_nonblocking(true)?;
             let l = TcpListener::from_std(l)?;
             let addr = l.local_addr()?;
             tracker.spawn(accept_loop(
                 l,
-                Some(tokio_rustls::TlsAcceptor::from(cfg)),
-                app.clone(),
+                true,
+                shared.clone(),
                 stop_rx,
                 tracker.clone(),
             ));
@@ -136,7 +244,7 @@ pub fn serve(app: Arc<App>, listeners: Listeners) -> std::io::Result<Running> {
     Ok(Running {
         http_addr,
         https_addr,
-        app,
+        shared,
         stop,
         tracker,
     })
@@ -144,12 +252,22 @@ pub fn serve(app: Arc<App>, listeners: Listeners) -> std::io::Result<Running> {
 
 async fn accept_loop(
     listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    app: Arc<App>,
+    tls: bool,
+    shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     tracker: TaskTracker,
 ) {
+    let name = if tls { "https" } else { "http" };
     loop {
+        // A slot first: at the limit, clients wait in the backlog instead of being served
+        // by a proxy that has no room for them.
+        let slot = tokio::select! {
+            s = shared.slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
         let (sock, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -162,72 +280,134 @@ async fn accept_loop(
             _ = stop.changed() => return,
         };
         let _ = sock.set_nodelay(true);
-        let app = app.clone();
-        let stop = stop.clone();
-        let tls = tls.clone();
+        let guard = shared.app.load().metrics.connection(name);
+        let (shared, stop) = (shared.clone(), stop.clone());
         tracker.spawn(async move {
-            match tls {
-                None => serve_connection(TokioIo::new(sock), peer, app, stop).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
-                        Ok(Ok(stream)) => {
-                            serve_connection(TokioIo::new(stream), peer, app, stop).await
-                        }
-                        _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
-                    }
+            let _slot = slot;
+            let limits = Limits::of(&shared.app.load().config);
+            if !tls {
+                return serve_connection(TokioIo::new(sock), peer, shared, stop, limits, guard)
+                    .await;
+            }
+            let Some(cfg) = shared.tls.load_full() else {
+                return;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+            match tokio::time::timeout(limits.header_read, acceptor.accept(sock)).await {
+                Ok(Ok(stream)) => {
+                    serve_connection(TokioIo::new(stream), peer, shared, stop, limits, guard).await
                 }
+                _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
             }
         });
+    }
+}
+
+/// A connection's limits, fixed when it opens (a reload applies to new connections).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_read: Duration,
+    idle: Duration,
+    max_header: usize,
+}
+
+impl Limits {
+    fn of(config: &Config) -> Self {
+        Limits {
+            header_read: config.server.header_read_timeout,
+            idle: config.server.idle_timeout,
+            max_header: config.server.max_header_size,
+        }
+    }
+}
+
+/// What a connection is doing, for its idle and first-request deadlines.
+#[derive(Debug)]
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+    /// Milliseconds after `opened` when the last request finished.
+    last_done_ms: AtomicU64,
+}
+
+impl Activity {
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last_done_ms.store(ms, Ordering::SeqCst);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// When the connection expires if nothing happens (`None`: a request is in flight).
+    fn expires_at(&self, limits: Limits) -> Option<Instant> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        Some(if self.requests.load(Ordering::SeqCst) == 0 {
+            self.opened + limits.header_read
+        } else {
+            self.opened
+                + Duration::from_millis(self.last_done_ms.load(Ordering::SeqCst))
+                + limits.idle
+        })
     }
 }
 
 async fn serve_connection<I>(
     io: I,
     peer: SocketAddr,
-    app: Arc<App>,
+    shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    limits: Limits,
+    guard: ConnectionGuard,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        let app = app.clone();
-        async move {
-            let start = crate::clock::instant();
-            let id = REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            // The path only: queries carry signatures, policies and keys, and are never logged.
-            let (method, path, version) = (
-                req.method().clone(),
-                req.uri().path().to_owned(),
-                req.version(),
-            );
-            let resp = app.handle(req, peer).await;
-            tracing::info!(
-                target: "edgesign::access",
-                request_id = id,
-                peer = %peer.ip(),
-                method = %method,
-                path = %path,
-                version = ?version,
-                status = resp.status().as_u16(),
-                bytes = resp.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-"),
-                duration_us = start.elapsed().as_micros() as u64,
-            );
-            Ok::<_, std::convert::Infallible>(resp)
-        }
+    let _guard = guard;
+    let activity = Arc::new(Activity {
+        opened: crate::clock::instant(),
+        in_flight: AtomicUsize::new(0),
+        requests: AtomicU64::new(0),
+        last_done_ms: AtomicU64::new(0),
     });
+    let svc = {
+        let (shared, activity) = (shared.clone(), activity.clone());
+        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let (shared, activity) = (shared.clone(), activity.clone());
+            async move { Ok::<_, std::convert::Infallible>(answer(req, peer, &shared, activity).await) }
+        })
+    };
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(limits.header_read)
+        .max_buf_size(limits.max_header);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header).unwrap_or(u32::MAX))
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_INTERVAL);
     let conn = builder.serve_connection(io, svc);
     tokio::pin!(conn);
     let mut stopping = *stop.borrow();
     if stopping {
         conn.as_mut().graceful_shutdown();
     }
+    // After a graceful close is asked for, the connection gets this long before it is cut.
+    let mut hard_deadline: Option<Instant> = None;
     loop {
+        let check = match (hard_deadline, activity.expires_at(limits)) {
+            (Some(h), _) => h,
+            (None, Some(t)) => t,
+            (None, None) => crate::clock::instant() + limits.idle,
+        };
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {
@@ -239,6 +419,208 @@ async fn serve_connection<I>(
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
+            _ = tokio::time::sleep_until(check.into()) => {
+                if hard_deadline.is_some() {
+                    tracing::debug!(%peer, "closed: did not finish after an idle close");
+                    return;
+                }
+                let Some(expiry) = activity.expires_at(limits) else { continue };
+                if crate::clock::instant() < expiry {
+                    continue;
+                }
+                if activity.requests.load(Ordering::SeqCst) == 0 {
+                    // Never sent a whole request head: a slow or silent client.
+                    tracing::debug!(%peer, "closed: no request within header_read_timeout");
+                    return;
+                }
+                conn.as_mut().graceful_shutdown();
+                hard_deadline = Some(crate::clock::instant() + limits.header_read);
+            }
         }
+    }
+}
+
+/// One request: the ops endpoints, or the service; then the access log and metrics, which
+/// are written when the response body ends (so they hold the bytes really sent).
+async fn answer(
+    req: http::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    shared: &Shared,
+    activity: Arc<Activity>,
+) -> Response<Body> {
+    activity.begin();
+    let start = crate::clock::instant();
+    let app = shared.app.load_full();
+    let id = request_id(&req, peer, &app, &shared.ids);
+    let draining = shared.draining.load(Ordering::SeqCst);
+    // The path only: queries carry signatures, policies and keys, and are never logged.
+    let line = AccessLine {
+        id,
+        peer,
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        version: req.version(),
+        route: "-",
+        cache: "-",
+    };
+    let (mut resp, route, cache) = match req.uri().path() {
+        "/healthz" => (ops::healthz(), "healthz", "-"),
+        "/readyz" => (ops::readyz(draining), "readyz", "-"),
+        "/metrics" => (
+            ops::metrics(&app.metrics, app.cache.entries_now().await),
+            "metrics",
+            "-",
+        ),
+        _ => {
+            let (resp, notes) = ops::with_notes(app.handle(req, peer)).await;
+            (resp, notes.route(), notes.cache())
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&line.id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    if draining && line.version < http::Version::HTTP_2 {
+        // Draining: have clients (and load balancers) open their next request elsewhere.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let status = resp.status().as_u16();
+    let line = AccessLine {
+        route,
+        cache,
+        ..line
+    };
+    resp.map(|body| {
+        Accounted {
+            body,
+            bytes: 0,
+            complete: false,
+            done: Some(Done {
+                line,
+                status,
+                start,
+                app,
+                activity,
+            }),
+        }
+        .boxed_unsync()
+    })
+}
+
+/// The request id: an `X-Request-Id` from a trusted proxy when it is sane, else a new one.
+fn request_id(
+    req: &http::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    app: &App,
+    ids: &RequestIds,
+) -> String {
+    let trusted = app
+        .config
+        .server
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(&peer.ip()));
+    let given = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            trusted
+                && (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        });
+    match given {
+        Some(v) => v.to_owned(),
+        None => ids.next(),
+    }
+}
+
+#[derive(Debug)]
+struct AccessLine {
+    id: String,
+    peer: SocketAddr,
+    method: http::Method,
+    path: String,
+    version: http::Version,
+    route: &'static str,
+    cache: &'static str,
+}
+
+/// Everything the end of a response reports to.
+struct Done {
+    line: AccessLine,
+    status: u16,
+    start: Instant,
+    app: Arc<App>,
+    activity: Arc<Activity>,
+}
+
+/// A response body that counts what it sends and, when it ends or is dropped (client gone),
+/// writes the access-log line and the request metrics.
+struct Accounted {
+    body: Body,
+    bytes: u64,
+    complete: bool,
+    done: Option<Done>,
+}
+
+impl http_body::Body for Accounted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+                if self.body.is_end_stream() {
+                    self.complete = true;
+                }
+            }
+            Poll::Ready(None) => self.complete = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Accounted {
+    fn drop(&mut self) {
+        let Some(done) = self.done.take() else { return };
+        let complete = self.complete || self.body.is_end_stream();
+        let took = done.start.elapsed();
+        let l = &done.line;
+        tracing::info!(
+            target: "edgesign::access",
+            request_id = %l.id,
+            peer = %l.peer.ip(),
+            method = %l.method,
+            path = %l.path,
+            version = ?l.version,
+            route = l.route,
+            status = done.status,
+            bytes = self.bytes,
+            duration_us = took.as_micros() as u64,
+            cache = l.cache,
+            complete,
+        );
+        done.app
+            .metrics
+            .request(l.route, done.status, self.bytes, took);
+        done.activity.end();
     }
 }

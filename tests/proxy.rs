@@ -438,7 +438,8 @@ async fn origin_links_need_a_genuine_unexpired_signature() {
     let forged = link.replace(sig, &sig.chars().rev().collect::<String>());
     assert_eq!(get(&forged, &[]).await.status, 403);
     // An expired but genuine link: signed an hour and a half ago for an hour.
-    let origin = proxy.app().config.origin("demo").unwrap();
+    let app = proxy.app();
+    let origin = app.config.origin("demo").unwrap();
     let past = edgesign::clock::unix_secs(edgesign::clock::now()) - 5400;
     let old = origin
         .signer
@@ -931,7 +932,8 @@ async fn stale_cloudfront_urls_keep_their_policy_when_rescued() {
         api_keys_toml()
     );
     let proxy = proxy(&cfg, false).await;
-    let origin = proxy.app().config.origin("cdn").unwrap();
+    let app = proxy.app();
+    let origin = app.config.origin("cdn").unwrap();
     let edgesign::sign::signer::Kind::CloudFront(cf) = &origin.signer.kind else {
         unreachable!()
     };

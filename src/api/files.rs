@@ -51,16 +51,23 @@ async fn exists(app: &Arc<App>, idx: usize, raw_key: &str, now: u64) -> Result<(
             .await
             .map(|_| ());
     }
-    let head = signer.sign(&SignSpec {
-        raw_key,
-        method: Method::Head,
-        params: &[],
-        signed_at: now,
-        lifetime: 60,
+    let head = app.metrics.time_signing(signer.scheme_name(), || {
+        signer.sign(&SignSpec {
+            raw_key,
+            method: Method::Head,
+            params: &[],
+            signed_at: now,
+            lifetime: 60,
+        })
     })?;
     let resp = app
         .origin
-        .fetch(Method::Head, &head.url, &http::HeaderMap::new())
+        .fetch(
+            &signer.name,
+            Method::Head,
+            &head.url,
+            &http::HeaderMap::new(),
+        )
         .await?;
     match resp.status().as_u16() {
         200..=299 => Ok(()),

@@ -54,6 +54,16 @@ impl Api {
             _ => None,
         }
     }
+
+    /// The route kind in logs and metrics.
+    pub fn route_name(self) -> &'static str {
+        match self {
+            Api::ContentSign => "api_content_sign",
+            Api::FilesSignedUrl => "api_files_signed_url",
+            Api::Presign => "api_presign",
+            Api::NativeSign => "api_native_sign",
+        }
+    }
 }
 
 /// An error in the API's own style.
@@ -200,12 +210,14 @@ async fn mint(
         Some(lifetime) => {
             let signer = &app.config.origins[idx].signer;
             cpu(|| {
-                signer.sign(&SignSpec {
-                    raw_key,
-                    method,
-                    params: &[],
-                    signed_at: cx.now,
-                    lifetime,
+                app.metrics.time_signing(signer.scheme_name(), || {
+                    signer.sign(&SignSpec {
+                        raw_key,
+                        method,
+                        params: &[],
+                        signed_at: cx.now,
+                        lifetime,
+                    })
                 })
             })
         }

@@ -353,6 +353,15 @@ fn honest_expiry(signed_at: u64, lifetime: u64, cap: Option<u64>) -> Result<u64,
 }
 
 impl OriginSigner {
+    /// The scheme this origin signs with, as a metrics label.
+    pub fn scheme_name(&self) -> &'static str {
+        match &self.kind {
+            Kind::S3(_) => "sigv4",
+            Kind::CloudFront(_) => "cloudfront",
+            Kind::Local(_) => "native",
+        }
+    }
+
     /// The URL layout of this origin.
     pub fn layout(&self) -> &Layout {
         match &self.kind {

@@ -110,8 +110,8 @@ pub struct Proxy {
 
 impl Proxy {
     /// The app behind it.
-    pub fn app(&self) -> &Arc<App> {
-        &self.running.app
+    pub fn app(&self) -> Arc<App> {
+        self.running.app()
     }
 }
 

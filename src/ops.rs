@@ -1,0 +1,445 @@
+//! Operations: `/healthz`, `/readyz`, `/metrics` (Prometheus via `prometheus-client`), and
+//! the per-request notes the access log and the request metrics are built from.
+//!
+//! Metrics live for the whole process: a `SIGHUP` reload swaps the config and the cache, not
+//! the counters. Label values are bounded: route kinds, status codes, scheme names and the
+//! configured origin names, never anything a client chooses.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::{HeaderValue, Response, StatusCode, header};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::proxy::{Body, full};
+
+/// `{route, status}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    route: &'static str,
+    status: u16,
+}
+
+/// `{route}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: &'static str,
+}
+
+/// `{scheme}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SchemeLabel {
+    scheme: &'static str,
+}
+
+/// `{origin}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginLabel {
+    origin: String,
+}
+
+/// `{origin, kind}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginError {
+    origin: String,
+    kind: &'static str,
+}
+
+/// `{listener}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: &'static str,
+}
+
+/// `{result}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 10 µs .. ~42 s: a cache hit, an RSA signature and a slow origin all land in range.
+    Histogram::new(exponential_buckets(0.000_01, 4.0, 12))
+}
+
+/// Every metric edgesign exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RouteStatus, Counter>,
+    request_seconds: HistogramFamily<RouteLabel>,
+    response_bytes: Family<RouteLabel, Counter>,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    cache_entries: Gauge,
+    signing_ops: Family<SchemeLabel, Counter>,
+    signing_seconds: HistogramFamily<SchemeLabel>,
+    origin_seconds: HistogramFamily<OriginLabel>,
+    origin_errors: Family<OriginError, Counter>,
+    open_connections: Family<ListenerLabel, Gauge>,
+    connections: Family<ListenerLabel, Counter>,
+    reloads: Family<ResultLabel, Counter>,
+    ready: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered under `edgesign_`.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("edgesign");
+        let m = Metrics {
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram),
+            response_bytes: Family::default(),
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            cache_entries: Gauge::default(),
+            signing_ops: Family::default(),
+            signing_seconds: Family::new_with_constructor(latency_histogram),
+            origin_seconds: Family::new_with_constructor(latency_histogram),
+            origin_errors: Family::default(),
+            open_connections: Family::default(),
+            connections: Family::default(),
+            reloads: Family::default(),
+            ready: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "requests",
+            "Requests answered, by route kind and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to the last body byte, by route kind",
+            m.request_seconds.clone(),
+        );
+        registry.register(
+            "response_bytes",
+            "Response body bytes sent, by route kind",
+            m.response_bytes.clone(),
+        );
+        registry.register(
+            "cache_hits",
+            "Signature cache lookups answered without signing",
+            m.cache_hits.clone(),
+        );
+        registry.register(
+            "cache_misses",
+            "Signature cache lookups that minted",
+            m.cache_misses.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Signed URLs held in the cache",
+            m.cache_entries.clone(),
+        );
+        registry.register(
+            "signing_operations",
+            "Signatures computed, by scheme",
+            m.signing_ops.clone(),
+        );
+        registry.register(
+            "signing_duration_seconds",
+            "Time to compute one signature, by scheme",
+            m.signing_seconds.clone(),
+        );
+        registry.register(
+            "origin_response_duration_seconds",
+            "Time until an origin's response head arrives, by origin",
+            m.origin_seconds.clone(),
+        );
+        registry.register(
+            "origin_errors",
+            "Origin failures by origin and kind (connect, timeout, status, body)",
+            m.origin_errors.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Client connections open, by listener",
+            m.open_connections.clone(),
+        );
+        registry.register(
+            "connections",
+            "Client connections accepted, by listener",
+            m.connections.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "SIGHUP reloads by result (ok, error)",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 while /readyz answers 200, 0 while draining",
+            m.ready.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts one answered request.
+    pub fn request(&self, route: &'static str, status: u16, bytes: u64, took: Duration) {
+        self.requests
+            .get_or_create(&RouteStatus { route, status })
+            .inc();
+        let label = RouteLabel { route };
+        self.request_seconds
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
+        self.response_bytes.get_or_create(&label).inc_by(bytes);
+    }
+
+    /// Counts one cache lookup.
+    pub fn cache_lookup(&self, hit: bool) {
+        if hit {
+            self.cache_hits.inc();
+        } else {
+            self.cache_misses.inc();
+        }
+    }
+
+    /// Lookups answered from the cache, since the process started.
+    pub fn cache_hits(&self) -> u64 {
+        self.cache_hits.get()
+    }
+
+    /// Lookups that minted, since the process started.
+    pub fn cache_misses(&self) -> u64 {
+        self.cache_misses.get()
+    }
+
+    /// Runs one signature computation and records it under `scheme`.
+    pub fn time_signing<T>(&self, scheme: &'static str, sign: impl FnOnce() -> T) -> T {
+        let start = crate::clock::instant();
+        let out = sign();
+        let label = SchemeLabel { scheme };
+        self.signing_seconds
+            .get_or_create(&label)
+            .observe(start.elapsed().as_secs_f64());
+        self.signing_ops.get_or_create(&label).inc();
+        out
+    }
+
+    /// Records how long an origin took to answer.
+    pub fn origin_answered(&self, origin: &str, took: Duration) {
+        self.origin_seconds
+            .get_or_create(&OriginLabel {
+                origin: origin.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts an origin failure: `connect`, `timeout`, `status` or `body`.
+    pub fn origin_error(&self, origin: &str, kind: &'static str) {
+        self.origin_errors
+            .get_or_create(&OriginError {
+                origin: origin.to_owned(),
+                kind,
+            })
+            .inc();
+    }
+
+    /// A connection opened on `listener`; the guard closes it in the gauge when dropped.
+    pub fn connection(self: &std::sync::Arc<Self>, listener: &'static str) -> ConnectionGuard {
+        let label = ListenerLabel { listener };
+        self.connections.get_or_create(&label).inc();
+        self.open_connections.get_or_create(&label).inc();
+        ConnectionGuard {
+            metrics: self.clone(),
+            listener,
+        }
+    }
+
+    /// Counts a reload attempt.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&ResultLabel {
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+
+    /// Sets the readiness gauge.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// The Prometheus text exposition, with the cache size as of now.
+    pub fn render(&self, cache_entries: u64) -> String {
+        self.cache_entries
+            .set(i64::try_from(cache_entries).unwrap_or(i64::MAX));
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Keeps a connection counted as open.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    metrics: std::sync::Arc<Metrics>,
+    listener: &'static str,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.metrics
+            .open_connections
+            .get_or_create(&ListenerLabel {
+                listener: self.listener,
+            })
+            .dec();
+    }
+}
+
+/// What the service learned about one request, for its access log line and metrics.
+#[derive(Debug, Default)]
+pub struct Notes {
+    route: Cell<&'static str>,
+    cache: Cell<Option<bool>>,
+}
+
+impl Notes {
+    /// The route kind, or `-` when none was noted.
+    pub fn route(&self) -> &'static str {
+        match self.route.get() {
+            "" => "-",
+            r => r,
+        }
+    }
+
+    /// `hit`, `miss`, or `-` when no signature was looked up.
+    pub fn cache(&self) -> &'static str {
+        match self.cache.get() {
+            Some(true) => "hit",
+            Some(false) => "miss",
+            None => "-",
+        }
+    }
+}
+
+tokio::task_local! {
+    static NOTES: Notes;
+}
+
+/// Runs `fut` (one request) with fresh notes; returns its output and what was noted.
+pub async fn with_notes<F: Future>(fut: F) -> (F::Output, Notes) {
+    NOTES
+        .scope(Notes::default(), async move {
+            let out = fut.await;
+            let notes = NOTES.with(|n| Notes {
+                route: Cell::new(n.route.get()),
+                cache: Cell::new(n.cache.get()),
+            });
+            (out, notes)
+        })
+        .await
+}
+
+/// Notes the kind of route serving the request (`redirect`, `stream`, `proxy_file`, …).
+pub fn note_route(route: &'static str) {
+    let _ = NOTES.try_with(|n| n.route.set(route));
+}
+
+/// Notes a signature-cache outcome (the first one of a request counts).
+pub fn note_cache(hit: bool) {
+    let _ = NOTES.try_with(|n| {
+        if n.cache.get().is_none() {
+            n.cache.set(Some(hit));
+        }
+    });
+}
+
+/// Per-process request ids: a random prefix (so replicas differ) and a counter.
+#[derive(Debug)]
+pub struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    /// A generator with a random prefix.
+    pub fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // std seeds RandomState from the OS: a different prefix per process.
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        RequestIds {
+            prefix: seed as u32,
+            next: AtomicU64::new(1),
+        }
+    }
+
+    /// The next id, 24 hex digits.
+    pub fn next(&self) -> String {
+        format!(
+            "{:08x}{:016x}",
+            self.prefix,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `GET /healthz`: the process answers.
+pub fn healthz() -> Response<Body> {
+    json(StatusCode::OK, r#"{"status":"ok"}"#)
+}
+
+/// `GET /readyz`: 200 with a loaded config, 503 once draining.
+pub fn readyz(draining: bool) -> Response<Body> {
+    if draining {
+        json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+    } else {
+        json(StatusCode::OK, r#"{"status":"ready"}"#)
+    }
+}
+
+/// `GET /metrics`.
+pub fn metrics(metrics: &Metrics, cache_entries: u64) -> Response<Body> {
+    let mut resp = Response::new(full(metrics.render(cache_entries)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn json(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
