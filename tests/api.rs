@@ -12,7 +12,6 @@ mod harness;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use harness::*;
-use hmac::Mac;
 use serde_json::{Value, json};
 
 const PK_ACME: &str = "pk_test_acme_0123456789";
@@ -20,17 +19,6 @@ const HS_SECRET: &str = "an-hs256-secret-that-is-long-enough-0123456789";
 
 fn now() -> u64 {
     edgesign::clock::unix_secs(edgesign::clock::now())
-}
-
-fn jwt_hs256(secret: &[u8], header: Value, claims: Value) -> String {
-    let h = URL_SAFE_NO_PAD.encode(header.to_string());
-    let c = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    mac.update(format!("{h}.{c}").as_bytes());
-    format!(
-        "{h}.{c}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
 }
 
 fn jwt_rs256(claims: Value) -> String {
@@ -81,35 +69,6 @@ fn claims(extra: Value) -> Value {
         }
     }
     c
-}
-
-async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Got {
-    use http_body_util::BodyExt;
-    let mut req = http::Request::builder()
-        .method("POST")
-        .uri(url)
-        .header("content-type", "application/json");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let resp = client
-        .request(
-            req.body(http_body_util::Full::new(bytes::Bytes::from(
-                body.to_owned(),
-            )))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let (parts, body) = resp.into_parts();
-    Got {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-        version: parts.version,
-    }
 }
 
 fn bearer(t: &str) -> String {

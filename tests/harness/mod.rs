@@ -299,3 +299,175 @@ where
     });
     addr
 }
+
+/// The built `edgesign` binary serving a config file, stderr captured to a file.
+pub struct Spawned {
+    /// The process.
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>` of the plain listener.
+    pub base: String,
+    /// `127.0.0.1:<port>` of the TLS listener, when configured.
+    pub https: Option<String>,
+    /// Where its stderr (the logs) goes.
+    pub log: PathBuf,
+}
+
+impl Spawned {
+    /// Starts `edgesign --config config` with `env` and waits for its listening line(s).
+    pub fn start(config: &Path, tls: bool, env: &[(&str, &str)]) -> Spawned {
+        use std::io::BufRead;
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let log = config.with_extension(format!("{}.log", N.fetch_add(1, Ordering::Relaxed)));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgesign"))
+            .arg("--config")
+            .arg(config)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut next = || {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            line.trim()
+                .strip_prefix("edgesign listening on ")
+                .unwrap_or_else(|| {
+                    panic!(
+                        "unexpected {line:?}; log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    )
+                })
+                .to_owned()
+        };
+        let base = next();
+        let https = tls.then(|| next().trim_start_matches("https://").to_owned());
+        Spawned {
+            child,
+            base,
+            https,
+            log,
+        }
+    }
+
+    /// Sends a signal (`TERM`, `HUP`, …).
+    pub fn signal(&self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (polling, up to `within`) until the log holds `needle`.
+    pub async fn wait_for_log(&self, needle: &str, within: std::time::Duration) -> bool {
+        let deadline = edgesign::clock::instant() + within;
+        while edgesign::clock::instant() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.log().contains(needle)
+    }
+
+    /// Waits up to `within` for the process to exit.
+    pub async fn wait_exit(
+        &mut self,
+        within: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = edgesign::clock::instant() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if edgesign::clock::instant() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parsed Prometheus text: `name{labels}` (labels as printed) → value.
+pub fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {l:?}"));
+            (series.to_owned(), value)
+        })
+        .collect()
+}
+
+/// A metric from `GET base/metrics`, 0 when the series does not exist yet.
+pub async fn metric(base: &str, series: &str) -> f64 {
+    let got = get(&format!("{base}/metrics"), &[]).await;
+    assert_eq!(got.status, 200);
+    parse_metrics(&got.text())
+        .get(series)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// `POST url` with a JSON `body`.
+pub async fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Got {
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(url)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let resp = client
+        .request(
+            req.body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_owned(),
+            )))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+        version: parts.version,
+    }
+}
+
+/// An HS256 JWT over `header` and `claims`.
+pub fn jwt_hs256(secret: &[u8], header: serde_json::Value, claims: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let h = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header.to_string());
+    let c = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret).unwrap();
+    hmac::Mac::update(&mut mac, format!("{h}.{c}").as_bytes());
+    format!(
+        "{h}.{c}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(hmac::Mac::finalize(mac).into_bytes())
+    )
+}

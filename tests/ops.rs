@@ -1,0 +1,868 @@
+//! Fleet operations, as an operator sees them: `/metrics` counters that move, `SIGTERM`
+//! draining a slow HTTP/1.1 and HTTP/2 stream, `SIGHUP` reloading config, keys and
+//! certificates (and refusing a bad config), limits that a slowloris cannot get around, and
+//! access logs that never hold a secret.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail loudly"
+)]
+
+mod harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use harness::*;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A local origin `demo` over `root` (keys given as TOML), a stream route `/d/` and a
+/// redirect route `/r/`, both public.
+fn local_origin(root: &Path, keys: &str) -> String {
+    format!(
+        "[[origins]]\nname = \"demo\"\nkind = \"local\"\nroot = \"{}\"\nttl = \"1h\"\n{keys}\n[[routes]]\nprefix = \"/d/\"\norigin = \"demo\"\nmode = \"stream\"\naccess = \"public\"\n\n[[routes]]\nprefix = \"/r/\"\norigin = \"demo\"\nmode = \"redirect\"\naccess = \"public\"\n",
+        root.display()
+    )
+}
+
+const KEY_1: &str = "[[origins.keys]]\nkey_id = \"k1\"\nsecret = \"0123456789abcdef0123456789\"\n";
+const KEY_2: &str = "[[origins.keys]]\nkey_id = \"k2\"\nsecret = \"fedcba9876543210fedcba9876\"\n";
+
+/// A directory with `ok.txt` and a `big.bin` of `size` patterned bytes.
+fn files(size: usize) -> (std::path::PathBuf, Vec<u8>) {
+    let root = tempdir("ops-root");
+    std::fs::write(root.join("ok.txt"), "fine").unwrap();
+    let big: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    (root, big)
+}
+
+/// A port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn addr_of(base: &str) -> String {
+    base.trim_start_matches("http://").to_owned()
+}
+
+/// Reads a response body at about `per_second` bytes a second, counting into `read`.
+async fn read_slowly(
+    body: hyper::body::Incoming,
+    per_second: usize,
+    read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Vec<u8> {
+    let mut body = body;
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.expect("the stream was cut");
+        if let Some(d) = frame.data_ref() {
+            out.extend_from_slice(d);
+            read.store(out.len(), std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs_f64(d.len() as f64 / per_second as f64)).await;
+        }
+    }
+    out
+}
+
+fn get_req(path: &str) -> http::Request<Empty<Bytes>> {
+    http::Request::get(path)
+        .header("host", "127.0.0.1")
+        .body(Empty::new())
+        .unwrap()
+}
+
+/// An HTTP/1.1 connection of its own (keep-alive), and the task driving it.
+async fn h1_conn(
+    addr: &str,
+) -> (
+    hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    (
+        send,
+        tokio::spawn(async move {
+            let _ = conn.await;
+        }),
+    )
+}
+
+/// An h2c (prior knowledge) connection of its own, and the task driving it.
+async fn h2_conn(
+    addr: &str,
+) -> (
+    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    (
+        send,
+        tokio::spawn(async move {
+            let _ = conn.await;
+        }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_cache_signing_origins_and_connections() {
+    let origin = s3_origin().await;
+    origin.put("m/obj.txt", b"metered");
+    let dead = s3_origin_toml(&origin, "1h")
+        .replace("name = \"docs\"", "name = \"dead\"")
+        .replace(
+            &origin.endpoint(),
+            &format!("http://127.0.0.1:{}", free_port()),
+        );
+    let cfg = format!(
+        "{}{dead}[[routes]]\nprefix = \"/r/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"public\"\n[[routes]]\nprefix = \"/s/\"\norigin = \"docs\"\nmode = \"stream\"\naccess = \"public\"\n[[routes]]\nprefix = \"/dead/\"\norigin = \"dead\"\nmode = \"stream\"\naccess = \"public\"\n",
+        s3_origin_toml(&origin, "1h")
+    );
+    let proxy = proxy(&cfg, false).await;
+    let scrape = || async {
+        let got = get(&format!("{}/metrics", proxy.base), &[]).await;
+        assert_eq!(got.status, 200);
+        assert!(
+            got.header("content-type")
+                .starts_with("application/openmetrics-text"),
+            "{}",
+            got.header("content-type")
+        );
+        (got.text(), parse_metrics(&got.text()))
+    };
+    let (text, before) = scrape().await;
+    assert!(text.contains("# TYPE edgesign_requests counter"), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+
+    let r = format!("{}/r/m/obj.txt", proxy.base);
+    assert_eq!(get(&r, &[]).await.status, 302);
+    assert_eq!(get(&r, &[]).await.status, 302);
+    assert_eq!(
+        get(&format!("{}/s/m/obj.txt", proxy.base), &[])
+            .await
+            .text(),
+        "metered"
+    );
+    let dead = get(&format!("{}/dead/x.txt", proxy.base), &[]).await;
+    assert_eq!(dead.status, 502);
+    assert_eq!(
+        get(&format!("{}/nowhere", proxy.base), &[]).await.status,
+        404
+    );
+
+    let (text, after) = scrape().await;
+    let delta = |series: &str| {
+        after.get(series).copied().unwrap_or(0.0) - before.get(series).copied().unwrap_or(0.0)
+    };
+    for (series, want) in [
+        (
+            r#"edgesign_requests_total{route="redirect",status="302"}"#,
+            2.0,
+        ),
+        (
+            r#"edgesign_requests_total{route="stream",status="200"}"#,
+            1.0,
+        ),
+        (
+            r#"edgesign_requests_total{route="stream",status="502"}"#,
+            1.0,
+        ),
+        (r#"edgesign_requests_total{route="-",status="404"}"#, 1.0),
+        (
+            r#"edgesign_request_duration_seconds_count{route="redirect"}"#,
+            2.0,
+        ),
+        // The object, and the 502's JSON error body.
+        (
+            r#"edgesign_response_bytes_total{route="stream"}"#,
+            (7 + dead.body.len()) as f64,
+        ),
+        // The second redirect and the stream (same key, same bucket) are hits.
+        ("edgesign_cache_hits_total", 2.0),
+        ("edgesign_cache_misses_total", 2.0),
+        (r#"edgesign_signing_operations_total{scheme="sigv4"}"#, 2.0),
+        (
+            r#"edgesign_signing_duration_seconds_count{scheme="sigv4"}"#,
+            2.0,
+        ),
+        (
+            r#"edgesign_origin_response_duration_seconds_count{origin="docs"}"#,
+            1.0,
+        ),
+        (
+            r#"edgesign_origin_errors_total{origin="dead",kind="connect"}"#,
+            1.0,
+        ),
+        // Five requests, each on a connection of its own, plus the scrape itself.
+        (r#"edgesign_connections_total{listener="http"}"#, 6.0),
+    ] {
+        assert_eq!(delta(series), want, "{series}\n{text}");
+    }
+    assert_eq!(after["edgesign_cache_entries"], 2.0, "{text}");
+    assert_eq!(after["edgesign_ready"], 1.0);
+    // The scrape's own connection is open while it is answered.
+    assert!(after[r#"edgesign_open_connections{listener="http"}"#] >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_readyz_503_and_drains_slow_h1_and_h2_streams_then_exits_0() {
+    const SIZE: usize = 24 << 20;
+    let (root, big) = files(SIZE);
+    let dir = tempdir("drain");
+    let config = dir.join("edgesign.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://edge.example\"\ndrain_delay = \"1s\"\nshutdown_grace = \"30s\"\n{}",
+            local_origin(&root, KEY_1)
+        ),
+    )
+    .unwrap();
+    let mut edge = Spawned::start(&config, false, &[]);
+    let addr = addr_of(&edge.base);
+
+    // Two slow downloads in flight: one over HTTP/1.1, one over HTTP/2.
+    let (mut h1, _h1_task) = h1_conn(&addr).await;
+    let resp1 = h1.send_request(get_req("/d/big.bin")).await.unwrap();
+    assert_eq!(resp1.status(), 200);
+    let (mut h2, h2_task) = h2_conn(&addr).await;
+    let resp2 = h2.send_request(get_req("/d/big.bin")).await.unwrap();
+    assert_eq!(resp2.status(), 200);
+    let read1 = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let read2 = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let slow1 = tokio::spawn(read_slowly(resp1.into_body(), 6 << 20, read1.clone()));
+    let slow2 = tokio::spawn(read_slowly(resp2.into_body(), 6 << 20, read2.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    edge.signal("TERM");
+    assert!(
+        edge.wait_for_log("draining", Duration::from_secs(5)).await,
+        "{}",
+        edge.log()
+    );
+    // During drain_delay: still accepting, but not ready.
+    let ready = get(&format!("{}/readyz", edge.base), &[]).await;
+    assert_eq!(
+        (ready.status.as_u16(), ready.json()["status"].clone()),
+        (503, json!("draining"))
+    );
+    let alive = get(&format!("{}/healthz", edge.base), &[]).await;
+    assert_eq!(alive.status, 200);
+    assert_eq!(
+        alive.header("connection"),
+        "close",
+        "draining closes HTTP/1.1"
+    );
+
+    // Then the listener closes while both streams are still being read.
+    let deadline = edgesign::clock::instant() + Duration::from_secs(5);
+    while TcpStream::connect(&addr).await.is_ok() {
+        assert!(
+            edgesign::clock::instant() < deadline,
+            "the listener never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(edge.child.try_wait().unwrap().is_none(), "exited too early");
+    let (r1, r2) = (
+        read1.load(std::sync::atomic::Ordering::SeqCst),
+        read2.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    assert!(
+        r1 < SIZE && r2 < SIZE,
+        "streams still in flight at close: {r1} {r2} of {SIZE}"
+    );
+    // HTTP/2 got GOAWAY: the connection takes no new stream, the open one goes on.
+    let refused = match h2.ready().await {
+        Err(_) => true,
+        Ok(()) => h2.send_request(get_req("/d/ok.txt")).await.is_err(),
+    };
+    assert!(refused, "a new stream was accepted after GOAWAY");
+
+    assert!(slow1.await.unwrap() == big, "HTTP/1.1 stream intact");
+    assert!(slow2.await.unwrap() == big, "HTTP/2 stream intact");
+    let status = edge
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("did not exit after draining");
+    assert!(status.success(), "exit status {status:?}\n{}", edge.log());
+    assert!(edge.log().contains("drained; exiting"), "{}", edge.log());
+    let _ = h2_task.await;
+}
+
+/// A TLS handshake with `127.0.0.1:port` trusting only `ca`.
+async fn tls_handshake(addr: &str, ca: &Path) -> Result<(), std::io::Error> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await?;
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_config_keys_and_certificates_and_refuses_a_bad_config() {
+    const SIZE: usize = 16 << 20;
+    let (root, big) = files(SIZE);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (dev_ca, new_ca) = (
+        repo.join("certs/ca.crt"),
+        repo.join("tests/certs/reload/ca.crt"),
+    );
+    let dir = tempdir("reload");
+    let config = dir.join("edgesign.toml");
+    let (http_port, https_port) = (free_port(), free_port());
+    let write = |certs: &Path, keys: &str, extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{http_port}\"\ntls_listen = \"127.0.0.1:{https_port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{}{extra}",
+                certs.join("dev.crt").display(),
+                certs.join("dev.key").display(),
+                local_origin(&root, keys)
+            ),
+        )
+        .unwrap();
+    };
+    write(&repo.join("certs"), KEY_1, "");
+    let edge = Spawned::start(&config, true, &[]);
+    let https = edge.https.clone().unwrap();
+    let addr = addr_of(&edge.base);
+    tls_handshake(&https, &dev_ca).await.unwrap();
+    assert!(tls_handshake(&https, &new_ca).await.is_err());
+
+    // An open keep-alive connection and a slow stream, across the reload.
+    let (mut conn, conn_task) = h1_conn(&addr).await;
+    let location = |resp: &http::Response<hyper::body::Incoming>| {
+        resp.headers()["location"].to_str().unwrap().to_owned()
+    };
+    let first = conn.send_request(get_req("/r/ok.txt")).await.unwrap();
+    assert!(
+        location(&first).contains("key_id=k1"),
+        "{}",
+        location(&first)
+    );
+    first.into_body().collect().await.unwrap();
+    let (mut slow_conn, _slow_task) = h1_conn(&addr).await;
+    let slow = slow_conn.send_request(get_req("/d/big.bin")).await.unwrap();
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let slow = tokio::spawn(read_slowly(slow.into_body(), 6 << 20, read.clone()));
+
+    // Good: a new signing key first, a new route, a new certificate.
+    write(
+        &repo.join("tests/certs/reload"),
+        &format!("{KEY_2}{KEY_1}"),
+        "[[routes]]\nprefix = \"/new/\"\norigin = \"demo\"\nmode = \"redirect\"\naccess = \"public\"\n",
+    );
+    edge.signal("HUP");
+    assert!(
+        edge.wait_for_log("config reloaded", Duration::from_secs(5))
+            .await,
+        "{}",
+        edge.log()
+    );
+    assert!(
+        read.load(std::sync::atomic::Ordering::SeqCst) < SIZE,
+        "the stream must span the reload"
+    );
+    let again = conn.send_request(get_req("/r/ok.txt")).await.unwrap();
+    assert!(
+        location(&again).contains("key_id=k2"),
+        "same connection, new signer: {}",
+        location(&again)
+    );
+    again.into_body().collect().await.unwrap();
+    assert_eq!(
+        get(&format!("{}/new/ok.txt", edge.base), &[]).await.status,
+        302
+    );
+    tls_handshake(&https, &new_ca).await.unwrap();
+    assert!(tls_handshake(&https, &dev_ca).await.is_err());
+    assert!(
+        slow.await.unwrap() == big,
+        "the in-flight stream finished intact"
+    );
+    // URLs signed by the old key still verify (rotation).
+    let old = get(&format!("{}/r/ok.txt", edge.base), &[]).await;
+    assert_eq!(old.status, 302);
+
+    // Bad: refused with the key named; the running config keeps serving.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("[server]\n", "[cache]\nbucket = \"soon\"\n[server]\n"),
+    )
+    .unwrap();
+    edge.signal("HUP");
+    assert!(
+        edge.wait_for_log("config reload refused", Duration::from_secs(5))
+            .await,
+        "{}",
+        edge.log()
+    );
+    let refusal = edge
+        .log()
+        .lines()
+        .find(|l| l.contains("config reload refused"))
+        .unwrap()
+        .to_owned();
+    assert!(refusal.contains("cache.bucket"), "names the key: {refusal}");
+    let still = conn.send_request(get_req("/new/ok.txt")).await.unwrap();
+    assert_eq!(
+        still.status(),
+        302,
+        "old config still serves on the same connection"
+    );
+    assert!(location(&still).contains("key_id=k2"));
+    still.into_body().collect().await.unwrap();
+    tls_handshake(&https, &new_ca).await.unwrap();
+
+    // A listener cannot move by reload: refused too, naming the key.
+    write(
+        &repo.join("tests/certs/reload"),
+        &format!("{KEY_2}{KEY_1}"),
+        "",
+    );
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace(&format!(":{http_port}\""), &format!(":{}\"", free_port())),
+    )
+    .unwrap();
+    edge.signal("HUP");
+    let deadline = edgesign::clock::instant() + Duration::from_secs(5);
+    while !edge.log().contains("server.listen: cannot move") {
+        assert!(edgesign::clock::instant() < deadline, "{}", edge.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        metric(&edge.base, r#"edgesign_config_reloads_total{result="ok"}"#).await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &edge.base,
+            r#"edgesign_config_reloads_total{result="error"}"#
+        )
+        .await,
+        2.0
+    );
+    drop(conn);
+    let _ = conn_task.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_cannot_hold_a_connection_slot_past_the_header_timeout() {
+    let (root, _) = files(16);
+    let proxy = proxy_with(
+        &local_origin(&root, KEY_1),
+        false,
+        "max_connections = 2\nheader_read_timeout = \"1s\"\nidle_timeout = \"30s\"",
+    )
+    .await;
+    let addr = addr_of(&proxy.base);
+    let open = || {
+        parse_metrics(&proxy.app().metrics.render(0))
+            .get(r#"edgesign_open_connections{listener="http"}"#)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    // One client says nothing; the other drips a request head a header at a time.
+    let mut silent = TcpStream::connect(&addr).await.unwrap();
+    let mut drip = TcpStream::connect(&addr).await.unwrap();
+    drip.write_all(b"GET /d/ok.txt HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let (mut drip_read, mut drip_write) = drip.into_split();
+    let dripping = tokio::spawn(async move {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if drip_write.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = edgesign::clock::instant() + Duration::from_secs(5);
+    while open() < 2.0 {
+        assert!(edgesign::clock::instant() < deadline, "slots never taken");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Both slots are held: a real client waits, then gets through once the timeout frees one.
+    let start = edgesign::clock::instant();
+    let got = tokio::time::timeout(
+        Duration::from_secs(10),
+        get(&format!("{}/d/ok.txt", proxy.base), &[]),
+    )
+    .await
+    .expect("a slowloris held the slots past the header timeout");
+    assert_eq!(got.text(), "fine");
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "answered at once: max_connections was not applied"
+    );
+    // And both slow clients were cut off.
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))
+        .await
+        .expect("the silent client was never disconnected")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "silent client closed");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), drip_read.read_to_end(&mut answer))
+        .await
+        .expect("the dripping client was never disconnected");
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "the dripping client was served"
+    );
+    dripping.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_heads_get_431_and_idle_connections_are_closed() {
+    let (root, _) = files(16);
+    let proxy = proxy_with(
+        &local_origin(&root, KEY_1),
+        false,
+        "max_header_size = 8192\nidle_timeout = \"300ms\"\nheader_read_timeout = \"5s\"",
+    )
+    .await;
+    let addr = addr_of(&proxy.base);
+    let big = "a".repeat(10_000);
+    let got = get(&format!("{}/d/ok.txt", proxy.base), &[("x-big", &big)]).await;
+    assert_eq!(got.status, 431);
+    let small = "a".repeat(4_000);
+    let got = get(&format!("{}/d/ok.txt", proxy.base), &[("x-small", &small)]).await;
+    assert_eq!(got.text(), "fine");
+
+    // HTTP/1.1 keep-alive and HTTP/2: served, then closed once idle.
+    let (mut h1, h1_task) = h1_conn(&addr).await;
+    let r = h1.send_request(get_req("/d/ok.txt")).await.unwrap();
+    assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "fine");
+    let (mut h2, h2_task) = h2_conn(&addr).await;
+    let r = h2.send_request(get_req("/d/ok.txt")).await.unwrap();
+    assert_eq!(r.into_body().collect().await.unwrap().to_bytes(), "fine");
+    tokio::time::timeout(Duration::from_secs(5), h1_task)
+        .await
+        .expect("idle HTTP/1.1 connection kept open")
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), h2_task)
+        .await
+        .expect("idle HTTP/2 connection kept open")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_logs_describe_every_request_and_never_hold_a_secret() {
+    let origin = s3_origin().await;
+    origin.put("acme/log.txt", b"logged");
+    origin.put("acme/files/f_log1", b"file");
+    let (root, _) = files(16);
+    let hs_secret = "an-hs256-secret-for-the-log-test-0123456789";
+    let cf_pem =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/cloudfront_test_key.pem");
+    let dir = tempdir("logs");
+    let config = dir.join("edgesign.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://edge.example\"\n[rate_limit]\nper_second = 1\nburst = 30\n{}{}\n[[origins]]\nname = \"cdn\"\nkind = \"cloudfront\"\ndomain = \"d111111abcdef8.cloudfront.net\"\nttl = \"1h\"\n[[origins.keys]]\nkey_pair_id = \"K2JCJMDEHXQW5F\"\nprivate_key_file = \"{}\"\n[[routes]]\nprefix = \"/org/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"org\"\n[[routes]]\nprefix = \"/s/\"\norigin = \"docs\"\nmode = \"stream\"\naccess = \"org\"\n[[routes]]\nprefix = \"/cf/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"org\"\n[auth]\njwt_hs256_secret = \"{hs_secret}\"\n{}\n[compat]\ncontent_sign_origin = \"docs\"\nfiles_origin = \"docs\"\nfiles_key_prefix = \"acme/files/\"\npresign_origin = \"docs\"\n",
+            s3_origin_toml(&origin, "1h"),
+            local_origin(&root, KEY_1).replace("/d/", "/ld/").replace("/r/", "/lr/"),
+            cf_pem.display(),
+            api_keys_toml()
+        ),
+    )
+    .unwrap();
+    // JSON lines, and debug level for edgesign itself: secrets must not leak even there.
+    let edge = Spawned::start(
+        &config,
+        false,
+        &[
+            ("EDGESIGN_LOG_FORMAT", "json"),
+            ("RUST_LOG", "info,edgesign=debug"),
+        ],
+    );
+    let base = edge.base.clone();
+    let enc = |s: &str| edgesign::sign::encoding::uri_encode(s.as_bytes(), true);
+    let now = edgesign::clock::unix_secs(edgesign::clock::now());
+    let jwt = jwt_hs256(
+        hs_secret.as_bytes(),
+        json!({"alg": "HS256", "typ": "JWT"}),
+        json!({"sub": "u1", "org": "acme", "exp": now + 600}),
+    );
+    let bearer_key = format!("Bearer {SK_ADMIN}");
+    let bearer_jwt = format!("Bearer {jwt}");
+    let cookie = format!("edgesign_session={jwt}");
+    let stale = botocore_presign(&origin.endpoint(), "acme/log.txt", "20130524T000000Z", 3600);
+    let query = stale.split_once('?').unwrap().1.to_owned();
+    let sig = query.rsplit_once("X-Amz-Signature=").unwrap().1.to_owned();
+    let forged = query.replace(&sig[..8], "00000000");
+    let sts_token = "FQoGZXIvYXdzEXAMPLESESSIONTOKENvalue";
+    let cf_sig = "CloudFrontSignatureValue~abc";
+    let cf_policy = "eyJTdGF0ZW1lbnQiOltdfQ__";
+
+    // Every kind of request, with every kind of credential: (method, path, JSON body,
+    // header, status class or exact status).
+    let sk_acme_bearer = format!("Bearer {SK_ACME}");
+    let proxy_file = format!("/proxy/file?presigned_url={}", enc(&stale));
+    type Case<'a> = (&'a str, String, &'a str, (&'a str, &'a str), u16);
+    let cases: Vec<Case> = vec![
+        (
+            "GET",
+            "/org/acme/log.txt".into(),
+            "",
+            ("x-api-key", SK_ACME),
+            302,
+        ),
+        (
+            "GET",
+            "/org/acme/log.txt".into(),
+            "",
+            ("authorization", &bearer_jwt),
+            302,
+        ),
+        (
+            "GET",
+            "/org/acme/log.txt".into(),
+            "",
+            ("cookie", &cookie),
+            302,
+        ),
+        (
+            "GET",
+            "/s/acme/log.txt".into(),
+            "",
+            ("authorization", &bearer_key),
+            200,
+        ),
+        (
+            "GET",
+            format!("/org/acme/log.txt?{query}"),
+            "",
+            ("authorization", &bearer_key),
+            302,
+        ),
+        (
+            "GET",
+            format!("/org/acme/log.txt?{forged}"),
+            "",
+            ("authorization", &bearer_key),
+            403,
+        ),
+        (
+            "GET",
+            format!("/org/acme/log.txt?{query}&X-Amz-Security-Token={sts_token}"),
+            "",
+            ("x-none", ""),
+            4,
+        ),
+        (
+            "GET",
+            format!(
+                "/cf/acme/x.txt?Policy={cf_policy}&Signature={cf_sig}&Key-Pair-Id=K2JCJMDEHXQW5F"
+            ),
+            "",
+            ("authorization", &bearer_key),
+            403,
+        ),
+        ("GET", proxy_file, "", ("authorization", &bearer_key), 200),
+        (
+            "GET",
+            "/_origin/demo/ok.txt?expires=1&key_id=k1&signature=native-signature-value".into(),
+            "",
+            ("x-none", ""),
+            4,
+        ),
+        ("GET", "/lr/ok.txt".into(), "", ("x-none", ""), 302),
+        (
+            "POST",
+            "/orgs/acme/content/sign".into(),
+            r#"{"url": "acme/log.txt"}"#,
+            ("authorization", &sk_acme_bearer),
+            200,
+        ),
+        (
+            "POST",
+            "/v1/files/f_log1/signed-url".into(),
+            "{}",
+            ("cookie", &cookie),
+            200,
+        ),
+        (
+            "POST",
+            "/generate-presigned-url".into(),
+            r#"{"key": "acme/log.txt"}"#,
+            ("authorization", &bearer_jwt),
+            200,
+        ),
+        (
+            "POST",
+            "/v1/sign".into(),
+            r#"{"origin": "docs", "key": "acme/log.txt"}"#,
+            ("x-api-key", SK_ACME),
+            200,
+        ),
+        (
+            "GET",
+            "/org/acme/log.txt".into(),
+            "",
+            ("authorization", "Bearer sk_wrong_key_0123456789"),
+            401,
+        ),
+        (
+            "GET",
+            "/org/globex/x.txt".into(),
+            "",
+            ("x-api-key", SK_ACME),
+            403,
+        ),
+        ("GET", "/nowhere".into(), "", ("x-none", ""), 404),
+        ("GET", "/healthz".into(), "", ("x-none", ""), 200),
+        ("GET", "/readyz".into(), "", ("x-none", ""), 200),
+        ("GET", "/metrics".into(), "", ("x-none", ""), 200),
+    ];
+    let mut kinds = 0;
+    for (method, path, body, header, want) in &cases {
+        let url = format!("{base}{path}");
+        let got = match *method {
+            "POST" => post(&url, body, &[*header]).await,
+            _ => get(&url, &[*header]).await,
+        };
+        let status = got.status.as_u16();
+        let ok = if *want < 10 {
+            status / 100 == *want
+        } else {
+            status == *want
+        };
+        assert!(ok, "{method} {path}: {status} {}", got.text());
+        kinds += 1;
+    }
+    let mut limited = false;
+    for _ in 0..40 {
+        let got = get(&format!("{base}/lr/ok.txt"), &[]).await;
+        kinds += 1;
+        if got.status == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the rate limit never answered 429");
+
+    // Lines are written when a response ends; wait for all of them.
+    let deadline = edgesign::clock::instant() + Duration::from_secs(5);
+    let access = loop {
+        let text = edge.log();
+        let access: Vec<serde_json::Value> = text
+            .lines()
+            .filter(|l| l.contains("edgesign::access"))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+            .collect();
+        if access.len() >= kinds || edgesign::clock::instant() > deadline {
+            break access;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(access.len(), kinds, "one line per request:\n{}", edge.log());
+    let mut ids = std::collections::HashSet::new();
+    for line in &access {
+        let f = &line["fields"];
+        for field in [
+            "request_id",
+            "route",
+            "status",
+            "bytes",
+            "duration_us",
+            "cache",
+            "path",
+            "method",
+        ] {
+            assert!(!f[field].is_null(), "{field} missing: {line}");
+        }
+        assert!(
+            ids.insert(f["request_id"].as_str().unwrap().to_owned()),
+            "ids are unique"
+        );
+    }
+    let find = |path: &str, status: u64| {
+        access
+            .iter()
+            .find(|l| l["fields"]["path"] == path && l["fields"]["status"] == status)
+            .unwrap_or_else(|| panic!("no line for {path} {status}"))
+    };
+    let first = &find("/org/acme/log.txt", 302)["fields"];
+    assert_eq!(
+        (first["route"].as_str(), first["cache"].as_str()),
+        (Some("redirect"), Some("miss"))
+    );
+    let stream = &find("/s/acme/log.txt", 200)["fields"];
+    assert_eq!(
+        (stream["route"].as_str(), stream["bytes"].as_u64()),
+        (Some("stream"), Some(6))
+    );
+    assert_eq!(find("/proxy/file", 200)["fields"]["route"], "proxy_file");
+    assert_eq!(find("/v1/sign", 200)["fields"]["route"], "api_native_sign");
+    assert_eq!(find("/metrics", 200)["fields"]["route"], "metrics");
+    let hits = access
+        .iter()
+        .filter(|l| l["fields"]["cache"] == "hit")
+        .count();
+    assert!(hits >= 1, "a cache hit is logged as such");
+
+    let text = edge.log();
+    for secret in [
+        sig.as_str(),
+        &forged[forged.len() - 20..],
+        SK_ADMIN,
+        SK_ACME,
+        "sk_wrong_key_0123456789",
+        &jwt,
+        jwt.rsplit('.').next().unwrap(),
+        sts_token,
+        cf_sig,
+        cf_policy,
+        "native-signature-value",
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "X-Amz-Security-Token",
+        "Key-Pair-Id",
+        "presigned_url",
+        hs_secret,
+        SK,
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} leaked into the log:\n{text}"
+        );
+    }
+}
