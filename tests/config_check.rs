@@ -499,3 +499,51 @@ fn serve_with_a_bad_certificate_exits_64_naming_the_key() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn server_limits_out_of_range() {
+    let with = |extra: &str| GOOD.replacen("[server]\n", &format!("[server]\n{extra}\n"), 1);
+    refused(
+        &with("max_header_size = 1024"),
+        &[],
+        &[],
+        "server.max_header_size",
+        "between 8192",
+    );
+    refused(
+        &with("max_connections = 0"),
+        &[],
+        &[],
+        "server.max_connections",
+        "between 1",
+    );
+    refused(
+        &with("header_read_timeout = \"0s\""),
+        &[],
+        &[],
+        "server.header_read_timeout",
+        "at least",
+    );
+    refused(
+        &with("idle_timeout = \"forever\""),
+        &[],
+        &[],
+        "server.idle_timeout",
+        "not a duration",
+    );
+    refused(
+        &with("drain_delay = \"later\""),
+        &[],
+        &[],
+        "server.drain_delay",
+        "not a duration",
+    );
+    let run = check(
+        &with(
+            "drain_delay = \"5s\"\nheader_read_timeout = \"5s\"\nidle_timeout = \"2m\"\nmax_header_size = 32768\nmax_connections = 500",
+        ),
+        &[],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
