@@ -29,8 +29,12 @@
 //! - [`origin`]: the hyper-util client to origins (TLS, timeouts, no redirects, streaming).
 //! - [`local`]: serving a `local` origin's directory (ranges, conditionals, no escapes).
 //! - [`proxy`]: the hyper service — route → verify → authorize → sign → redirect | stream.
-//! - [`server`]: listeners, TLS accept, HTTP/1.1 + HTTP/2, graceful drain.
-//! - `src/main.rs`: the command line (`serve`, `sign`, `inspect`, `check`, `hash-key`).
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics` (prometheus-client) and the per-request
+//!   notes (route kind, cache outcome) the access log is built from.
+//! - [`server`]: listeners, TLS accept, HTTP/1.1 + HTTP/2, connection limits and timeouts,
+//!   the access log, `SIGHUP` reload (the service swapped whole) and graceful drain.
+//! - `src/main.rs`: the command line (`serve`, `sign`, `inspect`, `check`, `hash-key`) and
+//!   the signals (`SIGTERM` drains, `SIGHUP` reloads).
 
 pub mod api;
 pub mod auth;
