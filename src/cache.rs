@@ -46,13 +46,33 @@ impl CacheKey {
     }
 }
 
-/// A cached URL and how long it may live in the cache.
+/// A cached URL, its `Location` header built once, and how long it may live in the cache.
 #[derive(Debug)]
 pub struct Entry {
     /// The URL.
     pub signed: Signed,
+    /// The URL as a header value (shared, so a cache hit copies nothing); `None` when the URL
+    /// cannot be a header.
+    pub location: Option<http::HeaderValue>,
     /// Until its bucket ends.
     live_for: Duration,
+}
+
+impl Entry {
+    /// An entry for `signed` that is not cached (a still-valid URL served as it is).
+    pub fn uncached(signed: Signed) -> Arc<Entry> {
+        Self::new(signed, Duration::ZERO)
+    }
+
+    fn new(signed: Signed, live_for: Duration) -> Arc<Entry> {
+        let location =
+            http::HeaderValue::from_maybe_shared(bytes::Bytes::from(signed.url.clone())).ok();
+        Arc::new(Entry {
+            signed,
+            location,
+            live_for,
+        })
+    }
 }
 
 struct UntilBucketEnds;
@@ -109,7 +129,7 @@ impl SignatureCache {
         now: u64,
         rolls_at: u64,
         sign: F,
-    ) -> Result<Signed, Error>
+    ) -> Result<Arc<Entry>, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Signed, Error>>,
@@ -124,7 +144,7 @@ impl SignatureCache {
                 let signed = sign().await?;
                 let live_for =
                     Duration::from_secs(rolls_at.min(signed.expires_at).saturating_sub(now).max(1));
-                Ok::<_, Error>(Arc::new(Entry { signed, live_for }))
+                Ok::<_, Error>(Entry::new(signed, live_for))
             })
             .await;
         if !minted {
@@ -133,7 +153,7 @@ impl SignatureCache {
         self.metrics.cache_lookup(!minted);
         ops::note_cache(!minted);
         match result {
-            Ok(entry) => Ok(entry.signed.clone()),
+            Ok(entry) => Ok(entry),
             Err(e) => Err(match &*e {
                 Error::Internal(detail) => Error::Internal(detail.clone()),
                 other => Error::Internal(other.to_string()),

@@ -188,10 +188,12 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init()
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // Signals, reloads and the drain run here; connections run on one runtime per core.
+    let runtimes = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
+        .and_then(|main| Ok((main, core_runtimes()?)));
+    let (runtime, cores) = match runtimes {
         Ok(r) => r,
         Err(e) => {
             eprintln!("edgesign: cannot start the runtime: {e}");
@@ -207,7 +209,7 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
             }
         };
         let app = App::new(config);
-        let running = match server::serve(app, listeners) {
+        let running = match server::serve_on(app, listeners, &cores) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("edgesign: cannot serve: {e}");
@@ -235,6 +237,25 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
         }
         ExitCode::SUCCESS
     })
+}
+
+/// One single-threaded runtime per core, each on a thread of its own for the life of the
+/// process. A connection stays on the core that accepted it: no work stealing, no cross-thread
+/// wake-ups on the request path (nginx's worker model).
+fn core_runtimes() -> std::io::Result<Vec<tokio::runtime::Handle>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (0..cores)
+        .map(|i| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = rt.handle().clone();
+            std::thread::Builder::new()
+                .name(format!("edgesign-worker-{i}"))
+                .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+            Ok(handle)
+        })
+        .collect()
 }
 
 /// Serves until SIGTERM or Ctrl-C; each SIGHUP reloads the config file.

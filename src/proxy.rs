@@ -14,7 +14,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
 use crate::auth::{self, Principal, policy};
-use crate::cache::{CacheKey, SignatureCache};
+use crate::cache::{CacheKey, Entry, SignatureCache};
 use crate::config::{Access, Config, Mode, Origin};
 use crate::ops::{self, Metrics};
 use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS, is_passed_status};
@@ -66,7 +66,7 @@ pub struct App {
     /// Pooled client to the origins.
     pub origin: OriginClient,
     /// Token buckets per principal (anonymous callers: per client address).
-    pub limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
+    pub limiter: Arc<governor::DefaultKeyedRateLimiter<auth::RateKey>>,
     /// Process-wide metrics (they outlive reloads).
     pub metrics: Arc<Metrics>,
 }
@@ -112,6 +112,27 @@ pub(crate) fn json_response(status: StatusCode, body: String) -> Response<Body> 
         HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// `private, max-age=N` without going through `fmt`.
+fn private_max_age(secs: u64) -> HeaderValue {
+    const PREFIX: &[u8] = b"private, max-age=";
+    let mut buf = [0u8; 40];
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 20];
+    let mut n = secs;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = PREFIX.len() + digits.len() - i;
+    buf[PREFIX.len()..len].copy_from_slice(&digits[i..]);
+    HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("private"))
 }
 
 /// Runs CPU-heavy signing (RSA) off the async workers where the runtime allows it.
@@ -189,7 +210,7 @@ impl App {
     fn assemble(
         config: Config,
         metrics: Arc<Metrics>,
-        limiter: Arc<governor::DefaultKeyedRateLimiter<String>>,
+        limiter: Arc<governor::DefaultKeyedRateLimiter<auth::RateKey>>,
     ) -> Arc<Self> {
         let cache = SignatureCache::new(config.cache.max_entries, metrics.clone());
         let origin = OriginClient::new(&config.origin_client, &[], metrics.clone());
@@ -210,13 +231,13 @@ impl App {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = req.into_parts();
-        let path = parts.uri.path().to_owned();
+        let path = parts.uri.path();
         let s3_client = parts
             .uri
             .query()
             .is_some_and(|q| Scheme::of_query(q) == Scheme::Sigv4)
-            && !matches!(path.as_str(), "/proxy/file" | "/api/v1/proxy/file");
-        let api = api::Api::of(&parts.method, &path);
+            && !matches!(path, "/proxy/file" | "/api/v1/proxy/file");
+        let api = api::Api::of(&parts.method, path);
         if let Some(api) = api {
             ops::note_route(api.route_name());
         }
@@ -249,13 +270,13 @@ impl App {
             Ok(p) => p,
             // Failed logins count against the client's address, so guessing is limited too.
             Err(e) => {
-                return Err(match self.limiter.check_key(&format!("ip:{ip}")) {
+                return Err(match self.limiter.check_key(&auth::RateKey::Address(ip)) {
                     Ok(()) => e,
                     Err(_) => Error::RateLimited { retry_after: 1 },
                 });
             }
         };
-        let key = principal.rate_key().unwrap_or_else(|| format!("ip:{ip}"));
+        let key = principal.rate_key(ip);
         if let Err(not_until) = self.limiter.check_key(&key) {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
@@ -329,11 +350,11 @@ impl App {
             headers: &parts.headers,
             now: cx.now,
         };
-        // A signed URL is verified as the origin URL it was made for.
-        let url_text = format!("{}?{query}", origin.signer.layout().object_url(raw_key));
         let (signed, rolls_at) = if Scheme::of_query(query) == Scheme::Unsigned {
             self.fresh_url(&ask, None, &overrides(query)).await?
         } else {
+            // A signed URL is verified as the origin URL it was made for.
+            let url_text = format!("{}?{query}", origin.signer.layout().object_url(raw_key));
             let url = RawUrl::parse(&url_text)?;
             self.fresh_url(&ask, Some((&url, &url_text)), &[]).await?
         };
@@ -360,7 +381,7 @@ impl App {
         ask: &Ask<'_>,
         url: Option<(&RawUrl<'_>, &str)>,
         params: &[&str],
-    ) -> Result<(Signed, u64), Error> {
+    ) -> Result<(Arc<Entry>, u64), Error> {
         let origin = &self.config.origins[ask.origin];
         let Some((url, url_text)) = url else {
             self.authorize(ask, false)?;
@@ -381,7 +402,7 @@ impl App {
                 url: url_text.to_owned(),
                 expires_at: verified.expires_at,
             };
-            return Ok((signed, verified.expires_at));
+            return Ok((Entry::uncached(signed), verified.expires_at));
         }
         if ask.now >= verified.expires_at.saturating_add(ask.stale_grace) {
             self.authorize(ask, true)?;
@@ -421,7 +442,7 @@ impl App {
         method: Method,
         params: &[&str],
         now: u64,
-    ) -> Result<(Signed, u64), Error> {
+    ) -> Result<(Arc<Entry>, u64), Error> {
         let signer = &self.config.origins[origin_idx].signer;
         self.bucketed(
             origin_idx,
@@ -446,7 +467,7 @@ impl App {
         origin_idx: usize,
         verified: &Verified<'_>,
         now: u64,
-    ) -> Result<(Signed, u64), Error> {
+    ) -> Result<(Arc<Entry>, u64), Error> {
         let signer = &self.config.origins[origin_idx].signer;
         let (params, variant) = (verified.params(), verified.variant());
         let key = |start| {
@@ -472,7 +493,7 @@ impl App {
         now: u64,
         key: impl FnOnce(u64) -> CacheKey,
         sign: impl FnOnce(u64) -> Result<Signed, Error>,
-    ) -> Result<(Signed, u64), Error> {
+    ) -> Result<(Arc<Entry>, u64), Error> {
         let signer = &self.config.origins[origin_idx].signer;
         let w = Window::at(now, self.config.cache.bucket, signer.ttl);
         let signed = self
@@ -485,7 +506,7 @@ impl App {
             })
             .await?;
         // Credentials that die inside the bucket can make an honest URL that is already dead.
-        if signed.expires_at <= now {
+        if signed.signed.expires_at <= now {
             return Err(Error::Internal("signing credentials have expired".into()));
         }
         Ok((signed, w.rolls_at))
@@ -501,7 +522,7 @@ impl App {
         mode: Mode,
         origin: &Origin,
         raw_key: &str,
-        signed: &Signed,
+        entry: &Entry,
         rolls_at: u64,
         method: Method,
         headers: &HeaderMap,
@@ -509,20 +530,23 @@ impl App {
     ) -> Result<Response<Body>, Error> {
         match mode {
             Mode::Redirect => {
-                let max_age = rolls_at.min(signed.expires_at).saturating_sub(now).max(1);
-                Response::builder()
-                    .status(StatusCode::FOUND)
-                    .header(
-                        header::LOCATION,
-                        HeaderValue::from_str(&signed.url)
-                            .map_err(|_| Error::Internal("unencodable Location".into()))?,
-                    )
-                    .header(header::CACHE_CONTROL, format!("private, max-age={max_age}"))
-                    .body(empty())
-                    .map_err(|e| Error::Internal(e.to_string()))
+                let max_age = rolls_at
+                    .min(entry.signed.expires_at)
+                    .saturating_sub(now)
+                    .max(1);
+                let location = entry
+                    .location
+                    .clone()
+                    .ok_or_else(|| Error::Internal("unencodable Location".into()))?;
+                let mut resp = Response::new(empty());
+                *resp.status_mut() = StatusCode::FOUND;
+                let h = resp.headers_mut();
+                h.insert(header::LOCATION, location);
+                h.insert(header::CACHE_CONTROL, private_max_age(max_age));
+                Ok(resp)
             }
             Mode::Stream => {
-                self.stream(origin, raw_key, &signed.url, method, headers)
+                self.stream(origin, raw_key, &entry.signed.url, method, headers)
                     .await
             }
         }
@@ -614,7 +638,7 @@ impl App {
         } else {
             self.fresh_url(&ask, Some((&url, &exact)), &[]).await?
         };
-        self.stream(origin, raw_key, &signed.url, method, &parts.headers)
+        self.stream(origin, raw_key, &signed.signed.url, method, &parts.headers)
             .await
     }
 
@@ -644,5 +668,18 @@ impl App {
         }
         let path = local::resolve(&local.root, verified.raw_key).await?;
         local::serve(&path, method, &parts.headers).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn private_max_age_spells_every_number() {
+        for n in [0u64, 7, 10, 900, 3599, u64::MAX] {
+            assert_eq!(
+                super::private_max_age(n).to_str().ok(),
+                Some(format!("private, max-age={n}").as_str())
+            );
+        }
     }
 }

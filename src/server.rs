@@ -27,7 +27,6 @@ use http_body_util::BodyExt;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -201,8 +200,19 @@ fn resize(shared: &Arc<Shared>, max: usize) {
     }
 }
 
-/// Starts serving on bound listeners.
+/// Starts serving on bound listeners, on the current runtime.
 pub fn serve(app: Arc<App>, listeners: Listeners) -> std::io::Result<Running> {
+    serve_on(app, listeners, &[tokio::runtime::Handle::current()])
+}
+
+/// Starts serving on bound listeners with an accept loop per listener on each of `runtimes`
+/// (the binary runs one single-threaded runtime per core: a connection lives on the core that
+/// accepted it, with no work stealing and no cross-thread wake-ups on the request path).
+pub fn serve_on(
+    app: Arc<App>,
+    listeners: Listeners,
+    runtimes: &[tokio::runtime::Handle],
+) -> std::io::Result<Running> {
     let (stop, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
     let max_connections = app.config.server.max_connections;
@@ -215,35 +225,25 @@ pub fn serve(app: Arc<App>, listeners: Listeners) -> std::io::Result<Running> {
         slots: Arc::new(Semaphore::new(max_connections)),
         max_connections: AtomicUsize::new(max_connections),
     });
-    listeners.http.set_nonblocking(true)?;
-    let http = TcpListener::from_std(listeners.http)?;
-    let http_addr = http.local_addr()?;
-    tracker.spawn(accept_loop(
-        http,
-        false,
-        shared.clone(),
-        stop_rx.clone(),
-        tracker.clone(),
-    ));
-    let https_addr = match listeners.https {
-        Some((l, _)) => {
-            l.set_nonblocking(true)?;
-            let l = TcpListener::from_std(l)?;
-            let addr = l.local_addr()?;
-            tracker.spawn(accept_loop(
-                l,
-                true,
-                shared.clone(),
-                stop_rx,
-                tracker.clone(),
-            ));
-            Some(addr)
-        }
-        None => None,
-    };
+    let runtimes: Arc<[tokio::runtime::Handle]> = runtimes.into();
+    let mut bound = vec![(listeners.http, false)];
+    bound.extend(listeners.https.map(|(l, _)| (l, true)));
+    let mut addrs = Vec::new();
+    for (listener, tls) in bound {
+        listener.set_nonblocking(true)?;
+        addrs.push(listener.local_addr()?);
+        let (shared, stop_rx, tracker2) = (shared.clone(), stop_rx.clone(), tracker.clone());
+        let runtimes2 = runtimes.clone();
+        runtimes[0].spawn(tracker.track_future(async move {
+            match TcpListener::from_std(listener) {
+                Ok(l) => accept_loop(l, tls, shared, stop_rx, tracker2, runtimes2).await,
+                Err(e) => tracing::error!(error = %e, "cannot register a listener"),
+            }
+        }));
+    }
     Ok(Running {
-        http_addr,
-        https_addr,
+        http_addr: addrs[0],
+        https_addr: addrs.get(1).copied(),
         shared,
         stop,
         tracker,
@@ -256,8 +256,10 @@ async fn accept_loop(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     tracker: TaskTracker,
+    runtimes: Arc<[tokio::runtime::Handle]>,
 ) {
     let name = if tls { "https" } else { "http" };
+    let mut next = 0usize;
     loop {
         // A slot first: at the limit, clients wait in the backlog instead of being served
         // by a proxy that has no room for them.
@@ -282,12 +284,36 @@ async fn accept_loop(
         let _ = sock.set_nodelay(true);
         let guard = shared.app.load().metrics.connection(name);
         let (shared, stop) = (shared.clone(), stop.clone());
-        tracker.spawn(async move {
+        // Connections are dealt round robin to the runtimes and stay there.
+        let runtime = &runtimes[next % runtimes.len()];
+        next = next.wrapping_add(1);
+        let sock = match sock.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand a connection over");
+                continue;
+            }
+        };
+        runtime.spawn(tracker.track_future(async move {
             let _slot = slot;
+            let Ok(sock) = tokio::net::TcpStream::from_std(sock) else {
+                return;
+            };
             let limits = Limits::of(&shared.app.load().config);
             if !tls {
-                return serve_connection(TokioIo::new(sock), peer, shared, stop, limits, guard)
-                    .await;
+                let Some(proto) = sniff(&sock, limits.header_read).await else {
+                    return;
+                };
+                return serve_connection(
+                    TokioIo::new(sock),
+                    proto,
+                    peer,
+                    shared,
+                    stop,
+                    limits,
+                    guard,
+                )
+                .await;
             }
             let Some(cfg) = shared.tls.load_full() else {
                 return;
@@ -295,11 +321,24 @@ async fn accept_loop(
             let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
             match tokio::time::timeout(limits.header_read, acceptor.accept(sock)).await {
                 Ok(Ok(stream)) => {
-                    serve_connection(TokioIo::new(stream), peer, shared, stop, limits, guard).await
+                    let proto = match stream.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => Proto::Http2,
+                        _ => Proto::Http1,
+                    };
+                    serve_connection(
+                        TokioIo::new(stream),
+                        proto,
+                        peer,
+                        shared,
+                        stop,
+                        limits,
+                        guard,
+                    )
+                    .await
                 }
                 _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
             }
-        });
+        }));
     }
 }
 
@@ -358,8 +397,70 @@ impl Activity {
     }
 }
 
+/// Which protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    Http1,
+    Http2,
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Tells h2c prior knowledge from HTTP/1.1 by peeking at the first bytes, without consuming
+/// them. `None`: the client closed or sent nothing in time.
+async fn sniff(sock: &tokio::net::TcpStream, within: Duration) -> Option<Proto> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 24];
+    loop {
+        let n = tokio::time::timeout_at(deadline, sock.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if buf[..n] != H2_PREFACE[..n] {
+            return Some(Proto::Http1);
+        }
+        if n == H2_PREFACE.len() {
+            return Some(Proto::Http2);
+        }
+        // Part of the preface so far: wait for the rest (peek would not block).
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A served connection of either protocol, closable gracefully.
+trait Served: Future<Output = Result<(), hyper::Error>> + Send {
+    fn close_gracefully(self: Pin<&mut Self>);
+}
+
+impl<I, S> Served for hyper::server::conn::http1::Connection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Body> + Send,
+    S::Future: Send,
+{
+    fn close_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S> Served for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Body> + Send,
+    S::Future: Send + 'static,
+{
+    fn close_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
 async fn serve_connection<I>(
     io: I,
+    proto: Proto,
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
@@ -382,23 +483,28 @@ async fn serve_connection<I>(
             async move { Ok::<_, std::convert::Infallible>(answer(req, peer, &shared, activity).await) }
         })
     };
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read)
-        .max_buf_size(limits.max_header);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header).unwrap_or(u32::MAX))
-        .keep_alive_interval(H2_PING_INTERVAL)
-        .keep_alive_timeout(H2_PING_INTERVAL);
-    let conn = builder.serve_connection(io, svc);
-    tokio::pin!(conn);
+    // hyper's own builders, not hyper-util's auto one: its version detection wraps every
+    // read of the connection, which cost a fifth of the redirect throughput (BENCHMARKS.md).
+    let mut conn: Pin<Box<dyn Served>> = match proto {
+        Proto::Http1 => Box::pin(
+            hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read)
+                .max_buf_size(limits.max_header)
+                .serve_connection(io, svc),
+        ),
+        Proto::Http2 => Box::pin(
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(limits.max_header).unwrap_or(u32::MAX))
+                .keep_alive_interval(H2_PING_INTERVAL)
+                .keep_alive_timeout(H2_PING_INTERVAL)
+                .serve_connection(io, svc),
+        ),
+    };
     let mut stopping = *stop.borrow();
     if stopping {
-        conn.as_mut().graceful_shutdown();
+        conn.as_mut().close_gracefully();
     }
     // After a graceful close is asked for, the connection gets this long before it is cut.
     let mut hard_deadline: Option<Instant> = None;
@@ -417,7 +523,7 @@ async fn serve_connection<I>(
             }
             _ = stop.changed(), if !stopping => {
                 stopping = true;
-                conn.as_mut().graceful_shutdown();
+                conn.as_mut().close_gracefully();
             }
             _ = tokio::time::sleep_until(check.into()) => {
                 if hard_deadline.is_some() {
@@ -433,7 +539,7 @@ async fn serve_connection<I>(
                     tracing::debug!(%peer, "closed: no request within header_read_timeout");
                     return;
                 }
-                conn.as_mut().graceful_shutdown();
+                conn.as_mut().close_gracefully();
                 hard_deadline = Some(crate::clock::instant() + limits.header_read);
             }
         }
@@ -453,12 +559,12 @@ async fn answer(
     let app = shared.app.load_full();
     let id = request_id(&req, peer, &app, &shared.ids);
     let draining = shared.draining.load(Ordering::SeqCst);
-    // The path only: queries carry signatures, policies and keys, and are never logged.
     let line = AccessLine {
         id,
         peer,
         method: req.method().clone(),
-        path: req.uri().path().to_owned(),
+        // A shared handle to the URI; only its path is ever logged.
+        uri: req.uri().clone(),
         version: req.version(),
         route: "-",
         cache: "-",
@@ -476,9 +582,8 @@ async fn answer(
             (resp, notes.route(), notes.cache())
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&line.id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
+    resp.headers_mut()
+        .insert(X_REQUEST_ID.clone(), line.id.clone());
     if draining && line.version < http::Version::HTTP_2 {
         // Draining: have clients (and load balancers) open their next request elsewhere.
         resp.headers_mut()
@@ -507,41 +612,40 @@ async fn answer(
     })
 }
 
+static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The request id: an `X-Request-Id` from a trusted proxy when it is sane, else a new one.
 fn request_id(
     req: &http::Request<hyper::body::Incoming>,
     peer: SocketAddr,
     app: &App,
     ids: &RequestIds,
-) -> String {
-    let trusted = app
-        .config
-        .server
-        .trusted_proxies
-        .iter()
-        .any(|n| n.contains(&peer.ip()));
-    let given = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            trusted
-                && (1..=64).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        });
+) -> HeaderValue {
+    let given = req.headers().get(&X_REQUEST_ID).filter(|v| {
+        let v = v.as_bytes();
+        (1..=64).contains(&v.len())
+            && v.iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+            && app
+                .config
+                .server
+                .trusted_proxies
+                .iter()
+                .any(|n| n.contains(&peer.ip()))
+    });
     match given {
-        Some(v) => v.to_owned(),
-        None => ids.next(),
+        Some(v) => v.clone(),
+        None => HeaderValue::from_maybe_shared(Bytes::from(ids.next()))
+            .unwrap_or(HeaderValue::from_static("-")),
     }
 }
 
 #[derive(Debug)]
 struct AccessLine {
-    id: String,
+    id: HeaderValue,
     peer: SocketAddr,
     method: http::Method,
-    path: String,
+    uri: http::Uri,
     version: http::Version,
     route: &'static str,
     cache: &'static str,
@@ -606,10 +710,10 @@ impl Drop for Accounted {
         let l = &done.line;
         tracing::info!(
             target: "edgesign::access",
-            request_id = %l.id,
+            request_id = l.id.to_str().unwrap_or("-"),
             peer = %l.peer.ip(),
             method = %l.method,
-            path = %l.path,
+            path = l.uri.path(),
             version = ?l.version,
             route = l.route,
             status = done.status,

@@ -224,6 +224,6 @@ async fn mint(
         None => app
             .mint(idx, raw_key, method, &[], cx.now)
             .await
-            .map(|(s, _)| s),
+            .map(|(entry, _)| entry.signed.clone()),
     }
 }

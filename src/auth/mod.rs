@@ -70,19 +70,33 @@ impl Principal {
         )
     }
 
-    /// The identity a rate limit counts against (`None`: anonymous, counted per address).
-    /// Never a secret: API keys by their config index, tokens by subject or org.
-    pub fn rate_key(&self) -> Option<String> {
+    /// The identity a rate limit counts against; anonymous callers count per address
+    /// (`ip`). Never a secret: API keys by their config index, tokens by org and subject.
+    pub fn rate_key(&self, ip: std::net::IpAddr) -> RateKey {
         match self {
-            Principal::Anonymous => None,
-            Principal::ApiKey { index, .. } => Some(format!("key:{index}")),
-            Principal::Jwt { subject, org } => Some(format!(
-                "jwt:{}:{}",
-                org.as_deref().unwrap_or(""),
-                subject.as_deref().unwrap_or("")
-            )),
+            Principal::Anonymous => RateKey::Address(ip),
+            Principal::ApiKey { index, .. } => RateKey::ApiKey(*index),
+            Principal::Jwt { subject, org } => RateKey::Token(
+                format!(
+                    "{}:{}",
+                    org.as_deref().unwrap_or(""),
+                    subject.as_deref().unwrap_or("")
+                )
+                .into(),
+            ),
         }
     }
+}
+
+/// What a rate-limit bucket belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    /// An anonymous caller's (or a failed login's) client address.
+    Address(std::net::IpAddr),
+    /// An API key, by its index in the config.
+    ApiKey(usize),
+    /// A token's `org:subject`.
+    Token(Box<str>),
 }
 
 /// The value of cookie `name`, if the request carries it.

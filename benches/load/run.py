@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""edgesign vs nginx (+ njs), side by side in one run: `python3 benches/load/run.py`.
+
+Starts nginx (a static origin plus the peer: plain 302, njs re-sign + 302, njs re-sign +
+stream) and the release edgesign binary. Drives each with wrk, edgesign and peer interleaved
+(A B A B A B), and prints medians and ratios. Needs nginx, libnginx-mod-http-js and wrk
+(`apt-get install -y nginx libnginx-mod-http-js wrk`). Every server listens on 127.0.0.1 only,
+and every run is bounded by --duration.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc=None, timeout=30.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            sys.exit(f"process exited early with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listens on {port}")
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def fetch(url):
+    """(status, headers) without following redirects."""
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(url, timeout=10) as r:
+            r.read()
+            return r.status, {k.lower(): v for k, v in r.headers.items()}
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}
+
+
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+SIZES = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+
+
+def wrk(url, duration, connections, script=None, env=None):
+    """Runs wrk; returns requests/s, bytes/s, p50 and p99 latency (s), and errors."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    if script:
+        cmd[1:1] = ["-s", script]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+    bps = float(m.group(1)) * SIZES[m.group(2)]
+    pct = {
+        p: float(v) * UNITS[u]
+        for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    }
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if m:
+        errors += int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    return {"rps": rps, "bps": bps, "p50": pct.get("50"), "p99": pct.get("99"), "errors": errors}
+
+
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Servers:
+    def __init__(self, work, binary):
+        self.work = work
+        self.data = os.path.join(work, "data")
+        os.makedirs(os.path.join(self.data, "bench"), exist_ok=True)
+        self.fast, self.peer, self.edge = free_port(), free_port(), free_port()
+        self.binary = binary
+        self.nginx = None
+        self.edgesign = None
+
+    def start_nginx(self):
+        prefix = os.path.join(self.work, "nginx")
+        for d in ("logs", "tmp"):
+            os.makedirs(os.path.join(prefix, d), exist_ok=True)
+        with open(os.path.join(HERE, "nginx.conf.in")) as f:
+            conf = f.read()
+        for k, v in {
+            "@FAST@": self.fast,
+            "@PEER@": self.peer,
+            "@DATA@": self.data,
+            "@JS@": os.path.join(HERE, "s3sign.js"),
+        }.items():
+            conf = conf.replace(k, str(v))
+        path = os.path.join(prefix, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        subprocess.run(["nginx", "-p", prefix + "/", "-c", path], check=True)
+        self.nginx_pid_file = os.path.join(prefix, "logs", "nginx.pid")
+        wait_port(self.peer)
+        wait_port(self.fast)
+
+    def start_edgesign(self):
+        pem = os.path.join(REPO, "tests", "vectors", "cloudfront_test_key.pem")
+        conf = f"""[server]
+listen = "127.0.0.1:{self.edge}"
+public_url = "http://127.0.0.1:{self.edge}"
+[cache]
+bucket = "15m"
+[rate_limit]
+per_second = 100000000
+burst = 100000000
+[[origins]]
+name = "fast"
+kind = "s3"
+endpoint = "http://127.0.0.1:{self.fast}"
+region = "us-east-1"
+bucket = "bench"
+path_style = true
+ttl = "1h"
+[[origins.keys]]
+access_key_id = "AKIAIOSFODNN7EXAMPLE"
+secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+[[origins]]
+name = "cdn"
+kind = "cloudfront"
+domain = "d111111abcdef8.cloudfront.net"
+ttl = "1h"
+[[origins.keys]]
+key_pair_id = "K2JCJMDEHXQW5F"
+private_key_file = "{pem}"
+[[routes]]
+prefix = "/r/"
+origin = "fast"
+mode = "redirect"
+access = "public"
+[[routes]]
+prefix = "/s/"
+origin = "fast"
+mode = "stream"
+access = "public"
+[[routes]]
+prefix = "/cf/"
+origin = "cdn"
+mode = "redirect"
+access = "public"
+"""
+        path = os.path.join(self.work, "edgesign.toml")
+        with open(path, "w") as f:
+            f.write(conf)
+        # nginx runs with access_log off; edgesign's access log is off too (RUST_LOG=warn).
+        env = {**os.environ, "RUST_LOG": os.environ.get("EDGESIGN_BENCH_LOG", "warn")}
+        self.edgesign = subprocess.Popen(
+            [self.binary, "--config", path],
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.work, "edgesign.log"), "w"),
+            env=env,
+        )
+        wait_port(self.edge, self.edgesign)
+
+    def restart_edgesign(self):
+        self.stop_edgesign()
+        self.start_edgesign()
+
+    def stop_edgesign(self):
+        if self.edgesign:
+            self.edgesign.send_signal(signal.SIGTERM)
+            self.edgesign.wait(timeout=60)
+            self.edgesign = None
+
+    def stop(self):
+        self.stop_edgesign()
+        try:
+            with open(self.nginx_pid_file) as f:
+                os.kill(int(f.read()), signal.SIGQUIT)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def median(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def pairs(n, a, b):
+    """Interleaves: A B A B … (n pairs)."""
+    ra, rb = [], []
+    for _ in range(n):
+        ra.append(a())
+        rb.append(b())
+    return ra, rb
+
+
+def fmt_rate(v):
+    return f"{v:,.0f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    ap.add_argument("--pairs", type=int, default=3, help="A/B pairs per comparison (default 3)")
+    ap.add_argument("--connections", type=int, default=64, help="redirect connections (default 64)")
+    ap.add_argument("--stream-connections", type=int, default=16)
+    ap.add_argument("--binary", default=os.path.join(REPO, "target", "release", "edgesign"))
+    ap.add_argument("--no-build", action="store_true", help="use --binary as it is")
+    args = ap.parse_args()
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: apt-get install -y nginx libnginx-mod-http-js wrk")
+    if not os.path.exists("/usr/lib/nginx/modules/ngx_http_js_module.so"):
+        sys.exit("njs is missing: apt-get install -y libnginx-mod-http-js")
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=REPO, check=True)
+
+    work = tempfile.mkdtemp(prefix="edgesign-load-")
+    os.chmod(work, 0o755)  # nginx workers drop privileges and must read the data
+    srv = Servers(work, args.binary)
+    mib = bytes((i * 31) % 251 for i in range(1 << 20))
+    with open(os.path.join(srv.data, "bench", "obj-1mib.bin"), "wb") as f:
+        f.write(mib)
+    with open(os.path.join(srv.data, "bench", "small.txt"), "w") as f:
+        f.write("small\n")
+    # 1 GiB, sparse: the origin reads zeros from the page cache, the proxy streams them.
+    with open(os.path.join(srv.data, "bench", "obj-1gib.bin"), "wb") as f:
+        f.truncate(1 << 30)
+    srv.start_nginx()
+    srv.start_edgesign()
+    try:
+        run(args, srv)
+    finally:
+        srv.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, srv):
+    d, n, c = args.duration, args.pairs, args.connections
+    edge = f"http://127.0.0.1:{srv.edge}"
+    peer = f"http://127.0.0.1:{srv.peer}"
+    # Sanity: both sides answer what they claim, and sign the same kind of URL.
+    s, h = fetch(f"{edge}/r/small.txt")
+    assert s == 302 and "X-Amz-Signature=" in h["location"], (s, h)
+    s, h = fetch(f"{peer}/njs-redirect/small.txt")
+    assert s == 302 and "X-Amz-Signature=" in h["location"], (s, h)
+    with urllib.request.urlopen(h["location"]) as r:
+        assert r.read() == b"small\n"
+    with urllib.request.urlopen(f"{edge}/s/obj-1mib.bin") as r:
+        assert len(r.read()) == 1 << 20
+    with urllib.request.urlopen(f"{peer}/njs-stream/obj-1mib.bin") as r:
+        assert len(r.read()) == 1 << 20
+
+    print(f"# edgesign load harness: {d}s runs, {n} A/B pairs, wrk -t1; {os.cpu_count()} CPUs; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    rows = []
+
+    def compare(name, a_url, b_url, conns, key, better_high=True, script=None, env_a=None, env_b=None):
+        ra, rb = pairs(
+            n,
+            lambda: wrk(a_url, d, conns, script, env_a() if env_a else None),
+            lambda: wrk(b_url, d, conns, script, env_b() if env_b else None),
+        )
+        errors = sum(r["errors"] for r in ra + rb)
+        ma, mb = median(ra, key), median(rb, key)
+        ratio = ma / mb if better_high else mb / ma
+        rows.append((name, key, ma, mb, ratio, errors, ra, rb))
+        return ra, rb
+
+    # 1. Redirect on a cache hit (one URL, warmed) vs nginx plain 302 and nginx + njs 302.
+    fetch(f"{edge}/r/small.txt")
+    compare("redirect (cache hit) vs nginx plain 302", f"{edge}/r/small.txt",
+            f"{peer}/plain/small.txt", c, "rps")
+    ra, rb = compare("redirect (cache hit) vs nginx+njs 302", f"{edge}/r/small.txt",
+                     f"{peer}/njs-redirect/small.txt", c, "rps")
+    rows.append((f"p99 latency at {c} connections, redirect vs nginx+njs", "p99",
+                 median(ra, "p99"), median(rb, "p99"), median(rb, "p99") / median(ra, "p99"), 0, ra, rb))
+    # 2. Stream 1 MiB objects from the static origin.
+    compare("stream 1 MiB vs nginx+njs re-sign + stream (MB/s)", f"{edge}/s/obj-1mib.bin",
+            f"{peer}/njs-stream/obj-1mib.bin", args.stream_connections, "bps")
+    # 3. Cold misses: every request a key never signed before.
+    script = os.path.join(HERE, "distinct.lua")
+    counter = iter(range(10**9))
+    compare("cold misses, SigV4 (distinct keys) vs nginx+njs", edge, peer, c, "rps", script=script,
+            env_a=lambda: {"KEY_PREFIX": f"/r/cold/{next(counter)}-"},
+            env_b=lambda: {"KEY_PREFIX": f"/njs-redirect/cold/{next(counter)}-"})
+    cf = [wrk(edge, d, c, script, {"KEY_PREFIX": f"/cf/cold/{i}-"}) for i in range(n)]
+
+    print()
+    print(f"{'comparison':58} {'edgesign':>12} {'peer':>12} {'ratio':>7} {'errors':>6}")
+    for name, key, ma, mb, ratio, errors, _, _ in rows:
+        unit = {"rps": "req/s", "bps": "MB/s", "p99": "ms"}[key]
+        scale = {"rps": 1, "bps": 1 / 1e6, "p99": 1e3}[key]
+        print(f"{name:58} {ma * scale:>12,.2f} {mb * scale:>12,.2f} {ratio:>6.2f}x {errors:>6}  ({unit})")
+    cf_rps = median(cf, "rps")
+    print(f"{'cold misses, CloudFront RSA-2048 (distinct keys)':58} {cf_rps:>12,.2f} {'-':>12} "
+          f"{'':>7} {sum(r['errors'] for r in cf):>6}  (req/s; "
+          f"{min(r['rps'] for r in cf) * d:,.0f}+ distinct keys per run)")
+    sig_runs = rows[-1][6]
+    print(f"  (SigV4 cold runs signed {min(r['rps'] for r in sig_runs) * d:,.0f}+ distinct keys each)")
+
+    # 4. Resident memory growth while one client streams one 1 GiB object.
+    srv.restart_edgesign()
+    pid = srv.edgesign.pid
+    fetch(f"{edge}/r/small.txt")
+    before = rss_kib(pid)
+    t0 = time.time()
+    got = 0
+    with urllib.request.urlopen(f"{edge}/s/obj-1gib.bin") as r:
+        while True:
+            chunk = r.read(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+    took = time.time() - t0
+    peak = rss_kib(pid, "VmHWM")
+    assert got == 1 << 30, got
+    print(f"{'1 GiB stream: resident memory growth (peak - before)':58} "
+          f"{(peak - before) / 1024:>10.1f} MiB  ({before / 1024:.1f} -> {peak / 1024:.1f} MiB, "
+          f"{got / took / 1e6:,.0f} MB/s)")
+    print()
+    print("raw runs (edgesign | peer):")
+    for name, key, _, _, _, _, ra, rb in rows:
+        fmt = (lambda r: f"{r[key] * 1e3:.2f}ms") if key == "p99" else (lambda r: fmt_rate(r[key]))
+        print(f"  {name}: {' '.join(fmt(r) for r in ra)} | {' '.join(fmt(r) for r in rb)}")
+
+
+if __name__ == "__main__":
+    main()
