@@ -25,7 +25,10 @@ fn main() {
         .unwrap_or_else(|| "127.0.0.1:8099".into());
     let auto = args.get(2).is_none_or(|a| a == "auto");
     let timer = args.get(3).is_none_or(|a| a == "timer");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = std::env::var("FLOOR_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let handles: Vec<tokio::runtime::Handle> = (0..cores)
         .map(|_| {
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -23,6 +23,8 @@ use crate::sign::sigv4::{self, Credentials};
 const MIN_HEADER_SIZE: u64 = 8 * 1024;
 /// Largest `server.max_header_size`.
 const MAX_HEADER_SIZE: u64 = 1024 * 1024;
+/// Largest `server.workers`.
+const MAX_WORKERS: u64 = 1024;
 /// Largest `server.max_connections` (the semaphore's limit is far above; this is sanity).
 const MAX_CONNECTIONS: u64 = 1 << 20;
 
@@ -62,6 +64,7 @@ struct RawServer {
     idle_timeout: Option<String>,
     max_header_size: Option<u64>,
     max_connections: Option<u64>,
+    workers: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,6 +228,8 @@ pub struct Server {
     pub max_header_size: usize,
     /// Connections served at once; further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// Single-threaded runtimes serving connections (`0` in the file: one per core).
+    pub workers: usize,
 }
 
 /// TLS listener settings.
@@ -905,6 +910,17 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
             format!("{max_connections} must be between 1 and {MAX_CONNECTIONS}"),
         );
     }
+    let workers = match s.workers.unwrap_or(0) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n if n > MAX_WORKERS => {
+            c.err(
+                "server.workers",
+                format!("{n} is more than {MAX_WORKERS}; 0 means one per core"),
+            );
+            1
+        }
+        n => n as usize,
+    };
     Server {
         listen,
         public_url,
@@ -912,6 +928,7 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
         trusted_proxies,
         shutdown_grace,
         drain_delay,
+        workers,
         header_read_timeout,
         idle_timeout,
         max_header_size: max_header_size.clamp(MIN_HEADER_SIZE, MAX_HEADER_SIZE) as usize,

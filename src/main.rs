@@ -192,7 +192,7 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
     let runtimes = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .and_then(|main| Ok((main, core_runtimes()?)));
+        .and_then(|main| Ok((main, core_runtimes(config.server.workers)?)));
     let (runtime, cores) = match runtimes {
         Ok(r) => r,
         Err(e) => {
@@ -239,12 +239,11 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
     })
 }
 
-/// One single-threaded runtime per core, each on a thread of its own for the life of the
-/// process. A connection stays on the core that accepted it: no work stealing, no cross-thread
+/// `server.workers` single-threaded runtimes (default: one per core), each on a thread of its
+/// own for the life of the process. A connection stays on the core that accepted it: no work stealing, no cross-thread
 /// wake-ups on the request path (nginx's worker model).
-fn core_runtimes() -> std::io::Result<Vec<tokio::runtime::Handle>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (0..cores)
+fn core_runtimes(workers: usize) -> std::io::Result<Vec<tokio::runtime::Handle>> {
+    (0..workers.max(1))
         .map(|i| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -159,6 +159,12 @@ impl Running {
                     .to_owned(),
             );
         }
+        if was.workers != now.workers {
+            return Err(format!(
+                "server.workers: cannot change from {} to {} by reload; restart to change it",
+                was.workers, now.workers
+            ));
+        }
         let tls = now.tls.as_ref().map(tls_config).transpose()?;
         let max_connections = now.max_connections;
         self.shared.app.store(old.reloaded(config));

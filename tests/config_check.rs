@@ -532,6 +532,13 @@ fn server_limits_out_of_range() {
         "not a duration",
     );
     refused(
+        &with("workers = 5000"),
+        &[],
+        &[],
+        "server.workers",
+        "more than 1024",
+    );
+    refused(
         &with("drain_delay = \"later\""),
         &[],
         &[],
@@ -540,7 +547,7 @@ fn server_limits_out_of_range() {
     );
     let run = check(
         &with(
-            "drain_delay = \"5s\"\nheader_read_timeout = \"5s\"\nidle_timeout = \"2m\"\nmax_header_size = 32768\nmax_connections = 500",
+            "drain_delay = \"5s\"\nheader_read_timeout = \"5s\"\nidle_timeout = \"2m\"\nmax_header_size = 32768\nmax_connections = 500\nworkers = 1",
         ),
         &[],
         &[],

@@ -98,8 +98,9 @@ def rss_kib(pid, field="VmRSS"):
 
 
 class Servers:
-    def __init__(self, work, binary):
+    def __init__(self, work, binary, workers):
         self.work = work
+        self.workers = workers
         self.data = os.path.join(work, "data")
         os.makedirs(os.path.join(self.data, "bench"), exist_ok=True)
         self.fast, self.peer, self.edge = free_port(), free_port(), free_port()
@@ -118,6 +119,7 @@ class Servers:
             "@PEER@": self.peer,
             "@DATA@": self.data,
             "@JS@": os.path.join(HERE, "s3sign.js"),
+            "@WORKERS@": self.workers,
         }.items():
             conf = conf.replace(k, str(v))
         path = os.path.join(prefix, "nginx.conf")
@@ -133,6 +135,7 @@ class Servers:
         conf = f"""[server]
 listen = "127.0.0.1:{self.edge}"
 public_url = "http://127.0.0.1:{self.edge}"
+workers = {self.workers}
 [cache]
 bucket = "15m"
 [rate_limit]
@@ -228,7 +231,11 @@ def main():
     ap.add_argument("--pairs", type=int, default=3, help="A/B pairs per comparison (default 3)")
     ap.add_argument("--connections", type=int, default=64, help="redirect connections (default 64)")
     ap.add_argument("--stream-connections", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=os.cpu_count(),
+                    help="worker threads for edgesign, nginx and the hyper floor alike (default: CPUs)")
     ap.add_argument("--binary", default=os.path.join(REPO, "target", "release", "edgesign"))
+    ap.add_argument("--cold-rsa-duration", type=int, default=25,
+                    help="seconds per CloudFront RSA cold run: long enough for 10 000 keys")
     ap.add_argument("--no-build", action="store_true", help="use --binary as it is")
     args = ap.parse_args()
     for tool in ("wrk", "nginx"):
@@ -237,11 +244,15 @@ def main():
     if not os.path.exists("/usr/lib/nginx/modules/ngx_http_js_module.so"):
         sys.exit("njs is missing: apt-get install -y libnginx-mod-http-js")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=REPO, check=True)
+        subprocess.run(
+            ["cargo", "build", "--release", "--locked", "--quiet", "--bins", "--example", "hyper_floor"],
+            cwd=REPO,
+            check=True,
+        )
 
     work = tempfile.mkdtemp(prefix="edgesign-load-")
     os.chmod(work, 0o755)  # nginx workers drop privileges and must read the data
-    srv = Servers(work, args.binary)
+    srv = Servers(work, args.binary, args.workers)
     mib = bytes((i * 31) % 251 for i in range(1 << 20))
     with open(os.path.join(srv.data, "bench", "obj-1mib.bin"), "wb") as f:
         f.write(mib)
@@ -252,14 +263,23 @@ def main():
         f.truncate(1 << 30)
     srv.start_nginx()
     srv.start_edgesign()
+    floor_port = free_port()
+    floor = subprocess.Popen(
+        [os.path.join(os.path.dirname(args.binary), "examples", "hyper_floor"),
+         f"127.0.0.1:{floor_port}", "http1", "timer"],
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "FLOOR_WORKERS": str(args.workers)},
+    )
     try:
-        run(args, srv)
+        wait_port(floor_port, floor)
+        run(args, srv, floor_port)
     finally:
+        floor.kill()
         srv.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(args, srv):
+def run(args, srv, floor_port):
     d, n, c = args.duration, args.pairs, args.connections
     edge = f"http://127.0.0.1:{srv.edge}"
     peer = f"http://127.0.0.1:{srv.peer}"
@@ -275,7 +295,8 @@ def run(args, srv):
     with urllib.request.urlopen(f"{peer}/njs-stream/obj-1mib.bin") as r:
         assert len(r.read()) == 1 << 20
 
-    print(f"# edgesign load harness: {d}s runs, {n} A/B pairs, wrk -t1; {os.cpu_count()} CPUs; "
+    print(f"# edgesign load harness: {d}s runs, {n} A/B pairs, wrk -t1; {os.cpu_count()} CPUs, "
+          f"{args.workers} worker(s) each for edgesign, nginx and the floor; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     rows = []
 
@@ -297,8 +318,10 @@ def run(args, srv):
             f"{peer}/plain/small.txt", c, "rps")
     ra, rb = compare("redirect (cache hit) vs nginx+njs 302", f"{edge}/r/small.txt",
                      f"{peer}/njs-redirect/small.txt", c, "rps")
-    rows.append((f"p99 latency at {c} connections, redirect vs nginx+njs", "p99",
-                 median(ra, "p99"), median(rb, "p99"), median(rb, "p99") / median(ra, "p99"), 0, ra, rb))
+    compare("redirect (cache hit) vs bare hyper 302 (floor)", f"{edge}/r/small.txt",
+            f"http://127.0.0.1:{floor_port}/", c, "rps")
+    rows.insert(2, (f"p99 latency at {c} connections, redirect vs nginx+njs", "p99",
+                    median(ra, "p99"), median(rb, "p99"), median(rb, "p99") / median(ra, "p99"), 0, ra, rb))
     # 2. Stream 1 MiB objects from the static origin.
     compare("stream 1 MiB vs nginx+njs re-sign + stream (MB/s)", f"{edge}/s/obj-1mib.bin",
             f"{peer}/njs-stream/obj-1mib.bin", args.stream_connections, "bps")
@@ -308,7 +331,8 @@ def run(args, srv):
     compare("cold misses, SigV4 (distinct keys) vs nginx+njs", edge, peer, c, "rps", script=script,
             env_a=lambda: {"KEY_PREFIX": f"/r/cold/{next(counter)}-"},
             env_b=lambda: {"KEY_PREFIX": f"/njs-redirect/cold/{next(counter)}-"})
-    cf = [wrk(edge, d, c, script, {"KEY_PREFIX": f"/cf/cold/{i}-"}) for i in range(n)]
+    cf = [wrk(edge, args.cold_rsa_duration, c, script, {"KEY_PREFIX": f"/cf/cold/{i}-"})
+          for i in range(n)]
 
     print()
     print(f"{'comparison':58} {'edgesign':>12} {'peer':>12} {'ratio':>7} {'errors':>6}")
@@ -319,7 +343,7 @@ def run(args, srv):
     cf_rps = median(cf, "rps")
     print(f"{'cold misses, CloudFront RSA-2048 (distinct keys)':58} {cf_rps:>12,.2f} {'-':>12} "
           f"{'':>7} {sum(r['errors'] for r in cf):>6}  (req/s; "
-          f"{min(r['rps'] for r in cf) * d:,.0f}+ distinct keys per run)")
+          f"{min(r['rps'] for r in cf) * args.cold_rsa_duration:,.0f}+ distinct keys per run)")
     sig_runs = rows[-1][6]
     print(f"  (SigV4 cold runs signed {min(r['rps'] for r in sig_runs) * d:,.0f}+ distinct keys each)")
 
