@@ -89,6 +89,21 @@ def wrk(url, duration, connections, script=None, env=None):
     return {"rps": rps, "bps": bps, "p50": pct.get("50"), "p99": pct.get("99"), "errors": errors}
 
 
+def cpu_ticks(pids):
+    """User and system CPU ticks (1/100 s) used so far by `pids`."""
+    user = system = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        user, system = user + int(fields[11]), system + int(fields[12])
+    return user, system
+
+
+def nginx_workers():
+    out = subprocess.run(["pgrep", "-f", "nginx: worker"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
 def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -272,14 +287,14 @@ def main():
     )
     try:
         wait_port(floor_port, floor)
-        run(args, srv, floor_port)
+        run(args, srv, floor_port, floor.pid)
     finally:
         floor.kill()
         srv.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(args, srv, floor_port):
+def run(args, srv, floor_port, floor_pid):
     d, n, c = args.duration, args.pairs, args.connections
     edge = f"http://127.0.0.1:{srv.edge}"
     peer = f"http://127.0.0.1:{srv.peer}"
@@ -347,7 +362,24 @@ def run(args, srv, floor_port):
     sig_runs = rows[-1][6]
     print(f"  (SigV4 cold runs signed {min(r['rps'] for r in sig_runs) * d:,.0f}+ distinct keys each)")
 
-    # 4. Resident memory growth while one client streams one 1 GiB object.
+    # 4. Where the time goes: CPU per request of each server (the profile behind the ratios).
+    print()
+    print(f"CPU per request at {c} connections (user + system microseconds; from /proc, one run each):")
+    for name, pids, url in [
+        ("edgesign redirect (cache hit)", [srv.edgesign.pid], f"{edge}/r/small.txt"),
+        ("edgesign /healthz (server shell only)", [srv.edgesign.pid], f"{edge}/healthz"),
+        ("bare hyper 302 (floor)", [floor_pid], f"http://127.0.0.1:{floor_port}/"),
+        ("nginx plain 302", nginx_workers(), f"{peer}/plain/small.txt"),
+        ("nginx + njs re-sign + 302", nginx_workers(), f"{peer}/njs-redirect/small.txt"),
+    ]:
+        u0, s0 = cpu_ticks(pids)
+        r = wrk(url, d, c)
+        u1, s1 = cpu_ticks(pids)
+        total = r["rps"] * d
+        print(f"  {name:40} {r['rps']:>10,.0f} req/s   user {(u1 - u0) * 1e4 / total:5.2f}   "
+              f"system {(s1 - s0) * 1e4 / total:5.2f}")
+
+    # 5. Resident memory growth while one client streams one 1 GiB object.
     srv.restart_edgesign()
     pid = srv.edgesign.pid
     fetch(f"{edge}/r/small.txt")
