@@ -230,12 +230,17 @@ impl Metrics {
     pub fn time_signing<T>(&self, scheme: &'static str, sign: impl FnOnce() -> T) -> T {
         let start = crate::clock::instant();
         let out = sign();
+        self.signed(scheme, start.elapsed());
+        out
+    }
+
+    /// Records one signature computation under `scheme` that took `took`.
+    pub fn signed(&self, scheme: &'static str, took: Duration) {
         let label = SchemeLabel { scheme };
         self.signing_seconds
             .get_or_create(&label)
-            .observe(start.elapsed().as_secs_f64());
+            .observe(took.as_secs_f64());
         self.signing_ops.get_or_create(&label).inc();
-        out
     }
 
     /// Records how long an origin took to answer.
