@@ -382,8 +382,9 @@ impl Activity {
         self.requests.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn end(&self) {
-        let ms = self.opened.elapsed().as_millis() as u64;
+    /// A request finished at `now`.
+    fn end(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.opened).as_millis() as u64;
         self.last_done_ms.store(ms, Ordering::SeqCst);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
@@ -515,10 +516,14 @@ async fn serve_connection<I>(
     // After a graceful close is asked for, the connection gets this long before it is cut.
     let mut hard_deadline: Option<Instant> = None;
     loop {
+        // Nothing wakes this loop when a request starts or ends, so it also looks again
+        // every idle_timeout: a first-request deadline (header_read_timeout) longer than
+        // idle_timeout must not keep a connection that went idle after one request.
+        let poll = crate::clock::instant() + limits.idle;
         let check = match (hard_deadline, activity.expires_at(limits)) {
             (Some(h), _) => h,
-            (None, Some(t)) => t,
-            (None, None) => crate::clock::instant() + limits.idle,
+            (None, Some(t)) => t.min(poll),
+            (None, None) => poll,
         };
         tokio::select! {
             r = conn.as_mut() => {
@@ -579,7 +584,7 @@ async fn answer(
         "/healthz" => (ops::healthz(), "healthz", "-"),
         "/readyz" => (ops::readyz(draining), "readyz", "-"),
         "/metrics" => (
-            ops::metrics(&app.metrics, app.cache.entries_now().await),
+            ops::metrics(&app.metrics, app.cache.entries_now()),
             "metrics",
             "-",
         ),
@@ -712,7 +717,8 @@ impl Drop for Accounted {
     fn drop(&mut self) {
         let Some(done) = self.done.take() else { return };
         let complete = self.complete || self.body.is_end_stream();
-        let took = done.start.elapsed();
+        let now = crate::clock::instant();
+        let took = now.saturating_duration_since(done.start);
         let l = &done.line;
         tracing::info!(
             target: "edgesign::access",
@@ -731,6 +737,6 @@ impl Drop for Accounted {
         done.app
             .metrics
             .request(l.route, done.status, self.bytes, took);
-        done.activity.end();
+        done.activity.end(now);
     }
 }
