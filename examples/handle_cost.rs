@@ -45,7 +45,12 @@ access = "public"
                 .body(http_body_util::Empty::<bytes::Bytes>::new())
                 .unwrap()
         };
-        app.handle(mk(), peer).await;
+        let probe = app.handle(mk(), peer);
+        println!(
+            "App::handle future: {} bytes",
+            std::mem::size_of_val(&probe)
+        );
+        probe.await;
         for _ in 0..3 {
             let n = 200_000;
             let t = edgesign::clock::instant();

@@ -2,13 +2,19 @@
 //! overrides, variant, bucket start), each entry living until its bucket ends, bounded by
 //! `cache.max_entries`. Concurrent misses for one key sign once (moka's `try_get_with` is
 //! single-flight). A hit performs no HMAC or RSA operation.
+//!
+//! moka's synchronous cache, not its async one: a hit is a plain function call (the async
+//! `get` is a 700-byte future on every request), and a miss signs synchronously. The caller
+//! decides where a miss runs: HMAC signing (microseconds) on the worker, RSA on the blocking
+//! pool ([`SignatureCache::get_or_sign`] is then called from there, so callers waiting on the
+//! same key wait there too, never on a worker).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::ops::{self, Metrics};
+use crate::ops::Metrics;
 use crate::sign::{Method, Signed};
 
 /// Everything that makes two minted URLs differ. Pure data; derive it with [`CacheKey::new`].
@@ -88,13 +94,19 @@ impl moka::Expiry<CacheKey, Arc<Entry>> for UntilBucketEnds {
     }
 }
 
-/// The cache plus counters the tests and metrics read.
+/// The cache plus counters the tests and metrics read. Cloning shares it.
+#[derive(Clone)]
 pub struct SignatureCache {
-    inner: moka::future::Cache<CacheKey, Arc<Entry>>,
+    inner: moka::sync::Cache<CacheKey, Arc<Entry>, foldhash::fast::RandomState>,
+    counts: Arc<Counts>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Default)]
+struct Counts {
     signing_ops: AtomicU64,
     misses: AtomicU64,
     hits: AtomicU64,
-    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for SignatureCache {
@@ -110,50 +122,56 @@ impl SignatureCache {
     /// A cache bounded to `max_entries` URLs, counting lookups into `metrics` too.
     pub fn new(max_entries: u64, metrics: Arc<Metrics>) -> Self {
         SignatureCache {
-            inner: moka::future::Cache::builder()
+            inner: moka::sync::Cache::builder()
                 .max_capacity(max_entries)
                 .expire_after(UntilBucketEnds)
-                .build(),
-            signing_ops: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            hits: AtomicU64::new(0),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
+            counts: Arc::default(),
             metrics,
         }
     }
 
-    /// The cached URL for `key`, or the one `sign` mints (once, however many callers wait).
-    /// The entry lives until the bucket rolls at `rolls_at`, or until the URL dies if sooner.
-    pub async fn get_or_sign<F, Fut>(
+    /// The cached URL for `key`, counted as a hit; `None` (not counted) when it must be
+    /// minted, by [`SignatureCache::get_or_sign`].
+    pub fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+        let entry = self.inner.get(key)?;
+        self.hit();
+        Some(entry)
+    }
+
+    fn hit(&self) {
+        self.counts.hits.fetch_add(1, Ordering::Relaxed);
+        self.metrics.cache_lookup(true);
+    }
+
+    /// The cached URL for `key`, or the one `sign` mints, on this thread, once however many
+    /// callers ask at the same moment (they wait for it). The entry lives until the bucket
+    /// rolls at `rolls_at`, or until the URL dies if sooner. Also says whether this call
+    /// minted it (a miss).
+    pub fn get_or_sign(
         &self,
         key: CacheKey,
         now: u64,
         rolls_at: u64,
-        sign: F,
-    ) -> Result<Arc<Entry>, Error>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Signed, Error>>,
-    {
+        sign: impl FnOnce() -> Result<Signed, Error>,
+    ) -> Result<(Arc<Entry>, bool), Error> {
         let mut minted = false;
-        let result = self
-            .inner
-            .try_get_with(key, async {
-                minted = true;
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                self.signing_ops.fetch_add(1, Ordering::Relaxed);
-                let signed = sign().await?;
-                let live_for =
-                    Duration::from_secs(rolls_at.min(signed.expires_at).saturating_sub(now).max(1));
-                Ok::<_, Error>(Entry::new(signed, live_for))
-            })
-            .await;
-        if !minted {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+        let result = self.inner.try_get_with(key, || {
+            minted = true;
+            self.counts.misses.fetch_add(1, Ordering::Relaxed);
+            self.counts.signing_ops.fetch_add(1, Ordering::Relaxed);
+            let signed = sign()?;
+            let live_for =
+                Duration::from_secs(rolls_at.min(signed.expires_at).saturating_sub(now).max(1));
+            Ok::<_, Error>(Entry::new(signed, live_for))
+        });
+        if minted {
+            self.metrics.cache_lookup(false);
+        } else {
+            self.hit();
         }
-        self.metrics.cache_lookup(!minted);
-        ops::note_cache(!minted);
         match result {
-            Ok(entry) => Ok(entry),
+            Ok(entry) => Ok((entry, minted)),
             Err(e) => Err(match &*e {
                 Error::Internal(detail) => Error::Internal(detail.clone()),
                 other => Error::Internal(other.to_string()),
@@ -163,17 +181,17 @@ impl SignatureCache {
 
     /// Signing operations performed (one per miss that minted).
     pub fn signing_ops(&self) -> u64 {
-        self.signing_ops.load(Ordering::Relaxed)
+        self.counts.signing_ops.load(Ordering::Relaxed)
     }
 
     /// Lookups answered from the cache (including callers that waited on another's miss).
     pub fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
+        self.counts.hits.load(Ordering::Relaxed)
     }
 
     /// Lookups that minted.
     pub fn misses(&self) -> u64 {
-        self.misses.load(Ordering::Relaxed)
+        self.counts.misses.load(Ordering::Relaxed)
     }
 
     /// Entries currently held (approximate, as moka counts).
@@ -182,8 +200,8 @@ impl SignatureCache {
     }
 
     /// Entries held, once moka has applied its pending inserts and evictions.
-    pub async fn entries_now(&self) -> u64 {
-        self.inner.run_pending_tasks().await;
+    pub fn entries_now(&self) -> u64 {
+        self.inner.run_pending_tasks();
         self.inner.entry_count()
     }
 }

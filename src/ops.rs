@@ -70,8 +70,29 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_01, 4.0, 12))
 }
 
+/// One thread's handles to the request metrics of one `{route, status}` of one [`Metrics`].
+struct RequestHandles {
+    metrics: u64,
+    route: &'static str,
+    status: u16,
+    requests: Counter,
+    seconds: Histogram,
+    bytes: Counter,
+}
+
+/// Label pairs a thread keeps handles for (routes × statuses seen; cleared when exceeded).
+const MAX_HANDLES: usize = 128;
+
+thread_local! {
+    static HANDLES: std::cell::RefCell<Vec<RequestHandles>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Tells [`Metrics`] instances apart in the per-thread handles.
+static METRICS_IDS: AtomicU64 = AtomicU64::new(1);
+
 /// Every metric edgesign exports.
 pub struct Metrics {
+    id: u64,
     registry: Registry,
     requests: Family<RouteStatus, Counter>,
     request_seconds: HistogramFamily<RouteLabel>,
@@ -106,6 +127,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("edgesign");
         let m = Metrics {
+            id: METRICS_IDS.fetch_add(1, Ordering::Relaxed),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
             response_bytes: Family::default(),
@@ -197,14 +219,38 @@ impl Metrics {
 
     /// Counts one answered request.
     pub fn request(&self, route: &'static str, status: u16, bytes: u64, took: Duration) {
-        self.requests
-            .get_or_create(&RouteStatus { route, status })
-            .inc();
-        let label = RouteLabel { route };
-        self.request_seconds
-            .get_or_create(&label)
-            .observe(took.as_secs_f64());
-        self.response_bytes.get_or_create(&label).inc_by(bytes);
+        // The families' handles for this label pair, kept per thread: a request then takes
+        // no lock shared with the other workers and hashes no labels.
+        HANDLES.with_borrow_mut(|handles| {
+            let at = match handles
+                .iter()
+                .position(|h| h.metrics == self.id && h.status == status && h.route == route)
+            {
+                Some(at) => at,
+                None => {
+                    if handles.len() >= MAX_HANDLES {
+                        handles.clear();
+                    }
+                    let label = RouteLabel { route };
+                    handles.push(RequestHandles {
+                        metrics: self.id,
+                        route,
+                        status,
+                        requests: self
+                            .requests
+                            .get_or_create(&RouteStatus { route, status })
+                            .clone(),
+                        seconds: self.request_seconds.get_or_create(&label).clone(),
+                        bytes: self.response_bytes.get_or_create(&label).clone(),
+                    });
+                    handles.len() - 1
+                }
+            };
+            let h = &handles[at];
+            h.requests.inc();
+            h.seconds.observe(took.as_secs_f64());
+            h.bytes.inc_by(bytes);
+        });
     }
 
     /// Counts one cache lookup.

@@ -19,7 +19,7 @@ use crate::config::{Access, Config, Mode, Origin};
 use crate::ops::{self, Metrics};
 use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS, is_passed_status};
 use crate::sign::encoding::percent_decode;
-use crate::sign::signer::{Kind, Scheme, SignSpec, Verified};
+use crate::sign::signer::{Kind, OriginSigner, Scheme, SignSpec, Verified};
 use crate::sign::url::{RawUrl, query_segments};
 use crate::sign::{Method, Signed, Window, native};
 use crate::{Error, api, clock, local, route};
@@ -66,7 +66,7 @@ pub struct App {
     /// Pooled client to the origins.
     pub origin: OriginClient,
     /// Token buckets per principal (anonymous callers: per client address).
-    pub limiter: Arc<governor::DefaultKeyedRateLimiter<auth::RateKey>>,
+    pub limiter: Arc<Limiter>,
     /// Process-wide metrics (they outlive reloads).
     pub metrics: Arc<Metrics>,
 }
@@ -135,18 +135,62 @@ fn private_max_age(secs: u64) -> HeaderValue {
     HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("private"))
 }
 
-/// Runs CPU-heavy signing (RSA) off the async workers where the runtime allows it.
-pub(crate) fn cpu<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
+/// Whether an origin's signatures are slow enough (RSA, ~3 ms) to go to the blocking pool;
+/// an HMAC signature (~2 µs) is cheaper than the hand-off.
+pub(crate) fn signs_slowly(signer: &OriginSigner) -> bool {
+    matches!(signer.kind, Kind::CloudFront(_))
+}
+
+/// A cache miss: what to sign, for which bucket.
+struct Miss {
+    origin_idx: usize,
+    key: CacheKey,
+    window: Window,
+}
+
+impl Miss {
+    /// Signs on the calling thread, once for all concurrent callers of the key, timed under
+    /// the signer's scheme. Says whether this call minted.
+    fn sign(
+        self,
+        cache: &SignatureCache,
+        metrics: &Metrics,
+        signer: &OriginSigner,
+        now: u64,
+        sign: impl FnOnce(u64) -> Result<Signed, Error>,
+    ) -> Result<(Arc<Entry>, bool), Error> {
+        let window = self.window;
+        cache.get_or_sign(self.key, now, window.rolls_at, || {
+            let start = clock::instant();
+            let signed = sign(window.signed_at);
+            metrics.signed(signer.scheme_name(), start.elapsed());
+            signed
+        })
     }
+}
+
+/// A minted URL, unless its credentials died inside the bucket (an honest URL that is
+/// already dead).
+fn fresh(entry: Arc<Entry>, now: u64, rolls_at: u64) -> Result<(Arc<Entry>, u64), Error> {
+    if entry.signed.expires_at <= now {
+        return Err(Error::Internal("signing credentials have expired".into()));
+    }
+    Ok((entry, rolls_at))
 }
 
 fn now() -> u64 {
     clock::unix_secs(clock::now())
+}
+
+/// The keyed rate limiter: one bucket per caller.
+pub type Limiter = governor::RateLimiter<
+    auth::RateKey,
+    governor::state::keyed::DashMapStateStore<auth::RateKey, foldhash::fast::RandomState>,
+    governor::clock::DefaultClock,
+>;
+
+fn limiter(r: &crate::config::RateLimit) -> Limiter {
+    governor::RateLimiter::dashmap_with_hasher(quota(r), foldhash::fast::RandomState::default())
 }
 
 fn quota(r: &crate::config::RateLimit) -> governor::Quota {
@@ -191,7 +235,7 @@ impl App {
 
     /// A ready service for `config` counting into `metrics`.
     pub fn with_metrics(config: Config, metrics: Arc<Metrics>) -> Arc<Self> {
-        let limiter = Arc::new(governor::RateLimiter::keyed(quota(&config.rate_limit)));
+        let limiter = Arc::new(limiter(&config.rate_limit));
         Self::assemble(config, metrics, limiter)
     }
 
@@ -202,16 +246,12 @@ impl App {
         let limiter = if config.rate_limit == self.config.rate_limit {
             self.limiter.clone()
         } else {
-            Arc::new(governor::RateLimiter::keyed(quota(&config.rate_limit)))
+            Arc::new(limiter(&config.rate_limit))
         };
         Self::assemble(config, self.metrics.clone(), limiter)
     }
 
-    fn assemble(
-        config: Config,
-        metrics: Arc<Metrics>,
-        limiter: Arc<governor::DefaultKeyedRateLimiter<auth::RateKey>>,
-    ) -> Arc<Self> {
+    fn assemble(config: Config, metrics: Arc<Metrics>, limiter: Arc<Limiter>) -> Arc<Self> {
         let cache = SignatureCache::new(config.cache.max_entries, metrics.clone());
         let origin = OriginClient::new(&config.origin_client, &[], metrics.clone());
         Arc::new(App {
@@ -244,7 +284,10 @@ impl App {
         let result = match self.admit(&parts, peer) {
             Err(e) => Err(e),
             Ok(cx) => match api {
-                Some(api) => return api::handle(self, api, &parts, body, &cx).await,
+                // The signing APIs and the cold routes below are boxed: an async fn's future is
+                // as large as its largest path, and the redirect hit path should not move
+                // kilobytes of stream and API state around on every request.
+                Some(api) => return Box::pin(api::handle(self, api, &parts, body, &cx)).await,
                 None => self.dispatch(&parts, &cx).await,
             },
         };
@@ -296,11 +339,11 @@ impl App {
         match parts.uri.path() {
             "/proxy/file" | "/api/v1/proxy/file" => {
                 ops::note_route("proxy_file");
-                self.proxy_file(parts, cx).await
+                Box::pin(self.proxy_file(parts, cx)).await
             }
             p if p.starts_with(native::PATH_PREFIX) => {
                 ops::note_route("local_origin");
-                self.serve_local(parts, cx).await
+                Box::pin(self.serve_local(parts, cx)).await
             }
             _ => self.serve_route(parts, cx).await,
         }
@@ -418,7 +461,7 @@ impl App {
                 }
             }
         }
-        self.resign(ask.origin, &verified, ask.now).await
+        Box::pin(self.resign(ask.origin, &verified, url_text, ask.now)).await
     }
 
     /// Whether the caller may read the key. Public routes and public prefixes need nothing;
@@ -444,49 +487,46 @@ impl App {
         now: u64,
     ) -> Result<(Arc<Entry>, u64), Error> {
         let signer = &self.config.origins[origin_idx].signer;
-        // A CloudFront signature (RSA: ~3 ms) goes to the blocking pool, so the worker's other
-        // connections keep moving; an HMAC signature (~2 µs) is cheaper than the hand-off.
-        let off_worker = matches!(signer.kind, Kind::CloudFront(_)).then(|| {
-            let params: Vec<String> = params.iter().map(|p| (*p).to_owned()).collect();
-            (self.config.clone(), raw_key.to_owned(), params)
-        });
-        self.bucketed(
-            origin_idx,
-            now,
-            |start| CacheKey::new(origin_idx, raw_key, method, params, "", start),
-            |signed_at| async move {
-                let Some((config, raw_key, params)) = off_worker else {
-                    return signer.sign(&SignSpec {
-                        raw_key,
-                        method,
-                        params,
-                        signed_at,
-                        lifetime: signer.ttl,
-                    });
-                };
-                tokio::task::spawn_blocking(move || {
-                    let signer = &config.origins[origin_idx].signer;
-                    let params: Vec<&str> = params.iter().map(String::as_str).collect();
-                    signer.sign(&SignSpec {
-                        raw_key: &raw_key,
-                        method,
-                        params: &params,
-                        signed_at,
-                        lifetime: signer.ttl,
-                    })
+        let key = |start| CacheKey::new(origin_idx, raw_key, method, params, "", start);
+        let miss = match self.lookup(origin_idx, now, key) {
+            Ok(hit) => return Ok(hit),
+            Err(miss) => miss,
+        };
+        if !signs_slowly(signer) {
+            return self.sign_here(miss, now, |signed_at| {
+                signer.sign(&SignSpec {
+                    raw_key,
+                    method,
+                    params,
+                    signed_at,
+                    lifetime: signer.ttl,
                 })
-                .await
-                .map_err(|e| Error::Internal(format!("signing task failed: {e}")))?
-            },
-        )
+            });
+        }
+        let (raw_key, params): (String, Vec<String>) = (
+            raw_key.to_owned(),
+            params.iter().map(|p| (*p).to_owned()).collect(),
+        );
+        Box::pin(self.sign_blocking(miss, now, move |signer, signed_at| {
+            let params: Vec<&str> = params.iter().map(String::as_str).collect();
+            signer.sign(&SignSpec {
+                raw_key: &raw_key,
+                method,
+                params: &params,
+                signed_at,
+                lifetime: signer.ttl,
+            })
+        }))
         .await
     }
 
-    /// Re-signs a verified stale URL exactly, bucketed and cached like a stable link.
+    /// Re-signs a verified stale URL (`url_text`) exactly, bucketed and cached like a stable
+    /// link.
     async fn resign(
         &self,
         origin_idx: usize,
         verified: &Verified<'_>,
+        url_text: &str,
         now: u64,
     ) -> Result<(Arc<Entry>, u64), Error> {
         let signer = &self.config.origins[origin_idx].signer;
@@ -501,39 +541,87 @@ impl App {
                 start,
             )
         };
-        self.bucketed(origin_idx, now, key, |signed_at| async move {
-            cpu(|| signer.resign(verified, signed_at, signer.ttl))
-        })
+        let miss = match self.lookup(origin_idx, now, key) {
+            Ok(hit) => return Ok(hit),
+            Err(miss) => miss,
+        };
+        if !signs_slowly(signer) {
+            return self.sign_here(miss, now, |signed_at| {
+                signer.resign(verified, signed_at, signer.ttl)
+            });
+        }
+        // The blocking pool needs owned inputs: the URL is parsed and verified again there
+        // (an RSA public-key check, small next to the signature). Only CloudFront signs
+        // slowly, and its verification reads no request headers.
+        let (text, method) = (url_text.to_owned(), verified.method());
+        Box::pin(self.sign_blocking(miss, now, move |signer, signed_at| {
+            let url = RawUrl::parse(&text)?;
+            let verified = signer.verify(&url, method, |_| None)?;
+            signer.resign(&verified, signed_at, signer.ttl)
+        }))
         .await
     }
 
-    /// The time window, cache lookup and single-flight signing shared by every mint.
-    async fn bucketed<F>(
+    /// The time window and the cache lookup shared by every mint: the cached URL and when
+    /// it stops being cacheable, or what a miss needs to sign.
+    fn lookup(
         &self,
         origin_idx: usize,
         now: u64,
         key: impl FnOnce(u64) -> CacheKey,
-        sign: impl FnOnce(u64) -> F,
-    ) -> Result<(Arc<Entry>, u64), Error>
-    where
-        F: Future<Output = Result<Signed, Error>>,
-    {
+    ) -> Result<(Arc<Entry>, u64), Miss> {
         let signer = &self.config.origins[origin_idx].signer;
-        let w = Window::at(now, self.config.cache.bucket, signer.ttl);
-        let signed = self
-            .cache
-            .get_or_sign(key(w.signed_at), now, w.rolls_at, || async {
-                let start = clock::instant();
-                let signed = sign(w.signed_at).await;
-                self.metrics.signed(signer.scheme_name(), start.elapsed());
-                signed
-            })
-            .await?;
-        // Credentials that die inside the bucket can make an honest URL that is already dead.
-        if signed.signed.expires_at <= now {
-            return Err(Error::Internal("signing credentials have expired".into()));
+        let window = Window::at(now, self.config.cache.bucket, signer.ttl);
+        let key = key(window.signed_at);
+        match self.cache.get(&key) {
+            Some(entry) => {
+                ops::note_cache(true);
+                Ok((entry, window.rolls_at))
+            }
+            None => Err(Miss {
+                origin_idx,
+                key,
+                window,
+            }),
         }
-        Ok((signed, w.rolls_at))
+    }
+
+    /// Signs a miss on this thread (HMAC: microseconds), once for all concurrent callers.
+    fn sign_here(
+        &self,
+        miss: Miss,
+        now: u64,
+        sign: impl FnOnce(u64) -> Result<Signed, Error>,
+    ) -> Result<(Arc<Entry>, u64), Error> {
+        let rolls_at = miss.window.rolls_at;
+        let signer = &self.config.origins[miss.origin_idx].signer;
+        let (entry, minted) = miss.sign(&self.cache, &self.metrics, signer, now, sign)?;
+        ops::note_cache(!minted);
+        fresh(entry, now, rolls_at)
+    }
+
+    /// Signs a miss on the blocking pool (RSA: milliseconds), so the worker's other
+    /// connections keep moving. Callers waiting on the same key wait there too.
+    async fn sign_blocking(
+        &self,
+        miss: Miss,
+        now: u64,
+        sign: impl FnOnce(&OriginSigner, u64) -> Result<Signed, Error> + Send + 'static,
+    ) -> Result<(Arc<Entry>, u64), Error> {
+        let rolls_at = miss.window.rolls_at;
+        let (cache, config, metrics) = (
+            self.cache.clone(),
+            self.config.clone(),
+            self.metrics.clone(),
+        );
+        let (entry, minted) = tokio::task::spawn_blocking(move || {
+            let signer = &config.origins[miss.origin_idx].signer;
+            miss.sign(&cache, &metrics, signer, now, |at| sign(signer, at))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("signing task failed: {e}")))??;
+        ops::note_cache(!minted);
+        fresh(entry, now, rolls_at)
     }
 
     /// Answers with a fresh (or still valid) URL by the route's mode.
@@ -570,8 +658,7 @@ impl App {
                 Ok(resp)
             }
             Mode::Stream => {
-                self.stream(origin, raw_key, &entry.signed.url, method, headers)
-                    .await
+                Box::pin(self.stream(origin, raw_key, &entry.signed.url, method, headers)).await
             }
         }
     }

@@ -6,6 +6,10 @@ stream) and the release edgesign binary. Drives each with wrk, edgesign and peer
 (A B A B A B), and prints medians and ratios. Needs nginx, libnginx-mod-http-js and wrk
 (`apt-get install -y nginx libnginx-mod-http-js wrk`). Every server listens on 127.0.0.1 only,
 and every run is bounded by --duration.
+
+With two or more CPUs the load generator gets CPU 0 and the servers the rest (taskset), and
+each server runs one worker per server CPU, so what is measured is the server and not its
+fight with wrk for a core. --no-pin shares every CPU between them instead.
 """
 
 import argparse
@@ -23,6 +27,17 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+# (wrk's CPUs, the servers' CPUs) for taskset, or None when not pinning.
+PIN = None
+
+
+def pinned(cmd, side):
+    """`cmd` run on the CPUs of `side` ("load" or "server") when pinning."""
+    if PIN is None:
+        return cmd
+    return ["taskset", "-c", PIN[0] if side == "load" else PIN[1]] + cmd
 
 
 def free_port():
@@ -69,6 +84,7 @@ def wrk(url, duration, connections, script=None, env=None):
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
     if script:
         cmd[1:1] = ["-s", script]
+    cmd = pinned(cmd, "load")
     out = subprocess.run(
         cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True
     ).stdout
@@ -140,7 +156,7 @@ class Servers:
         path = os.path.join(prefix, "nginx.conf")
         with open(path, "w") as f:
             f.write(conf)
-        subprocess.run(["nginx", "-p", prefix + "/", "-c", path], check=True)
+        subprocess.run(pinned(["nginx", "-p", prefix + "/", "-c", path], "server"), check=True)
         self.nginx_pid_file = os.path.join(prefix, "logs", "nginx.pid")
         wait_port(self.peer)
         wait_port(self.fast)
@@ -197,7 +213,7 @@ access = "public"
         # nginx runs with access_log off; edgesign's access log is off too (RUST_LOG=warn).
         env = {**os.environ, "RUST_LOG": os.environ.get("EDGESIGN_BENCH_LOG", "warn")}
         self.edgesign = subprocess.Popen(
-            [self.binary, "--config", path],
+            pinned([self.binary, "--config", path], "server"),
             stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(self.work, "edgesign.log"), "w"),
             env=env,
@@ -246,13 +262,22 @@ def main():
     ap.add_argument("--pairs", type=int, default=3, help="A/B pairs per comparison (default 3)")
     ap.add_argument("--connections", type=int, default=64, help="redirect connections (default 64)")
     ap.add_argument("--stream-connections", type=int, default=16)
-    ap.add_argument("--workers", type=int, default=os.cpu_count(),
-                    help="worker threads for edgesign, nginx and the hyper floor alike (default: CPUs)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="worker threads for edgesign, nginx and the hyper floor alike "
+                         "(default: the servers' CPUs)")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="do not pin: wrk and the servers share every CPU")
     ap.add_argument("--binary", default=os.path.join(REPO, "target", "release", "edgesign"))
     ap.add_argument("--cold-rsa-duration", type=int, default=25,
                     help="seconds per CloudFront RSA cold run: long enough for 10 000 keys")
     ap.add_argument("--no-build", action="store_true", help="use --binary as it is")
     args = ap.parse_args()
+    global PIN
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
+        PIN = (str(cpus[0]), ",".join(str(c) for c in cpus[1:]))
+    if args.workers is None:
+        args.workers = len(cpus) - 1 if PIN else len(cpus)
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: apt-get install -y nginx libnginx-mod-http-js wrk")
@@ -280,8 +305,8 @@ def main():
     srv.start_edgesign()
     floor_port = free_port()
     floor = subprocess.Popen(
-        [os.path.join(os.path.dirname(args.binary), "examples", "hyper_floor"),
-         f"127.0.0.1:{floor_port}", "http1", "timer"],
+        pinned([os.path.join(os.path.dirname(args.binary), "examples", "hyper_floor"),
+                f"127.0.0.1:{floor_port}", "http1", "timer"], "server"),
         stdout=subprocess.DEVNULL,
         env={**os.environ, "FLOOR_WORKERS": str(args.workers)},
     )
@@ -312,6 +337,7 @@ def run(args, srv, floor_port, floor_pid):
 
     print(f"# edgesign load harness: {d}s runs, {n} A/B pairs, wrk -t1; {os.cpu_count()} CPUs, "
           f"{args.workers} worker(s) each for edgesign, nginx and the floor; "
+          f"{f'wrk on CPU {PIN[0]}, servers on CPU {PIN[1]}' if PIN else 'not pinned'}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     rows = []
 

@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::Error;
 use crate::auth::{Principal, policy};
 use crate::config::Access;
-use crate::proxy::{App, Body, BoxError, Cx, cpu, json_response};
+use crate::proxy::{App, Body, BoxError, Cx, json_response, signs_slowly};
 use crate::sign::signer::SignSpec;
 use crate::sign::{Method, Signed};
 
@@ -208,18 +208,27 @@ async fn mint(
     policy::may_read(Access::Org, &cx.principal, raw_key)?;
     match lifetime {
         Some(lifetime) => {
-            let signer = &app.config.origins[idx].signer;
-            cpu(|| {
-                app.metrics.time_signing(signer.scheme_name(), || {
+            let (now, config, metrics) = (cx.now, app.config.clone(), app.metrics.clone());
+            let sign = move |raw_key: &str| {
+                let signer = &config.origins[idx].signer;
+                metrics.time_signing(signer.scheme_name(), || {
                     signer.sign(&SignSpec {
                         raw_key,
                         method,
                         params: &[],
-                        signed_at: cx.now,
+                        signed_at: now,
                         lifetime,
                     })
                 })
-            })
+            };
+            if !signs_slowly(&app.config.origins[idx].signer) {
+                return sign(raw_key);
+            }
+            // RSA: on the blocking pool, so the worker's other connections keep moving.
+            let raw_key = raw_key.to_owned();
+            tokio::task::spawn_blocking(move || sign(&raw_key))
+                .await
+                .map_err(|e| Error::Internal(format!("signing task failed: {e}")))?
         }
         None => app
             .mint(idx, raw_key, method, &[], cx.now)
