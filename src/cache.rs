@@ -18,7 +18,7 @@ use crate::ops::Metrics;
 use crate::sign::{Method, Signed};
 
 /// Everything that makes two minted URLs differ. Pure data; derive it with [`CacheKey::new`].
-#[derive(Debug, Clone, Eq, Hash)]
+#[derive(Debug, Clone, Eq)]
 pub struct CacheKey {
     origin: usize,
     raw_key: Box<str>,
@@ -43,6 +43,18 @@ impl PartialEq for CacheKey {
             && same_bytes(self.raw_key.as_bytes(), other.raw_key.as_bytes())
             && same_bytes(self.params.as_bytes(), other.params.as_bytes())
             && same_bytes(self.variant.as_bytes(), other.variant.as_bytes())
+    }
+}
+
+/// Hashes every field `eq` compares, so equal keys hash alike.
+impl std::hash::Hash for CacheKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.origin.hash(state);
+        self.raw_key.hash(state);
+        self.method.hash(state);
+        self.params.hash(state);
+        self.variant.hash(state);
+        self.bucket_start.hash(state);
     }
 }
 
