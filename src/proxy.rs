@@ -69,6 +69,10 @@ pub struct App {
     pub limiter: Arc<Limiter>,
     /// Process-wide metrics (they outlive reloads).
     pub metrics: Arc<Metrics>,
+    /// One slot per core for RSA signatures on the blocking pool: they queue in order
+    /// instead of a burst of misses starting hundreds of threads that share the cores
+    /// unfairly (seconds of tail latency).
+    slow_signing: Arc<tokio::sync::Semaphore>,
 }
 
 pub(crate) fn full(body: impl Into<Bytes>) -> Body {
@@ -260,7 +264,26 @@ impl App {
             origin,
             limiter,
             metrics,
+            slow_signing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         })
+    }
+
+    /// Runs a slow signature (RSA) on the blocking pool, one per core at a time, first come
+    /// first served, so the worker's other connections keep moving.
+    pub(crate) async fn sign_slowly<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        let _slot = self
+            .slow_signing
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("signing slots closed".into()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::Internal(format!("signing task failed: {e}")))
     }
 
     /// Answers one request. Never panics and never fails: errors become responses.
@@ -614,12 +637,12 @@ impl App {
             self.config.clone(),
             self.metrics.clone(),
         );
-        let (entry, minted) = tokio::task::spawn_blocking(move || {
-            let signer = &config.origins[miss.origin_idx].signer;
-            miss.sign(&cache, &metrics, signer, now, |at| sign(signer, at))
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("signing task failed: {e}")))??;
+        let (entry, minted) = self
+            .sign_slowly(move || {
+                let signer = &config.origins[miss.origin_idx].signer;
+                miss.sign(&cache, &metrics, signer, now, |at| sign(signer, at))
+            })
+            .await??;
         ops::note_cache(!minted);
         fresh(entry, now, rolls_at)
     }

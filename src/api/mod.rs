@@ -224,11 +224,8 @@ async fn mint(
             if !signs_slowly(&app.config.origins[idx].signer) {
                 return sign(raw_key);
             }
-            // RSA: on the blocking pool, so the worker's other connections keep moving.
             let raw_key = raw_key.to_owned();
-            tokio::task::spawn_blocking(move || sign(&raw_key))
-                .await
-                .map_err(|e| Error::Internal(format!("signing task failed: {e}")))?
+            app.sign_slowly(move || sign(&raw_key)).await?
         }
         None => app
             .mint(idx, raw_key, method, &[], cx.now)
