@@ -23,7 +23,6 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use http_body::{Body as _, Frame, SizeHint};
-use http_body_util::BodyExt;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -446,7 +445,7 @@ trait Served: Future<Output = Result<(), hyper::Error>> + Send {
 impl<I, S> Served for hyper::server::conn::http1::Connection<I, S>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Body> + Send,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Accounted> + Send,
     S::Future: Send,
 {
     fn close_gracefully(self: Pin<&mut Self>) {
@@ -457,7 +456,7 @@ where
 impl<I, S> Served for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Body> + Send,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Accounted> + Send,
     S::Future: Send + 'static,
 {
     fn close_gracefully(self: Pin<&mut Self>) {
@@ -564,7 +563,7 @@ async fn answer(
     peer: SocketAddr,
     shared: &Shared,
     activity: Arc<Activity>,
-) -> Response<Body> {
+) -> Response<Accounted> {
     activity.begin();
     let start = crate::clock::instant();
     let app = shared.app.load_full();
@@ -573,9 +572,10 @@ async fn answer(
     let line = AccessLine {
         id,
         peer,
-        method: req.method().clone(),
-        // A shared handle to the URI; only its path is ever logged.
-        uri: req.uri().clone(),
+        // Kept only while the access log is on: a shared handle to the URI (only its path
+        // is ever logged), which otherwise pins hyper's read buffer for nothing.
+        target: tracing::enabled!(target: "edgesign::access", tracing::Level::INFO)
+            .then(|| (req.method().clone(), req.uri().clone())),
         version: req.version(),
         route: "-",
         cache: "-",
@@ -606,20 +606,17 @@ async fn answer(
         cache,
         ..line
     };
-    resp.map(|body| {
-        Accounted {
-            body,
-            bytes: 0,
-            complete: false,
-            done: Some(Done {
-                line,
-                status,
-                start,
-                app,
-                activity,
-            }),
-        }
-        .boxed_unsync()
+    resp.map(|body| Accounted {
+        body,
+        bytes: 0,
+        complete: false,
+        done: Some(Done {
+            line,
+            status,
+            start,
+            app,
+            activity,
+        }),
     })
 }
 
@@ -655,8 +652,8 @@ fn request_id(
 struct AccessLine {
     id: HeaderValue,
     peer: SocketAddr,
-    method: http::Method,
-    uri: http::Uri,
+    /// Method and URI, while the access log is on.
+    target: Option<(http::Method, http::Uri)>,
     version: http::Version,
     route: &'static str,
     cache: &'static str,
@@ -673,7 +670,7 @@ struct Done {
 
 /// A response body that counts what it sends and, when it ends or is dropped (client gone),
 /// writes the access-log line and the request metrics.
-struct Accounted {
+pub(crate) struct Accounted {
     body: Body,
     bytes: u64,
     complete: bool,
@@ -720,20 +717,22 @@ impl Drop for Accounted {
         let now = crate::clock::instant();
         let took = now.saturating_duration_since(done.start);
         let l = &done.line;
-        tracing::info!(
-            target: "edgesign::access",
-            request_id = l.id.to_str().unwrap_or("-"),
-            peer = %l.peer.ip(),
-            method = %l.method,
-            path = l.uri.path(),
-            version = ?l.version,
-            route = l.route,
-            status = done.status,
-            bytes = self.bytes,
-            duration_us = took.as_micros() as u64,
-            cache = l.cache,
-            complete,
-        );
+        if let Some((method, uri)) = &l.target {
+            tracing::info!(
+                target: "edgesign::access",
+                request_id = l.id.to_str().unwrap_or("-"),
+                peer = %l.peer.ip(),
+                method = %method,
+                path = uri.path(),
+                version = ?l.version,
+                route = l.route,
+                status = done.status,
+                bytes = self.bytes,
+                duration_us = took.as_micros() as u64,
+                cache = l.cache,
+                complete,
+            );
+        }
         done.app
             .metrics
             .request(l.route, done.status, self.bytes, took);
