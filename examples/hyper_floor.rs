@@ -1,5 +1,5 @@
 //! The floor under edgesign's redirect path: a bare hyper server on the same runtime layout
-//! (one current-thread runtime per core, connections dealt round robin) answering every
+//! (a work-stealing runtime, one worker per core) answering every
 //! request with a fixed `302`. `benches/load/run.py --floor` measures it next to edgesign, so
 //! BENCHMARKS.md can say how much of a request is edgesign and how much is hyper + the kernel.
 //!
@@ -29,32 +29,20 @@ fn main() {
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let handles: Vec<tokio::runtime::Handle> = (0..cores)
-        .map(|_| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let h = rt.handle().clone();
-            std::thread::spawn(move || rt.block_on(std::future::pending::<()>()));
-            h
-        })
-        .collect();
-    let main = tokio::runtime::Builder::new_current_thread()
+    // The same layout as edgesign: a work-stealing runtime with one worker per core.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
         .enable_all()
         .build()
         .unwrap();
-    main.block_on(async move {
+    rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
         println!("listening on {}", listener.local_addr().unwrap());
-        let mut next = 0usize;
         loop {
             let (sock, _) = listener.accept().await.unwrap();
             sock.set_nodelay(true).unwrap();
-            let sock = sock.into_std().unwrap();
-            next += 1;
-            handles[next % handles.len()].spawn(async move {
-                let io = TokioIo::new(tokio::net::TcpStream::from_std(sock).unwrap());
+            tokio::spawn(async move {
+                let io = TokioIo::new(sock);
                 let svc = service_fn(|_req| async {
                     Ok::<_, Infallible>(
                         http::Response::builder()

@@ -188,12 +188,12 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init()
     };
-    // Signals, reloads and the drain run here; connections run on one runtime per core.
+    // Signals, reloads and the drain run here; connections run on the workers' runtime.
     let runtimes = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .and_then(|main| Ok((main, core_runtimes(config.server.workers)?)));
-    let (runtime, cores) = match runtimes {
+        .and_then(|main| Ok((main, worker_runtime(config.server.workers)?)));
+    let (runtime, workers) = match runtimes {
         Ok(r) => r,
         Err(e) => {
             eprintln!("edgesign: cannot start the runtime: {e}");
@@ -209,7 +209,7 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
             }
         };
         let app = App::new(config);
-        let running = match server::serve_on(app, listeners, &cores) {
+        let running = match server::serve_on(app, listeners, &workers) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("edgesign: cannot serve: {e}");
@@ -239,22 +239,23 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
     })
 }
 
-/// `server.workers` single-threaded runtimes (default: one per core), each on a thread of its
-/// own for the life of the process. A connection stays on the core that accepted it: no work stealing, no cross-thread
-/// wake-ups on the request path (nginx's worker model).
-fn core_runtimes(workers: usize) -> std::io::Result<Vec<tokio::runtime::Handle>> {
-    (0..workers.max(1))
-        .map(|i| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let handle = rt.handle().clone();
-            std::thread::Builder::new()
-                .name(format!("edgesign-worker-{i}"))
-                .spawn(move || rt.block_on(std::future::pending::<()>()))?;
-            Ok(handle)
-        })
-        .collect()
+/// The runtime that serves connections: `server.workers` threads (default: one per core)
+/// with work stealing. A connection is a task any worker can run. When another process takes
+/// a core, the other workers keep its connections moving. With one event loop per core, they
+/// would wait for it, and BENCHMARKS.md shows that as a 2–3× worse p99 next to a busy
+/// process. Signing never blocks a worker: HMAC takes microseconds inline, and RSA goes to
+/// the blocking pool.
+fn worker_runtime(workers: usize) -> std::io::Result<tokio::runtime::Handle> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .thread_name("edgesign-worker")
+        .enable_all()
+        .build()?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("edgesign-runtime".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
 }
 
 /// Serves until SIGTERM or Ctrl-C; each SIGHUP reloads the config file.

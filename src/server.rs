@@ -207,16 +207,15 @@ fn resize(shared: &Arc<Shared>, max: usize) {
 
 /// Starts serving on bound listeners, on the current runtime.
 pub fn serve(app: Arc<App>, listeners: Listeners) -> std::io::Result<Running> {
-    serve_on(app, listeners, &[tokio::runtime::Handle::current()])
+    serve_on(app, listeners, &tokio::runtime::Handle::current())
 }
 
-/// Starts serving on bound listeners with an accept loop per listener on each of `runtimes`
-/// (the binary runs one single-threaded runtime per core: a connection lives on the core that
-/// accepted it, with no work stealing and no cross-thread wake-ups on the request path).
+/// Starts serving on bound listeners on `runtime`: an accept loop per listener, and a task
+/// per connection.
 pub fn serve_on(
     app: Arc<App>,
     listeners: Listeners,
-    runtimes: &[tokio::runtime::Handle],
+    runtime: &tokio::runtime::Handle,
 ) -> std::io::Result<Running> {
     let (stop, stop_rx) = watch::channel(false);
     let tracker = TaskTracker::new();
@@ -230,7 +229,6 @@ pub fn serve_on(
         slots: Arc::new(Semaphore::new(max_connections)),
         max_connections: AtomicUsize::new(max_connections),
     });
-    let runtimes: Arc<[tokio::runtime::Handle]> = runtimes.into();
     let mut bound = vec![(listeners.http, false)];
     bound.extend(listeners.https.map(|(l, _)| (l, true)));
     let mut addrs = Vec::new();
@@ -238,10 +236,9 @@ pub fn serve_on(
         listener.set_nonblocking(true)?;
         addrs.push(listener.local_addr()?);
         let (shared, stop_rx, tracker2) = (shared.clone(), stop_rx.clone(), tracker.clone());
-        let runtimes2 = runtimes.clone();
-        runtimes[0].spawn(tracker.track_future(async move {
+        runtime.spawn(tracker.track_future(async move {
             match TcpListener::from_std(listener) {
-                Ok(l) => accept_loop(l, tls, shared, stop_rx, tracker2, runtimes2).await,
+                Ok(l) => accept_loop(l, tls, shared, stop_rx, tracker2).await,
                 Err(e) => tracing::error!(error = %e, "cannot register a listener"),
             }
         }));
@@ -261,10 +258,8 @@ async fn accept_loop(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     tracker: TaskTracker,
-    runtimes: Arc<[tokio::runtime::Handle]>,
 ) {
     let name = if tls { "https" } else { "http" };
-    let mut next = 0usize;
     loop {
         // A slot first: at the limit, clients wait in the backlog instead of being served
         // by a proxy that has no room for them.
@@ -289,21 +284,8 @@ async fn accept_loop(
         let _ = sock.set_nodelay(true);
         let guard = shared.app.load().metrics.connection(name);
         let (shared, stop) = (shared.clone(), stop.clone());
-        // Connections are dealt round robin to the runtimes and stay there.
-        let runtime = &runtimes[next % runtimes.len()];
-        next = next.wrapping_add(1);
-        let sock = match sock.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot hand a connection over");
-                continue;
-            }
-        };
-        runtime.spawn(tracker.track_future(async move {
+        tokio::spawn(tracker.track_future(async move {
             let _slot = slot;
-            let Ok(sock) = tokio::net::TcpStream::from_std(sock) else {
-                return;
-            };
             let limits = Limits::of(&shared.app.load().config);
             if !tls {
                 let Some(proto) = sniff(&sock, limits.header_read).await else {
