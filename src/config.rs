@@ -228,7 +228,7 @@ pub struct Server {
     pub max_header_size: usize,
     /// Connections served at once; further clients wait in the listen backlog.
     pub max_connections: usize,
-    /// Single-threaded runtimes serving connections (`0` in the file: one per core).
+    /// Worker threads of the runtime serving connections (`0` in the file: one per core).
     pub workers: usize,
 }
 
