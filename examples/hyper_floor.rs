@@ -1,6 +1,6 @@
 //! The floor under edgesign's redirect path: a bare hyper server on the same runtime layout
 //! (a work-stealing runtime, one worker per core) answering every
-//! request with a fixed `302`. `benches/load/run.py --floor` measures it next to edgesign, so
+//! request with a fixed `302`. `benches/load/run.py` measures it next to edgesign, so
 //! BENCHMARKS.md can say how much of a request is edgesign and how much is hyper + the kernel.
 //!
 //! `cargo run --release --example hyper_floor -- 127.0.0.1:PORT [auto|http1] [timer|none]`
