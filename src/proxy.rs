@@ -72,7 +72,7 @@ pub struct App {
     /// One slot per core for RSA signatures on the blocking pool: they queue in order
     /// instead of a burst of misses starting hundreds of threads that share the cores
     /// unfairly (seconds of tail latency).
-    slow_signing: Arc<tokio::sync::Semaphore>,
+    slow_signing: tokio::sync::Semaphore,
 }
 
 pub(crate) fn full(body: impl Into<Bytes>) -> Body {
@@ -264,9 +264,9 @@ impl App {
             origin,
             limiter,
             metrics,
-            slow_signing: Arc::new(tokio::sync::Semaphore::new(
+            slow_signing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
-            )),
+            ),
         })
     }
 

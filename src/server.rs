@@ -652,7 +652,7 @@ struct Done {
 
 /// A response body that counts what it sends and, when it ends or is dropped (client gone),
 /// writes the access-log line and the request metrics.
-pub(crate) struct Accounted {
+struct Accounted {
     body: Body,
     bytes: u64,
     complete: bool,
