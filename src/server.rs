@@ -6,16 +6,16 @@
 //! ([`tls_config`]), so a bad certificate never leaves a half-started proxy.
 //!
 //! Every connection holds a slot of `server.max_connections`; when none is free the accept
-//! loop waits and new clients queue in the kernel's backlog. A connection that has not
-//! started a request within `server.header_read_timeout`, or has had nothing in flight for
-//! `server.idle_timeout`, is closed. (hyper also bounds each HTTP/1.1 request head by
-//! `header_read_timeout`, and starts that timer when a keep-alive connection goes idle, so an
-//! idle HTTP/1.1 connection lasts at most the smaller of the two.)
+//! loop waits and new clients queue in the kernel's backlog. Each connection has a watchdog:
+//! a new connection must send a whole request head within `server.header_read_timeout`, and
+//! so must an HTTP/1.1 keep-alive client once the first bytes of its next head arrive (a
+//! slowloris is cut off either way); a connection with nothing in flight closes after
+//! `server.idle_timeout`, whichever of the two timeouts is longer.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,12 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use http_body::{Body as _, Frame, SizeHint};
 
+use futures_util::task::AtomicWaker;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
@@ -291,16 +293,7 @@ async fn accept_loop(
                 let Some(proto) = sniff(&sock, limits.header_read).await else {
                     return;
                 };
-                return serve_connection(
-                    TokioIo::new(sock),
-                    proto,
-                    peer,
-                    shared,
-                    stop,
-                    limits,
-                    guard,
-                )
-                .await;
+                return serve_connection(sock, proto, peer, shared, stop, limits, guard).await;
             }
             let Some(cfg) = shared.tls.load_full() else {
                 return;
@@ -312,16 +305,7 @@ async fn accept_loop(
                         Some(b"h2") => Proto::Http2,
                         _ => Proto::Http1,
                     };
-                    serve_connection(
-                        TokioIo::new(stream),
-                        proto,
-                        peer,
-                        shared,
-                        stop,
-                        limits,
-                        guard,
-                    )
-                    .await
+                    serve_connection(stream, proto, peer, shared, stop, limits, guard).await
                 }
                 _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
             }
@@ -347,41 +331,146 @@ impl Limits {
     }
 }
 
-/// What a connection is doing, for its idle and first-request deadlines.
+/// What a connection is doing, for its deadlines; shared by the connection, its requests and
+/// its watchdog.
 #[derive(Debug)]
 struct Activity {
     opened: Instant,
     in_flight: AtomicUsize,
     requests: AtomicU64,
-    /// Milliseconds after `opened` when the last request finished.
-    last_done_ms: AtomicU64,
+    /// Nanoseconds after `opened` when the last request finished.
+    last_done_ns: AtomicU64,
+    /// 1 + nanoseconds after `opened` when the bytes of a new HTTP/1.1 request head began to
+    /// arrive on an idle connection; 0 while none is arriving.
+    head_since_ns: AtomicU64,
+    /// What the watchdog asks of the connection: [`KEEP`], [`CLOSE`] or [`CUT`].
+    verdict: AtomicU8,
+    /// The connection's task, woken when the verdict changes.
+    waker: AtomicWaker,
 }
 
+/// The watchdog's verdicts: carry on; finish what is in flight and close; drop at once.
+const KEEP: u8 = 0;
+const CLOSE: u8 = 1;
+const CUT: u8 = 2;
+
 impl Activity {
+    fn new() -> Self {
+        Activity {
+            opened: crate::clock::instant(),
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            last_done_ns: AtomicU64::new(0),
+            head_since_ns: AtomicU64::new(0),
+            verdict: AtomicU8::new(KEEP),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    fn since_opened(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.opened).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// A request head is complete and the request starts.
     fn begin(&self) {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.requests.fetch_add(1, Ordering::SeqCst);
+        self.head_since_ns.store(0, Ordering::SeqCst);
     }
 
     /// A request finished at `now`.
     fn end(&self, now: Instant) {
-        let ms = now.saturating_duration_since(self.opened).as_millis() as u64;
-        self.last_done_ms.store(ms, Ordering::SeqCst);
+        self.last_done_ns
+            .store(self.since_opened(now), Ordering::SeqCst);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// When the connection expires if nothing happens (`None`: a request is in flight).
-    fn expires_at(&self, limits: Limits) -> Option<Instant> {
+    /// Bytes arrived. On an idle HTTP/1.1 connection they start a request head, which must
+    /// then be complete within `header_read_timeout`.
+    fn bytes_arrived(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_since_ns.load(Ordering::Relaxed) == 0
+        {
+            let at = self.since_opened(crate::clock::instant());
+            self.head_since_ns.store(at + 1, Ordering::SeqCst);
+        }
+    }
+
+    /// When the connection expires if nothing happens (`None`: a request is in flight), and
+    /// whether it expires waiting for a request head (as opposed to merely idle).
+    fn expires_at(&self, limits: Limits) -> Option<(Instant, bool)> {
         if self.in_flight.load(Ordering::SeqCst) > 0 {
             return None;
         }
-        Some(if self.requests.load(Ordering::SeqCst) == 0 {
-            self.opened + limits.header_read
-        } else {
-            self.opened
-                + Duration::from_millis(self.last_done_ms.load(Ordering::SeqCst))
-                + limits.idle
-        })
+        if self.requests.load(Ordering::SeqCst) == 0 {
+            return Some((self.opened + limits.header_read, true));
+        }
+        let head = self.head_since_ns.load(Ordering::SeqCst);
+        if head != 0 {
+            return Some((
+                self.opened + Duration::from_nanos(head - 1) + limits.header_read,
+                true,
+            ));
+        }
+        let done = Duration::from_nanos(self.last_done_ns.load(Ordering::SeqCst));
+        Some((self.opened + done + limits.idle, false))
+    }
+
+    /// The watchdog's verdict, which wakes the connection.
+    fn rule(&self, verdict: u8) {
+        self.verdict.store(verdict, Ordering::SeqCst);
+        self.waker.wake();
+    }
+}
+
+/// The connection's transport, which tells its [`Activity`] when bytes arrive (HTTP/1.1).
+struct Watched<T> {
+    io: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -446,24 +535,19 @@ where
     }
 }
 
-async fn serve_connection<I>(
-    io: I,
+async fn serve_connection<T>(
+    io: T,
     proto: Proto,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     limits: Limits,
     guard: ConnectionGuard,
 ) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let _guard = guard;
-    let activity = Arc::new(Activity {
-        opened: crate::clock::instant(),
-        in_flight: AtomicUsize::new(0),
-        requests: AtomicU64::new(0),
-        last_done_ms: AtomicU64::new(0),
-    });
+    let activity = Arc::new(Activity::new());
     let svc = {
         let (shared, activity) = (shared.clone(), activity.clone());
         service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -473,13 +557,21 @@ async fn serve_connection<I>(
     };
     // hyper's own builders, not hyper-util's auto one: its version detection wraps every
     // read of the connection, which cost a fifth of the redirect throughput (BENCHMARKS.md).
+    // HTTP/1.1 request heads are timed by the watchdog, not by hyper: hyper would start its
+    // head timer as soon as a keep-alive connection goes idle, closing it at
+    // header_read_timeout instead of idle_timeout.
     let mut conn: Pin<Box<dyn Served>> = match proto {
         Proto::Http1 => Box::pin(
             hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read)
+                .header_read_timeout(None)
                 .max_buf_size(limits.max_header)
-                .serve_connection(io, svc),
+                .serve_connection(
+                    TokioIo::new(Watched {
+                        io,
+                        activity: activity.clone(),
+                    }),
+                    svc,
+                ),
         ),
         Proto::Http2 => Box::pin(
             hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -487,51 +579,78 @@ async fn serve_connection<I>(
                 .max_header_list_size(u32::try_from(limits.max_header).unwrap_or(u32::MAX))
                 .keep_alive_interval(H2_PING_INTERVAL)
                 .keep_alive_timeout(H2_PING_INTERVAL)
-                .serve_connection(io, svc),
+                .serve_connection(TokioIo::new(io), svc),
         ),
     };
+    // The deadlines live in a task of their own, so serving a request polls nothing but the
+    // connection and one atomic.
+    let watchdog = tokio::spawn(watchdog(activity.clone(), limits, stop, peer));
+    let mut closing = false;
+    let ended = std::future::poll_fn(|cx| {
+        activity.waker.register(cx.waker());
+        match activity.verdict.load(Ordering::SeqCst) {
+            CUT => return Poll::Ready(Ok(())),
+            CLOSE if !closing => {
+                closing = true;
+                conn.as_mut().close_gracefully();
+            }
+            _ => {}
+        }
+        conn.as_mut().poll(cx)
+    })
+    .await;
+    watchdog.abort();
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// A connection's deadlines: a new connection must send a whole request head within
+/// `header_read_timeout`, and so must an HTTP/1.1 client once it starts a new one; a
+/// connection with nothing in flight closes after `idle_timeout`; a drain closes it
+/// gracefully. Rules by [`Activity::rule`]; the connection aborts this task when it ends.
+async fn watchdog(
+    activity: Arc<Activity>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+) {
     let mut stopping = *stop.borrow();
     if stopping {
-        conn.as_mut().close_gracefully();
+        activity.rule(CLOSE);
     }
-    // After a graceful close is asked for, the connection gets this long before it is cut.
+    // After an idle close, the connection gets this long to finish before it is cut.
     let mut hard_deadline: Option<Instant> = None;
+    // Nothing wakes this task when a request starts or ends, so it looks again at least
+    // this often: never later than a deadline that a request head starting now would set.
+    let every = limits.idle.min(limits.header_read);
     loop {
-        // Nothing wakes this loop when a request starts or ends, so it also looks again
-        // every idle_timeout: a first-request deadline (header_read_timeout) longer than
-        // idle_timeout must not keep a connection that went idle after one request.
-        let poll = crate::clock::instant() + limits.idle;
+        let poll = crate::clock::instant() + every;
         let check = match (hard_deadline, activity.expires_at(limits)) {
             (Some(h), _) => h,
-            (None, Some(t)) => t.min(poll),
+            (None, Some((t, _))) => t.min(poll),
             (None, None) => poll,
         };
         tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-                return;
-            }
             _ = stop.changed(), if !stopping => {
                 stopping = true;
-                conn.as_mut().close_gracefully();
+                activity.rule(CLOSE);
             }
-            _ = tokio::time::sleep_until(check.into()) => {
+            () = tokio::time::sleep_until(check.into()) => {
                 if hard_deadline.is_some() {
                     tracing::debug!(%peer, "closed: did not finish after an idle close");
-                    return;
+                    return activity.rule(CUT);
                 }
-                let Some(expiry) = activity.expires_at(limits) else { continue };
+                let Some((expiry, head)) = activity.expires_at(limits) else { continue };
                 if crate::clock::instant() < expiry {
                     continue;
                 }
-                if activity.requests.load(Ordering::SeqCst) == 0 {
-                    // Never sent a whole request head: a slow or silent client.
-                    tracing::debug!(%peer, "closed: no request within header_read_timeout");
-                    return;
+                if head {
+                    // A request head that did not arrive in time: a slow or silent client.
+                    tracing::debug!(%peer, "closed: no whole request head within header_read_timeout");
+                    return activity.rule(CUT);
                 }
-                conn.as_mut().close_gracefully();
+                activity.rule(CLOSE);
                 hard_deadline = Some(crate::clock::instant() + limits.header_read);
             }
         }

@@ -74,6 +74,18 @@ async fn read_slowly(
     out
 }
 
+/// Sends a header line every 200 ms, for 20 s or until the proxy closes the connection.
+fn drip_headers(mut write: tokio::net::tcp::OwnedWriteHalf) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if write.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
 fn get_req(path: &str) -> http::Request<Empty<Bytes>> {
     http::Request::get(path)
         .header("host", "127.0.0.1")
@@ -503,15 +515,8 @@ async fn a_slowloris_cannot_hold_a_connection_slot_past_the_header_timeout() {
     drip.write_all(b"GET /d/ok.txt HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    let (mut drip_read, mut drip_write) = drip.into_split();
-    let dripping = tokio::spawn(async move {
-        for _ in 0..100 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if drip_write.write_all(b"X-Slow: 1\r\n").await.is_err() {
-                return;
-            }
-        }
-    });
+    let (mut drip_read, drip_write) = drip.into_split();
+    let dripping = drip_headers(drip_write);
     let deadline = edgesign::clock::instant() + Duration::from_secs(5);
     while open() < 2.0 {
         assert!(edgesign::clock::instant() < deadline, "slots never taken");
@@ -544,6 +549,71 @@ async fn a_slowloris_cannot_hold_a_connection_slot_past_the_header_timeout() {
     assert!(
         !String::from_utf8_lossy(&answer).contains("200 OK"),
         "the dripping client was served"
+    );
+    dripping.abort();
+}
+
+/// Reads one HTTP/1.1 response with a body of `len` bytes from a raw connection.
+async fn read_response(sock: &mut TcpStream, len: usize) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            if got.len() >= at + 4 + len {
+                return String::from_utf8_lossy(&got).into_owned();
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+            .await
+            .expect("no response")
+            .unwrap_or(0);
+        assert!(
+            n > 0,
+            "connection closed mid-exchange: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_outlives_the_header_timeout_but_a_slow_next_head_is_cut() {
+    let (root, _) = files(16);
+    let proxy = proxy_with(
+        &local_origin(&root, KEY_1),
+        false,
+        "header_read_timeout = \"1s\"\nidle_timeout = \"30s\"",
+    )
+    .await;
+    let mut sock = TcpStream::connect(addr_of(&proxy.base)).await.unwrap();
+    let request = b"GET /d/ok.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    sock.write_all(request).await.unwrap();
+    assert!(read_response(&mut sock, 4).await.ends_with("fine"));
+    // Idle for longer than header_read_timeout, well within idle_timeout: a load balancer's
+    // pooled connection, which must still be there (closing it early races the balancer's
+    // next request into a 502).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    sock.write_all(request).await.unwrap();
+    assert!(read_response(&mut sock, 4).await.ends_with("fine"));
+    // The next head starts but drips in a header at a time: cut off at header_read_timeout.
+    let started = edgesign::clock::instant();
+    sock.write_all(b"GET /d/ok.txt HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let (mut read, write) = sock.into_split();
+    let dripping = drip_headers(write);
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), read.read_to_end(&mut rest))
+        .await
+        .expect("a dripping head held the connection past header_read_timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "cut before header_read_timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "the dripping head was served"
     );
     dripping.abort();
 }
