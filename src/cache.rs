@@ -8,7 +8,16 @@
 //! decides where a miss runs: HMAC signing (microseconds) on the worker, RSA on the blocking
 //! pool ([`SignatureCache::get_or_sign`] is then called from there, so callers waiting on the
 //! same key wait there too, never on a worker).
+//!
+//! In front of moka, each thread keeps a small direct-mapped table of the entries it last
+//! took from it ([`Front`]). A hot URL is then served without moka's bookkeeping (its read
+//! log, expiry clock and shared counters), and the worker threads stop touching the same
+//! cache lines for every request. An entry is only ever served from the table while its
+//! URL is alive; its key names its time bucket, so a new bucket is a new key; and a table
+//! belongs to one cache, so a reload (a new cache) empties it.
 
+use std::cell::RefCell;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -138,6 +147,10 @@ impl moka::Expiry<CacheKey, Arc<Entry>> for UntilBucketEnds {
 #[derive(Clone)]
 pub struct SignatureCache {
     inner: moka::sync::Cache<CacheKey, Arc<Entry>, foldhash::fast::RandomState>,
+    /// Which cache this is, for the per-thread tables.
+    id: u64,
+    /// How the per-thread tables hash keys.
+    hasher: foldhash::fast::RandomState,
     counts: Arc<Counts>,
     metrics: Arc<Metrics>,
 }
@@ -166,15 +179,31 @@ impl SignatureCache {
                 .max_capacity(max_entries)
                 .expire_after(UntilBucketEnds)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
+            id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
+            hasher: foldhash::fast::RandomState::default(),
             counts: Arc::default(),
             metrics,
         }
     }
 
-    /// The cached URL for `key`, counted as a hit; `None` (not counted) when it must be
-    /// minted, by [`SignatureCache::get_or_sign`].
-    pub fn get(&self, key: &CacheKey) -> Option<Arc<Entry>> {
-        let entry = self.inner.get(key)?;
+    /// The cached URL for `key`, still alive at `now` (Unix seconds), counted as a hit;
+    /// `None` (not counted) when it must be minted, by [`SignatureCache::get_or_sign`].
+    pub fn get(&self, key: &CacheKey, now: u64) -> Option<Arc<Entry>> {
+        let hash = self.hasher.hash_one(key);
+        let entry = match Front::get(self.id, hash, key, now) {
+            Some(entry) => entry,
+            None => {
+                let entry = self.inner.get(key)?;
+                if now >= entry.signed.expires_at {
+                    // moka counts whole seconds from when it was minted; the URL died in
+                    // the last one. Mint anew rather than send a dead URL.
+                    self.inner.invalidate(key);
+                    return None;
+                }
+                Front::put(self.id, hash, key, &entry);
+                entry
+            }
+        };
         self.hit();
         Some(entry)
     }
@@ -246,10 +275,109 @@ impl SignatureCache {
     }
 }
 
+/// Numbers the caches, so a thread's table knows which one it holds entries of.
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Slots in each thread's table (a power of two).
+const FRONT_SLOTS: usize = 512;
+
+/// One thread's table of recent hits: slot `hash % FRONT_SLOTS` holds the last entry taken
+/// from moka whose key hashed there. Entries are immutable and bounded by the table's size;
+/// moka stays the cache of record (capacity, single-flight minting, counts).
+struct Front {
+    cache: u64,
+    slots: Vec<Option<(u64, CacheKey, Arc<Entry>)>>,
+}
+
+thread_local! {
+    static FRONT: RefCell<Front> = const {
+        RefCell::new(Front {
+            cache: 0,
+            slots: Vec::new(),
+        })
+    };
+}
+
+impl Front {
+    fn slot(hash: u64) -> usize {
+        (hash as usize) & (FRONT_SLOTS - 1)
+    }
+
+    /// The entry for `key` if this thread took it from cache `cache` and its URL is alive.
+    fn get(cache: u64, hash: u64, key: &CacheKey, now: u64) -> Option<Arc<Entry>> {
+        FRONT.with(|f| {
+            let f = f.try_borrow().ok()?;
+            if f.cache != cache {
+                return None;
+            }
+            match f.slots.get(Self::slot(hash))? {
+                Some((h, k, entry)) if *h == hash && k == key && now < entry.signed.expires_at => {
+                    Some(entry.clone())
+                }
+                _ => None,
+            }
+        })
+    }
+
+    /// Remembers an entry just taken from cache `cache` (forgetting another cache's).
+    fn put(cache: u64, hash: u64, key: &CacheKey, entry: &Arc<Entry>) {
+        FRONT.with(|f| {
+            let Ok(mut f) = f.try_borrow_mut() else {
+                return;
+            };
+            if f.cache != cache || f.slots.is_empty() {
+                f.cache = cache;
+                f.slots.clear();
+                f.slots.resize_with(FRONT_SLOTS, || None);
+            }
+            f.slots[Self::slot(hash)] = Some((hash, key.clone(), entry.clone()));
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn signed(url: &str, expires_at: u64) -> Result<Signed, Error> {
+        Ok(Signed {
+            url: url.into(),
+            expires_at,
+        })
+    }
+
+    #[test]
+    fn hits_come_from_the_threads_table_only_while_alive_and_only_for_their_own_cache() {
+        let metrics = Arc::new(Metrics::new());
+        let cache = SignatureCache::new(100, metrics.clone());
+        let key = CacheKey::new(0, "a/b.txt", Method::Get, &[], "", 1000);
+        let (minted, was_minted) = cache
+            .get_or_sign(key.clone(), 1000, 1900, || {
+                signed("https://o/a/b.txt?sig=1", 1600)
+            })
+            .unwrap();
+        assert!(was_minted);
+        // From moka, then from this thread's table: the same entry, no signing.
+        for _ in 0..2 {
+            let hit = cache.get(&key, 1001).expect("a hit");
+            assert!(Arc::ptr_eq(&hit, &minted));
+        }
+        assert_eq!((cache.hits(), cache.signing_ops()), (2, 1));
+        // Another cache (a reload) on the same thread does not see this one's entries.
+        let reloaded = SignatureCache::new(100, metrics);
+        assert!(reloaded.get(&key, 1001).is_none());
+        // Once the URL has died, neither the table nor moka serves it, and it is minted anew.
+        assert!(cache.get(&key, 1600).is_none());
+        let (again, was_minted) = cache
+            .get_or_sign(key.clone(), 1600, 1900, || {
+                signed("https://o/a/b.txt?sig=2", 2500)
+            })
+            .unwrap();
+        assert!(was_minted);
+        assert_eq!(again.signed.url, "https://o/a/b.txt?sig=2");
+        assert!(Arc::ptr_eq(&cache.get(&key, 1601).unwrap(), &again));
+    }
 
     proptest! {
         /// The hand-written comparison agrees with `==` for every length, including the

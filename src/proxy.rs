@@ -596,7 +596,7 @@ impl App {
         let signer = &self.config.origins[origin_idx].signer;
         let window = Window::at(now, self.config.cache.bucket, signer.ttl);
         let key = key(window.signed_at);
-        match self.cache.get(&key) {
+        match self.cache.get(&key, now) {
             Some(entry) => {
                 ops::note_cache(true);
                 Ok((entry, window.rolls_at))
