@@ -21,7 +21,7 @@ use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS, is_passed_status};
 use crate::sign::encoding::percent_decode;
 use crate::sign::signer::{Kind, OriginSigner, Scheme, SignSpec, Verified};
 use crate::sign::url::{RawUrl, query_segments};
-use crate::sign::{Method, Signed, Window, native};
+use crate::sign::{Method, Signed, Window, cloudfront, native};
 use crate::{Error, api, clock, local, route};
 
 /// Errors inside response bodies.
@@ -42,6 +42,8 @@ pub struct Cx {
     pub principal: Principal,
     /// The request instant (Unix seconds).
     pub now: u64,
+    /// The client's address (through trusted proxies).
+    pub ip: std::net::IpAddr,
 }
 
 /// The inputs of one signing decision.
@@ -54,6 +56,10 @@ struct Ask<'a> {
     stale_grace: u64,
     headers: &'a HeaderMap,
     now: u64,
+    /// The client's address when edgesign fetches the object for it (stream mode), so that a
+    /// CloudFront policy's `IpAddress` is checked against the client and not the proxy.
+    /// `None` when the client follows a redirect and the CDN checks it.
+    fetched_for: Option<std::net::IpAddr>,
 }
 
 /// Shared state of the service.
@@ -351,7 +357,7 @@ impl App {
                 retry_after: wait.as_secs() + 1,
             });
         }
-        Ok(Cx { principal, now })
+        Ok(Cx { principal, now, ip })
     }
 
     async fn dispatch(
@@ -415,6 +421,7 @@ impl App {
             stale_grace: route.stale_grace,
             headers: &parts.headers,
             now: cx.now,
+            fetched_for: (route.mode == Mode::Stream).then_some(cx.ip),
         };
         let (signed, rolls_at) = if Scheme::of_query(query) == Scheme::Unsigned {
             self.fresh_url(&ask, None, &overrides(query)).await?
@@ -457,6 +464,13 @@ impl App {
         };
         let header = |name: &str| ask.headers.get(name).and_then(|v| v.to_str().ok());
         let verified = origin.signer.verify(url, ask.method, header)?;
+        if let (Some(client), Some(range)) = (ask.fetched_for, verified.source_ip.as_deref()) {
+            if !cloudfront::source_ip_admits(range, client) {
+                return Err(Error::Forbidden(
+                    "the URL's policy does not admit this client's address",
+                ));
+            }
+        }
         if verified
             .valid_from
             .is_some_and(|t| t > ask.now + CLOCK_SKEW)
@@ -766,6 +780,7 @@ impl App {
             stale_grace: 0,
             headers: &parts.headers,
             now: cx.now,
+            fetched_for: Some(cx.ip),
         };
         let (signed, _) = if Scheme::of_query(url.query) == Scheme::Unsigned {
             self.fresh_url(&ask, None, &overrides(url.query)).await?

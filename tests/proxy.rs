@@ -1026,3 +1026,72 @@ async fn stale_cloudfront_urls_keep_their_policy_when_rescued() {
     .await;
     assert_eq!(f.json()["code"], "invalid_signature");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloudfront_ip_condition_is_checked_against_the_client_when_edgesign_fetches() {
+    // CloudFront cannot run here: a stand-in distribution serves the bytes and counts visits.
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let addr = serve_fn(move |_req| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"from the distribution",
+        )))
+    })
+    .await;
+    let pem = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors/cloudfront_test_ec_key.pem");
+    let cfg = format!(
+        "[[origins]]\nname = \"cdn\"\nkind = \"cloudfront\"\nendpoint = \"http://{addr}\"\nttl = \"1h\"\n[[origins.keys]]\nkey_pair_id = \"K2JCJMDEHXQW5F\"\nprivate_key_file = \"{}\"\n[[routes]]\nprefix = \"/cfs/\"\norigin = \"cdn\"\nmode = \"stream\"\naccess = \"public\"\n[[routes]]\nprefix = \"/cf/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"public\"\n",
+        pem.display()
+    );
+    let proxy = proxy(&cfg, false).await;
+    let app = proxy.app();
+    let edgesign::sign::signer::Kind::CloudFront(cf) =
+        &app.config.origin("cdn").unwrap().signer.kind
+    else {
+        unreachable!()
+    };
+    let url_for = |range: &str| {
+        let now = edgesign::clock::unix_secs(edgesign::clock::now());
+        let object = format!("http://{addr}/v/a.txt");
+        let policy =
+            edgesign::sign::cloudfront::custom_policy(&object, now + 600, Some(range), None);
+        edgesign::sign::cloudfront::sign(
+            &object,
+            &edgesign::sign::cloudfront::PolicyKind::Custom(policy),
+            &cf.keys[0].private,
+            "K2JCJMDEHXQW5F",
+            cf.hash,
+        )
+        .unwrap()
+    };
+    let visits = || hits.load(std::sync::atomic::Ordering::SeqCst);
+
+    // For another network: edgesign will not fetch it for this client (127.0.0.1), by route
+    // or by /proxy/file, and the distribution never hears of it.
+    let elsewhere = url_for("192.0.2.0/24");
+    let query = elsewhere.split_once('?').unwrap().1;
+    let streamed = get(&format!("{}/cfs/v/a.txt?{query}", proxy.base), &[]).await;
+    assert_eq!(streamed.status, 403, "{}", streamed.text());
+    assert_eq!(streamed.json()["code"], "forbidden");
+    assert_eq!(
+        get(&proxy_file_url(&proxy.base, &elsewhere), &[])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(visits(), 0);
+    // Redirected, the client meets the distribution itself, which checks its address.
+    let redirected = get(&format!("{}/cf/v/a.txt?{query}", proxy.base), &[]).await;
+    assert_eq!(redirected.status, 302);
+    assert_eq!(redirected.header("location"), elsewhere);
+
+    // For the client's own network: streamed.
+    let here = url_for("127.0.0.0/8");
+    let query = here.split_once('?').unwrap().1;
+    let streamed = get(&format!("{}/cfs/v/a.txt?{query}", proxy.base), &[]).await;
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    assert_eq!(streamed.text(), "from the distribution");
+    assert_eq!(visits(), 1);
+}

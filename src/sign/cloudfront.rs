@@ -347,11 +347,13 @@ pub fn parse_policy(json: &[u8]) -> Result<(Value, Conditions), Error> {
         resource,
         date_less_than: epoch_of(cond, "DateLessThan").ok_or_else(bad)?,
         date_greater_than: epoch_of(cond, "DateGreaterThan"),
-        source_ip: cond
-            .get("IpAddress")
-            .and_then(|v| v.get("AWS:SourceIp"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        // An `IpAddress` that is not one CIDR string is kept as its JSON, which no address
+        // matches: a condition edgesign cannot read fails closed.
+        source_ip: cond.get("IpAddress").map(|v| {
+            v.get("AWS:SourceIp")
+                .and_then(Value::as_str)
+                .map_or_else(|| v.to_string(), str::to_owned)
+        }),
     };
     Ok((value, conditions))
 }
@@ -369,6 +371,16 @@ pub fn policy_with_expiry(mut policy: Value, expires: u64) -> String {
         *slot = Value::from(expires);
     }
     policy.to_string()
+}
+
+/// Whether a policy's `AWS:SourceIp` (a CIDR, or a bare address) admits `client`. Anything
+/// else admits nobody.
+pub fn source_ip_admits(range: &str, client: std::net::IpAddr) -> bool {
+    let client = client.to_canonical();
+    range
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| range.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .is_ok_and(|net| net.contains(&client))
 }
 
 /// CloudFront's wildcard match for `Resource`: `*` any run of characters, `?` exactly one.
@@ -590,6 +602,20 @@ mod tests {
         let json = r#"{"Statement":[{"Resource":"https://d/v/*","Condition":{"DateLessThan":{"AWS:EpochTime":1},"DateGreaterThan":{"AWS:EpochTime":0},"IpAddress":{"AWS:SourceIp":"192.0.2.0/24"}}}]}"#;
         let (v, c) = parse_policy(json.as_bytes()).unwrap();
         assert_eq!(c.source_ip.as_deref(), Some("192.0.2.0/24"));
+        let odd = r#"{"Statement":[{"Resource":"*","Condition":{"DateLessThan":{"AWS:EpochTime":1},"IpAddress":{"AWS:SourceIp":["192.0.2.0/24"]}}}]}"#;
+        let (_, c) = parse_policy(odd.as_bytes()).unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(!source_ip_admits(
+            c.source_ip.as_deref().unwrap(),
+            ip("192.0.2.7")
+        ));
+        assert!(source_ip_admits("192.0.2.0/24", ip("192.0.2.7")));
+        assert!(source_ip_admits("192.0.2.0/24", ip("::ffff:192.0.2.7")));
+        assert!(!source_ip_admits("192.0.2.0/24", ip("192.0.3.7")));
+        assert!(source_ip_admits("192.0.2.7", ip("192.0.2.7")));
+        assert!(source_ip_admits("2001:db8::/32", ip("2001:db8::1")));
+        assert!(!source_ip_admits("2001:db8::/32", ip("192.0.2.7")));
+        assert!(!source_ip_admits("not an address", ip("192.0.2.7")));
         assert_eq!(policy_with_expiry(v, 99), json.replace(":1}", ":99}"));
     }
 }

@@ -250,6 +250,8 @@ pub struct Verified<'u> {
     pub expires_at: u64,
     /// Not valid before (SigV4 `X-Amz-Date`, CloudFront `DateGreaterThan`).
     pub valid_from: Option<u64>,
+    /// The client addresses it is for (CloudFront `IpAddress`), as the policy writes them.
+    pub source_ip: Option<String>,
     method: Method,
     url: RawUrl<'u>,
     detail: Detail<'u>,
@@ -474,6 +476,7 @@ impl OriginSigner {
                     raw_key,
                     expires_at: parsed.expires_at(),
                     valid_from: Some(parsed.signed_at),
+                    source_ip: None,
                     method,
                     url: url.clone(),
                     detail: Detail::Sigv4 { parsed, headers },
@@ -498,6 +501,7 @@ impl OriginSigner {
                     raw_key,
                     expires_at: conditions.date_less_than,
                     valid_from: conditions.date_greater_than,
+                    source_ip: conditions.source_ip,
                     method,
                     url: url.clone(),
                     detail: Detail::CloudFront {
@@ -521,6 +525,7 @@ impl OriginSigner {
                     raw_key,
                     expires_at: parsed.expires,
                     valid_from: None,
+                    source_ip: None,
                     method,
                     url: url.clone(),
                     detail: Detail::Native {
