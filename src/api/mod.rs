@@ -45,8 +45,14 @@ pub enum Api {
 impl Api {
     /// The API a path belongs to (any method: a wrong one is answered in the API's style).
     pub fn of(_method: &http::Method, path: &str) -> Option<Api> {
-        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        match segs.as_slice() {
+        // At most four segments, gathered without allocating: this runs on every request.
+        let mut segs = [""; 4];
+        let mut n = 0;
+        for seg in path.trim_start_matches('/').split('/') {
+            *segs.get_mut(n)? = seg;
+            n += 1;
+        }
+        match &segs[..n] {
             ["orgs", org, "content", "sign"] if !org.is_empty() => Some(Api::ContentSign),
             ["v1", "files", id, "signed-url"] if !id.is_empty() => Some(Api::FilesSignedUrl),
             ["generate-presigned-url"] => Some(Api::Presign),
@@ -231,5 +237,33 @@ async fn mint(
             .mint(idx, raw_key, method, &[], cx.now)
             .await
             .map(|(entry, _)| entry.signed.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_their_api_exactly() {
+        let of = |p: &str| Api::of(&http::Method::POST, p);
+        assert_eq!(of("/orgs/acme/content/sign"), Some(Api::ContentSign));
+        assert_eq!(of("/v1/files/f_1/signed-url"), Some(Api::FilesSignedUrl));
+        assert_eq!(of("/generate-presigned-url"), Some(Api::Presign));
+        assert_eq!(of("/v1/sign"), Some(Api::NativeSign));
+        for other in [
+            "/",
+            "",
+            "/orgs//content/sign",
+            "/orgs/acme/content/sign/",
+            "/orgs/acme/content/sign/more",
+            "/v1/files//signed-url",
+            "/v1/sign/",
+            "/v1/signs",
+            "/r/v1/sign",
+            "/a/b/c/d/e/f",
+        ] {
+            assert_eq!(of(other), None, "{other:?}");
+        }
     }
 }

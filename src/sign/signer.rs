@@ -212,7 +212,9 @@ impl Scheme {
 
     /// Which scheme a raw query carries (SigV4 first, then CloudFront, then native).
     pub fn of_query(query: &str) -> Self {
-        if sigv4::is_sigv4(query) {
+        if query.is_empty() {
+            Scheme::Unsigned
+        } else if sigv4::is_sigv4(query) {
             Scheme::Sigv4
         } else if cloudfront::is_cloudfront(query) {
             Scheme::CloudFront
