@@ -244,7 +244,7 @@ pub struct Tls {
 }
 
 /// `[cache]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cache {
     /// Upper bound on cached URLs.
     pub max_entries: u64,

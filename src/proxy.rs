@@ -188,6 +188,32 @@ fn fresh(entry: Arc<Entry>, now: u64, rolls_at: u64) -> Result<(Arc<Entry>, u64)
     Ok((entry, rolls_at))
 }
 
+/// Whether two configs mint the same URLs, so that one's signature cache serves the other:
+/// the same `[cache]`, and origin by origin (cache keys hold the origin's index) the same
+/// URL for a probe signed by both at `now`. A signature covers everything that shapes a URL
+/// (layout, region, TTL, the first key and its algorithm), and every scheme here signs
+/// deterministically, so equal probes mean equal URLs.
+fn mints_alike(old: &Config, new: &Config, now: u64) -> bool {
+    let probe = |signer: &OriginSigner| {
+        signer
+            .sign(&SignSpec {
+                raw_key: "edgesign/reload-probe",
+                method: Method::Get,
+                params: &[],
+                signed_at: now,
+                lifetime: signer.ttl,
+            })
+            .ok()
+            .map(|s| s.url)
+    };
+    old.cache == new.cache
+        && old.origins.len() == new.origins.len()
+        && old.origins.iter().zip(&new.origins).all(|(a, b)| {
+            let before = probe(&a.signer);
+            before.is_some() && before == probe(&b.signer)
+        })
+}
+
 fn now() -> u64 {
     clock::unix_secs(clock::now())
 }
@@ -246,23 +272,33 @@ impl App {
     /// A ready service for `config` counting into `metrics`.
     pub fn with_metrics(config: Config, metrics: Arc<Metrics>) -> Arc<Self> {
         let limiter = Arc::new(limiter(&config.rate_limit));
-        Self::assemble(config, metrics, limiter)
+        Self::assemble(config, metrics, limiter, None)
     }
 
     /// The service for a reloaded `config`: same metrics; the rate limiter's buckets carry
-    /// over when `[rate_limit]` is unchanged; the signature cache starts empty, since keys may
-    /// have changed (bucketing makes the re-minted URLs identical when they have not).
+    /// over when `[rate_limit]` is unchanged. So does the signature cache, when `[cache]` is
+    /// unchanged and every origin still mints exactly what it minted (see [`mints_alike`]):
+    /// a reload that changes routes, auth or limits does not send every hot URL back to be
+    /// signed, which for RSA keys is milliseconds each. A changed key, endpoint or TTL
+    /// starts an empty cache.
     pub fn reloaded(&self, config: Config) -> Arc<Self> {
         let limiter = if config.rate_limit == self.config.rate_limit {
             self.limiter.clone()
         } else {
             Arc::new(limiter(&config.rate_limit))
         };
-        Self::assemble(config, self.metrics.clone(), limiter)
+        let cache = mints_alike(&self.config, &config, now()).then(|| self.cache.clone());
+        Self::assemble(config, self.metrics.clone(), limiter, cache)
     }
 
-    fn assemble(config: Config, metrics: Arc<Metrics>, limiter: Arc<Limiter>) -> Arc<Self> {
-        let cache = SignatureCache::new(config.cache.max_entries, metrics.clone());
+    fn assemble(
+        config: Config,
+        metrics: Arc<Metrics>,
+        limiter: Arc<Limiter>,
+        cache: Option<SignatureCache>,
+    ) -> Arc<Self> {
+        let cache =
+            cache.unwrap_or_else(|| SignatureCache::new(config.cache.max_entries, metrics.clone()));
         let origin = OriginClient::new(&config.origin_client, &[], metrics.clone());
         Arc::new(App {
             config: Arc::new(config),

@@ -654,6 +654,46 @@ async fn oversized_heads_get_431_and_idle_connections_are_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_signature_cache_until_an_origin_mints_differently() {
+    let (root, _) = files(16);
+    let proxy = proxy(&local_origin(&root, KEY_1), false).await;
+    let config = proxy.dir.join("config.toml");
+    let location = || async {
+        let got = get(&format!("{}/r/ok.txt", proxy.base), &[]).await;
+        assert_eq!(got.status, 302);
+        got.header("location").to_owned()
+    };
+    let minted = location().await;
+    // Signatures made since start, across reloads (the metrics outlive them).
+    let signed = || {
+        parse_metrics(&proxy.app().metrics.render(0))
+            .get(r#"edgesign_signing_operations_total{scheme="native"}"#)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    assert_eq!(signed(), 1.0);
+    // A reload that changes no origin (here: the rate limit) keeps
+    // the cache: the URL is served without being signed again.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let edited = text.replace("per_second = 1000000", "per_second = 999999");
+    assert_ne!(edited, text);
+    std::fs::write(&config, &edited).unwrap();
+    proxy.running.reload_file(&config).unwrap();
+    assert_eq!(location().await, minted);
+    assert_eq!(signed(), 1.0, "the reload re-signed a URL it already had");
+    // A rotated key mints differently: the cache starts again and the URL changes.
+    std::fs::write(&config, edited.replace(KEY_1, KEY_2)).unwrap();
+    proxy.running.reload_file(&config).unwrap();
+    let rotated = location().await;
+    assert_ne!(
+        rotated, minted,
+        "a URL signed by the retired key was served"
+    );
+    assert!(rotated.contains("k2"), "{rotated}");
+    assert_eq!(signed(), 2.0, "the new cache signed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_logs_describe_every_request_and_never_hold_a_secret() {
     let origin = s3_origin().await;
     origin.put("acme/log.txt", b"logged");
