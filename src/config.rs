@@ -58,6 +58,7 @@ struct RawServer {
     tls_cert: Option<String>,
     tls_key: Option<String>,
     trusted_proxies: Option<Vec<String>>,
+    metrics_allow: Option<Vec<String>>,
     shutdown_grace: Option<String>,
     drain_delay: Option<String>,
     header_read_timeout: Option<String>,
@@ -214,6 +215,9 @@ pub struct Server {
     pub tls: Option<Tls>,
     /// Peers whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Client addresses `/metrics` answers (through `trusted_proxies`); by default loopback
+    /// and private networks, so the numbers never reach the internet by accident.
+    pub metrics_allow: Vec<ipnet::IpNet>,
     /// How long in-flight requests get on SIGTERM, once the listeners are closed.
     pub shutdown_grace: Duration,
     /// On SIGTERM, how long `/readyz` answers 503 while connections are still accepted, so
@@ -867,19 +871,14 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
             None
         }
     };
-    let mut trusted_proxies = Vec::new();
-    for (i, p) in s.trusted_proxies.unwrap_or_default().iter().enumerate() {
-        match p
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        {
-            Ok(n) => trusted_proxies.push(n),
-            Err(_) => c.err(
-                format!("server.trusted_proxies[{i}]"),
-                format!("{p:?} is not an IP or CIDR"),
-            ),
-        }
-    }
+    let trusted_proxies = networks(c, "server.trusted_proxies", s.trusted_proxies);
+    let metrics_allow = match s.metrics_allow {
+        Some(list) => networks(c, "server.metrics_allow", Some(list)),
+        None => PRIVATE_NETWORKS
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect(),
+    };
     let shutdown_grace = c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "30s");
     let drain_delay = c.duration("server.drain_delay", s.drain_delay.as_deref(), "0s");
     let header_read_timeout = c.duration(
@@ -926,6 +925,7 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
         public_url,
         tls,
         trusted_proxies,
+        metrics_allow,
         shutdown_grace,
         drain_delay,
         workers,
@@ -934,6 +934,34 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
         max_header_size: max_header_size.clamp(MIN_HEADER_SIZE, MAX_HEADER_SIZE) as usize,
         max_connections: max_connections.clamp(1, MAX_CONNECTIONS) as usize,
     }
+}
+
+/// Where `/metrics` answers by default: loopback, RFC 1918 and unique-local addresses.
+const PRIVATE_NETWORKS: [&str; 6] = [
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+];
+
+/// A list of IPs or CIDRs at `path`, each bad entry an error naming its index.
+fn networks(c: &mut Checker<'_>, path: &str, list: Option<Vec<String>>) -> Vec<ipnet::IpNet> {
+    let mut out = Vec::new();
+    for (i, p) in list.unwrap_or_default().iter().enumerate() {
+        match p
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        {
+            Ok(n) => out.push(n),
+            Err(_) => c.err(
+                format!("{path}[{i}]"),
+                format!("{p:?} is not an IP or CIDR"),
+            ),
+        }
+    }
+    out
 }
 
 fn validate_origin(

@@ -684,8 +684,16 @@ async fn answer(
     let (mut resp, route, cache) = match req.uri().path() {
         "/healthz" => (ops::healthz(), "healthz", "-"),
         "/readyz" => (ops::readyz(draining), "readyz", "-"),
-        "/metrics" => (
+        "/metrics" if metrics_allowed(&req, peer, &app) => (
             ops::metrics(&app.metrics, app.cache.entries_now()),
+            "metrics",
+            "-",
+        ),
+        "/metrics" => (
+            crate::proxy::error_response(
+                &crate::Error::Forbidden("metrics are not served to this address"),
+                false,
+            ),
             "metrics",
             "-",
         ),
@@ -719,6 +727,20 @@ async fn answer(
             activity,
         }),
     })
+}
+
+/// Whether the client (through trusted proxies) is in `server.metrics_allow`.
+fn metrics_allowed(
+    req: &http::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    app: &App,
+) -> bool {
+    let server = &app.config.server;
+    let client = crate::auth::client_ip(peer.ip(), req.headers(), &server.trusted_proxies);
+    server
+        .metrics_allow
+        .iter()
+        .any(|n| n.contains(&client.to_canonical()))
 }
 
 static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");

@@ -314,6 +314,20 @@ fn bad_duration() {
 }
 
 #[test]
+fn a_metrics_network_that_is_not_one() {
+    refused(
+        &GOOD.replace(
+            "public_url = \"http://127.0.0.1:8080\"\n",
+            "public_url = \"http://127.0.0.1:8080\"\nmetrics_allow = [\"10.0.0.0/8\", \"office\"]\n",
+        ),
+        &[],
+        &[],
+        "server.metrics_allow[1]",
+        "not an IP or CIDR",
+    );
+}
+
+#[test]
 fn local_root_missing() {
     refused(
         &GOOD.replace("root = \"files\"", "root = \"nowhere\""),

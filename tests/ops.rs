@@ -694,6 +694,53 @@ async fn a_reload_keeps_the_signature_cache_until_an_origin_mints_differently() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_private_networks_only_unless_configured() {
+    let (root, _) = files(16);
+    // Behind a load balancer on 127.0.0.1 (trusted): the client is whoever it forwards for.
+    let proxy = proxy_with(
+        &local_origin(&root, KEY_1),
+        false,
+        "trusted_proxies = [\"127.0.0.1/32\"]",
+    )
+    .await;
+    let metrics = |from: Option<&'static str>| {
+        let url = format!("{}/metrics", proxy.base);
+        async move {
+            let headers: Vec<(&str, &str)> =
+                from.map(|ip| ("x-forwarded-for", ip)).into_iter().collect();
+            get(&url, &headers).await
+        }
+    };
+    for from in [None, Some("10.1.2.3"), Some("fd00::7")] {
+        let got = metrics(from).await;
+        assert_eq!(got.status, 200, "{from:?}");
+        assert!(got.text().contains("# TYPE edgesign_"), "{from:?}");
+    }
+    let outside = metrics(Some("203.0.113.5")).await;
+    assert_eq!(outside.status, 403);
+    assert_eq!(outside.json()["code"], "forbidden");
+    assert!(!outside.text().contains("edgesign_"));
+
+    // An explicit list replaces the default.
+    let proxy = proxy_with(
+        &local_origin(&root, KEY_1),
+        false,
+        "trusted_proxies = [\"127.0.0.1/32\"]\nmetrics_allow = [\"203.0.113.0/24\"]",
+    )
+    .await;
+    let from = |ip: &'static str| {
+        let url = format!("{}/metrics", proxy.base);
+        async move { get(&url, &[("x-forwarded-for", ip)]).await.status }
+    };
+    assert_eq!(from("203.0.113.5").await, 200);
+    assert_eq!(from("10.1.2.3").await, 403);
+    assert_eq!(
+        get(&format!("{}/metrics", proxy.base), &[]).await.status,
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_logs_describe_every_request_and_never_hold_a_secret() {
     let origin = s3_origin().await;
     origin.put("acme/log.txt", b"logged");
