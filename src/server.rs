@@ -10,7 +10,7 @@
 //! a new connection must send a whole request head within `server.header_read_timeout`, and
 //! so must an HTTP/1.1 keep-alive client once the first bytes of its next head arrive (a
 //! slowloris is cut off either way); a connection with nothing in flight closes after
-//! `server.idle_timeout`, whichever of the two timeouts is longer.
+//! `server.idle_timeout`, whether that is shorter or longer than the head timeout.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
