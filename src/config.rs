@@ -216,7 +216,7 @@ pub struct Server {
     /// Peers whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Client addresses `/metrics` answers (through `trusted_proxies`); by default loopback
-    /// and private networks, so the numbers never reach the internet by accident.
+    /// only, so the numbers never reach the internet by accident.
     pub metrics_allow: Vec<ipnet::IpNet>,
     /// How long in-flight requests get on SIGTERM, once the listeners are closed.
     pub shutdown_grace: Duration,
@@ -874,10 +874,7 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
     let trusted_proxies = networks(c, "server.trusted_proxies", s.trusted_proxies);
     let metrics_allow = match s.metrics_allow {
         Some(list) => networks(c, "server.metrics_allow", Some(list)),
-        None => PRIVATE_NETWORKS
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect(),
+        None => LOOPBACK.iter().filter_map(|n| n.parse().ok()).collect(),
     };
     let shutdown_grace = c.duration("server.shutdown_grace", s.shutdown_grace.as_deref(), "30s");
     let drain_delay = c.duration("server.drain_delay", s.drain_delay.as_deref(), "0s");
@@ -936,15 +933,10 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
     }
 }
 
-/// Where `/metrics` answers by default: loopback, RFC 1918 and unique-local addresses.
-const PRIVATE_NETWORKS: [&str; 6] = [
-    "127.0.0.0/8",
-    "::1/128",
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "fc00::/7",
-];
+/// Where `/metrics` answers by default: this host only. Private networks would be wrong as
+/// a default: behind a load balancer that is not in `trusted_proxies`, every internet
+/// client arrives from the balancer's private address.
+const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 
 /// A list of IPs or CIDRs at `path`, each bad entry an error naming its index.
 fn networks(c: &mut Checker<'_>, path: &str, list: Option<Vec<String>>) -> Vec<ipnet::IpNet> {

@@ -209,6 +209,11 @@ fn mints_alike(old: &Config, new: &Config, now: u64) -> bool {
     old.cache == new.cache
         && old.origins.len() == new.origins.len()
         && old.origins.iter().zip(&new.origins).all(|(a, b)| {
+            // The TTL too: near the credentials' own expiry both probes are capped alike,
+            // while entries minted earlier in the bucket were not.
+            if a.signer.ttl != b.signer.ttl {
+                return false;
+            }
             let before = probe(&a.signer);
             before.is_some() && before == probe(&b.signer)
         })

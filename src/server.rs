@@ -9,7 +9,8 @@
 //! loop waits and new clients queue in the kernel's backlog. Each connection has a watchdog:
 //! a new connection must send a whole request head within `server.header_read_timeout`, and
 //! so must an HTTP/1.1 keep-alive client once the first bytes of its next head arrive (a
-//! slowloris is cut off either way); a connection with nothing in flight closes after
+//! slowloris is cut off either way; the signing APIs bound their bodies by the same
+//! timeout); a connection with nothing in flight closes after
 //! `server.idle_timeout`, whether that is shorter or longer than the head timeout.
 
 use std::net::SocketAddr;
@@ -665,7 +666,9 @@ async fn answer(
     shared: &Shared,
     activity: Arc<Activity>,
 ) -> Response<Accounted> {
-    activity.begin();
+    // Ends the request however it ends: with its response body, or dropped half-way (an
+    // HTTP/2 client that resets the stream while the service is still working).
+    let in_flight = InFlight::begin(activity);
     let start = crate::clock::instant();
     let app = shared.app.load_full();
     let id = request_id(&req, peer, &app, &shared.ids);
@@ -724,9 +727,34 @@ async fn answer(
             status,
             start,
             app,
-            activity,
+            in_flight,
         }),
     })
+}
+
+/// A request in flight on its connection, until [`InFlight::end`] or drop.
+struct InFlight(Option<Arc<Activity>>);
+
+impl InFlight {
+    fn begin(activity: Arc<Activity>) -> Self {
+        activity.begin();
+        InFlight(Some(activity))
+    }
+
+    /// The request finished at `now`.
+    fn end(mut self, now: Instant) {
+        if let Some(activity) = self.0.take() {
+            activity.end(now);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(activity) = self.0.take() {
+            activity.end(crate::clock::instant());
+        }
+    }
 }
 
 /// Whether the client (through trusted proxies) is in `server.metrics_allow`.
@@ -737,10 +765,7 @@ fn metrics_allowed(
 ) -> bool {
     let server = &app.config.server;
     let client = crate::auth::client_ip(peer.ip(), req.headers(), &server.trusted_proxies);
-    server
-        .metrics_allow
-        .iter()
-        .any(|n| n.contains(&client.to_canonical()))
+    server.metrics_allow.iter().any(|n| n.contains(&client))
 }
 
 static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
@@ -762,7 +787,7 @@ fn request_id(
                 .server
                 .trusted_proxies
                 .iter()
-                .any(|n| n.contains(&peer.ip()))
+                .any(|n| n.contains(&peer.ip().to_canonical()))
     });
     match given {
         Some(v) => v.clone(),
@@ -788,7 +813,7 @@ struct Done {
     status: u16,
     start: Instant,
     app: Arc<App>,
-    activity: Arc<Activity>,
+    in_flight: InFlight,
 }
 
 /// A response body that counts what it sends and, when it ends or is dropped (client gone),
@@ -859,6 +884,6 @@ impl Drop for Accounted {
         done.app
             .metrics
             .request(l.route, done.status, self.bytes, took);
-        done.activity.end(now);
+        done.in_flight.end(now);
     }
 }

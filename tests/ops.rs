@@ -576,8 +576,9 @@ async fn read_response(sock: &mut TcpStream, len: usize) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keep_alive_outlives_the_header_timeout_but_a_slow_next_head_is_cut() {
+/// A proxy whose request heads (and API bodies) must arrive within 1 s, idle connections
+/// living 30 s, and a raw connection to it.
+async fn quick_heads_proxy() -> (Proxy, TcpStream) {
     let (root, _) = files(16);
     let proxy = proxy_with(
         &local_origin(&root, KEY_1),
@@ -585,7 +586,33 @@ async fn keep_alive_outlives_the_header_timeout_but_a_slow_next_head_is_cut() {
         "header_read_timeout = \"1s\"\nidle_timeout = \"30s\"",
     )
     .await;
-    let mut sock = TcpStream::connect(addr_of(&proxy.base)).await.unwrap();
+    let sock = TcpStream::connect(addr_of(&proxy.base)).await.unwrap();
+    (proxy, sock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dripped_api_body_is_refused_at_the_header_timeout() {
+    let (_proxy, mut sock) = quick_heads_proxy().await;
+    let started = edgesign::clock::instant();
+    sock.write_all(
+        b"POST /v1/sign HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ke",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut answer))
+        .await
+        .expect("a dripped body held the connection past header_read_timeout")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("header_read_timeout"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(800));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_outlives_the_header_timeout_but_a_slow_next_head_is_cut() {
+    let (_proxy, mut sock) = quick_heads_proxy().await;
     let request = b"GET /d/ok.txt HTTP/1.1\r\nHost: x\r\n\r\n";
     sock.write_all(request).await.unwrap();
     assert!(read_response(&mut sock, 4).await.ends_with("fine"));
@@ -694,7 +721,7 @@ async fn a_reload_keeps_the_signature_cache_until_an_origin_mints_differently() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_answer_private_networks_only_unless_configured() {
+async fn metrics_answer_this_host_only_unless_configured() {
     let (root, _) = files(16);
     // Behind a load balancer on 127.0.0.1 (trusted): the client is whoever it forwards for.
     let proxy = proxy_with(
@@ -711,15 +738,19 @@ async fn metrics_answer_private_networks_only_unless_configured() {
             get(&url, &headers).await
         }
     };
-    for from in [None, Some("10.1.2.3"), Some("fd00::7")] {
+    for from in [None, Some("127.0.0.1"), Some("::1")] {
         let got = metrics(from).await;
         assert_eq!(got.status, 200, "{from:?}");
         assert!(got.text().contains("# TYPE edgesign_"), "{from:?}");
     }
-    let outside = metrics(Some("203.0.113.5")).await;
-    assert_eq!(outside.status, 403);
-    assert_eq!(outside.json()["code"], "forbidden");
-    assert!(!outside.text().contains("edgesign_"));
+    // Anyone else, private networks included (a load balancer that is not trusted makes
+    // every internet client look private), and a forwarded hop that cannot be read.
+    for from in ["203.0.113.5", "10.1.2.3", "fd00::7", "10.0.0.1, unknown"] {
+        let got = metrics(Some(from)).await;
+        assert_eq!(got.status, 403, "{from}");
+        assert_eq!(got.json()["code"], "forbidden");
+        assert!(!got.text().contains("edgesign_"));
+    }
 
     // An explicit list replaces the default.
     let proxy = proxy_with(
@@ -738,6 +769,36 @@ async fn metrics_answer_private_networks_only_unless_configured() {
         get(&format!("{}/metrics", proxy.base), &[]).await.status,
         403
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_reset_mid_request_does_not_keep_an_h2_connection_alive() {
+    // An origin that accepts and never answers: the request stays inside the service.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let cfg = format!(
+        "[[origins]]\nname = \"docs\"\nkind = \"s3\"\nendpoint = \"http://{origin}\"\nregion = \"us-east-1\"\nbucket = \"{BUCKET}\"\npath_style = true\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key = \"{SK}\"\n[[routes]]\nprefix = \"/s/\"\norigin = \"docs\"\nmode = \"stream\"\naccess = \"public\"\n"
+    );
+    let proxy = proxy_with(&cfg, false, "idle_timeout = \"300ms\"").await;
+    let (mut h2, h2_task) = h2_conn(&addr_of(&proxy.base)).await;
+    // The client gives up: hyper resets the stream, and the service's future is dropped.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        h2.send_request(get_req("/s/k.txt")),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the silent origin answered");
+    // Nothing is in flight any more: the connection closes once idle.
+    tokio::time::timeout(Duration::from_secs(3), h2_task)
+        .await
+        .expect("a reset stream kept the connection counted as busy")
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

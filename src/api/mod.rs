@@ -117,7 +117,7 @@ where
         if parts.method != http::Method::POST {
             return Err(Error::MethodNotAllowed);
         }
-        let json = read_json(body).await?;
+        let json = read_json(body, app.config.server.header_read_timeout).await?;
         match api {
             Api::ContentSign => content::handle(app, parts, &json, cx).await,
             Api::FilesSignedUrl => files::handle(app, parts, &json, cx).await,
@@ -132,16 +132,22 @@ where
     }
 }
 
-/// Reads at most [`MAX_BODY`] bytes and parses them as a JSON object (an empty body is `{}`).
-async fn read_json<B>(body: B) -> Result<Value, Error>
+/// Reads at most [`MAX_BODY`] bytes, arriving `within` (`server.header_read_timeout`: a
+/// client that drips its body holds a connection slot like one that drips its head), and
+/// parses them as a JSON object (an empty body is `{}`).
+async fn read_json<B>(body: B, within: std::time::Duration) -> Result<Value, Error>
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let bytes: Bytes = Limited::new(body, MAX_BODY)
-        .collect()
+    let bytes: Bytes = tokio::time::timeout(within, Limited::new(body, MAX_BODY).collect())
         .await
+        .map_err(|_| {
+            Error::BadRequest(
+                "the request body did not arrive within server.header_read_timeout".into(),
+            )
+        })?
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()

@@ -172,27 +172,51 @@ pub fn authenticate(auth: &Auth, headers: &HeaderMap, now: u64) -> Result<Princi
 
 /// The client's address: the peer, or — when the peer is a trusted proxy — the rightmost
 /// `X-Forwarded-For` hop that is not itself a trusted proxy. Untrusted peers cannot choose
-/// their own address (and so their own rate-limit bucket).
+/// their own address (and so their own rate-limit bucket). Addresses are compared in
+/// canonical form, so an IPv4 peer on a dual-stack listener (`::ffff:10.0.0.1`) is the same
+/// peer as `10.0.0.1`. A hop that cannot be read (not an address, an address with a port
+/// and brackets is read) ends the walk at [`UNREADABLE_CLIENT`]: the hops before it are
+/// whatever the client wrote, so none of them is believed.
 pub fn client_ip(
     peer: std::net::IpAddr,
     headers: &HeaderMap,
     trusted: &[ipnet::IpNet],
 ) -> std::net::IpAddr {
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let peer = peer.to_canonical();
     if !is_trusted(&peer) {
         return peer;
     }
-    let hops: Vec<std::net::IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|h| h.trim().parse().ok())
-        .collect();
-    hops.into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(value) = value.to_str() else {
+            return UNREADABLE_CLIENT;
+        };
+        for hop in value.rsplit(',') {
+            match forwarded_hop(hop.trim()) {
+                Some(ip) if is_trusted(&ip) => continue,
+                Some(ip) => return ip,
+                None => return UNREADABLE_CLIENT,
+            }
+        }
+    }
+    peer
+}
+
+/// Where a request comes from when a trusted proxy forwarded a hop edgesign cannot read: an
+/// address that no configured network holds (and one rate-limit bucket for all such
+/// requests).
+pub const UNREADABLE_CLIENT: std::net::IpAddr =
+    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+/// One `X-Forwarded-For` hop: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or
+/// `[2001:db8::1]:5678`, in canonical form.
+fn forwarded_hop(hop: &str) -> Option<std::net::IpAddr> {
+    if let Ok(ip) = hop.parse::<std::net::IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    hop.parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip().to_canonical())
 }
 
 #[cfg(test)]
@@ -219,5 +243,51 @@ mod tests {
             client_ip("10.0.0.1".parse().unwrap(), &HeaderMap::new(), &trusted).to_string(),
             "10.0.0.1"
         );
+    }
+
+    #[test]
+    fn forwarded_for_survives_dual_stack_ports_and_garbage() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let with = |xff: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", xff.parse().unwrap());
+            h
+        };
+        // A load balancer reached over a dual-stack listener is still trusted.
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.1.5"), &with("203.0.113.9"), &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("::ffff:8.8.8.8"), &with("203.0.113.9"), &trusted),
+            ip("8.8.8.8")
+        );
+        // Hops with ports, brackets, mapped forms.
+        for (xff, client) in [
+            ("6.6.6.6, 203.0.113.9:5123", "203.0.113.9"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("::ffff:203.0.113.9, 10.0.0.2", "203.0.113.9"),
+        ] {
+            assert_eq!(
+                client_ip(ip("10.0.0.1"), &with(xff), &trusted),
+                ip(client),
+                "{xff}"
+            );
+        }
+        // A hop the proxy wrote that cannot be read: nothing to its left is believed, so a
+        // client cannot slip a private address in front of it.
+        for xff in ["10.0.0.7, unknown", "10.0.0.7, ", "10.0.0.7,,10.0.0.2"] {
+            assert_eq!(
+                client_ip(ip("10.0.0.1"), &with(xff), &trusted),
+                UNREADABLE_CLIENT,
+                "{xff}"
+            );
+        }
+        // Several header lines are one list, read from the last.
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "10.0.0.5".parse().unwrap());
+        h.append("x-forwarded-for", "198.51.100.1, 10.0.0.3".parse().unwrap());
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("198.51.100.1"));
     }
 }
