@@ -774,14 +774,7 @@ async fn metrics_answer_this_host_only_unless_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_reset_mid_request_does_not_keep_an_h2_connection_alive() {
     // An origin that accepts and never answers: the request stays inside the service.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = silent.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = silent.accept().await {
-            held.push(sock);
-        }
-    });
+    let origin = silent_origin().await;
     let cfg = format!(
         "[[origins]]\nname = \"docs\"\nkind = \"s3\"\nendpoint = \"http://{origin}\"\nregion = \"us-east-1\"\nbucket = \"{BUCKET}\"\npath_style = true\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key = \"{SK}\"\n[[routes]]\nprefix = \"/s/\"\norigin = \"docs\"\nmode = \"stream\"\naccess = \"public\"\n"
     );

@@ -463,14 +463,7 @@ async fn origin_failures_are_502_and_504_and_a_cut_body_is_an_error() {
     let closed_addr = closed.local_addr().unwrap();
     drop(closed);
     // Silent: accepts, never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_addr = silent.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = silent.accept().await {
-            held.push(s);
-        }
-    });
+    let silent_addr = silent_origin().await;
     // Cut: promises 1000 bytes, sends 10, closes.
     let cut = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let cut_addr = cut.local_addr().unwrap();

@@ -270,6 +270,19 @@ pub fn path_and_query(url: &str) -> &str {
     &after[after.find('/').unwrap()..]
 }
 
+/// An origin on `127.0.0.1:0` that accepts connections and never answers (nor closes them).
+pub async fn silent_origin() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    addr
+}
+
 /// A stand-in HTTP server on `127.0.0.1:0` answering every request with `answer`; for
 /// behaviour no real origin here has (conditional GETs on s3s-fs, redirects).
 pub async fn serve_fn<F>(answer: F) -> SocketAddr
