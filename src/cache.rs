@@ -1,6 +1,6 @@
 //! The signature cache (DESIGN.md §3): moka, keyed by (origin, object key, method,
 //! overrides, variant, bucket start), each entry living until its bucket ends, bounded by
-//! `cache.max_entries`. Concurrent misses for one key sign once (moka's `try_get_with` is
+//! `cache.max_entries` and by `cache.max_bytes` (see [`SignatureCache::new`]). Concurrent misses for one key sign once (moka's `try_get_with` is
 //! single-flight). A hit performs no HMAC or RSA operation.
 //!
 //! moka's synchronous cache, not its async one: a hit is a plain function call (the async
@@ -171,12 +171,32 @@ impl std::fmt::Debug for SignatureCache {
     }
 }
 
+/// What an entry costs beyond the bytes of its key and URL: moka's node, the `Arc`s, the
+/// header value, the allocations' headers (measured roughly; it only has to be the right size).
+const ENTRY_OVERHEAD: u64 = 320;
+
 impl SignatureCache {
-    /// A cache bounded to `max_entries` URLs, counting lookups into `metrics` too.
-    pub fn new(max_entries: u64, metrics: Arc<Metrics>) -> Self {
+    /// A cache bounded to `max_entries` URLs and `max_bytes` bytes, counting lookups into
+    /// `metrics` too.
+    ///
+    /// moka bounds one weighted sum, so both limits are folded into it: an entry weighs its
+    /// bytes (key, overrides, variant, URL and `Location`, plus overhead), but never less
+    /// than `max_bytes / max_entries`. The weights then sum to at most `max_bytes`, which
+    /// caps the bytes held and, since each entry weighs at least a share, the entry count.
+    /// Keys and overrides are also capped in length before they get here
+    /// ([`crate::auth::keypath::MAX_KEY_BYTES`], [`crate::auth::overrides::MAX_BYTES`]).
+    pub fn new(max_entries: u64, max_bytes: u64, metrics: Arc<Metrics>) -> Self {
+        let floor = max_bytes.div_ceil(max_entries.max(1));
         SignatureCache {
             inner: moka::sync::Cache::builder()
-                .max_capacity(max_entries)
+                .max_capacity(max_bytes)
+                .weigher(move |key: &CacheKey, entry: &Arc<Entry>| {
+                    let bytes = key.raw_key.len()
+                        + key.params.len()
+                        + key.variant.len()
+                        + 2 * entry.signed.url.len();
+                    u32::try_from((bytes as u64 + ENTRY_OVERHEAD).max(floor)).unwrap_or(u32::MAX)
+                })
                 .expire_after(UntilBucketEnds)
                 .build_with_hasher(foldhash::fast::RandomState::default()),
             id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
@@ -350,7 +370,7 @@ mod tests {
     #[test]
     fn hits_come_from_the_threads_table_only_while_alive_and_only_for_their_own_cache() {
         let metrics = Arc::new(Metrics::new());
-        let cache = SignatureCache::new(100, metrics.clone());
+        let cache = SignatureCache::new(100, 1 << 20, metrics.clone());
         let key = CacheKey::new(0, "a/b.txt", Method::Get, &[], "", 1000);
         let (minted, was_minted) = cache
             .get_or_sign(key.clone(), 1000, 1900, || {
@@ -365,7 +385,7 @@ mod tests {
         }
         assert_eq!((cache.hits(), cache.signing_ops()), (2, 1));
         // Another cache (a reload) on the same thread does not see this one's entries.
-        let reloaded = SignatureCache::new(100, metrics);
+        let reloaded = SignatureCache::new(100, 1 << 20, metrics);
         assert!(reloaded.get(&key, 1001).is_none());
         // Once the URL has died, neither the table nor moka serves it, and it is minted anew.
         assert!(cache.get(&key, 1600).is_none());
@@ -377,6 +397,28 @@ mod tests {
         assert!(was_minted);
         assert_eq!(again.signed.url, "https://o/a/b.txt?sig=2");
         assert!(Arc::ptr_eq(&cache.get(&key, 1601).unwrap(), &again));
+    }
+
+    #[test]
+    fn the_byte_budget_bounds_big_entries_and_the_entry_count_bounds_small_ones() {
+        let metrics = Arc::new(Metrics::new());
+        // 1 MiB for at most 1000 entries: big (~3 KiB) entries are limited by bytes.
+        let cache = SignatureCache::new(1000, 1 << 20, metrics.clone());
+        let big = "k".repeat(1000);
+        for i in 0..2000u64 {
+            let key = CacheKey::new(0, &format!("{big}{i}"), Method::Get, &[], "", 0);
+            let url = format!("https://o/{big}{i}?sig=1");
+            cache.get_or_sign(key, 1, 100, || signed(&url, 50)).unwrap();
+        }
+        let held = cache.entries_now();
+        assert!(held > 100 && held <= (1 << 20) / 3000 + 1, "{held} big entries held");
+        // Small entries are limited by max_entries.
+        let cache = SignatureCache::new(100, 1 << 30, metrics);
+        for i in 0..1000u64 {
+            let key = CacheKey::new(0, &format!("k{i}"), Method::Get, &[], "", 0);
+            cache.get_or_sign(key, 1, 100, || signed("https://o/k?s=1", 50)).unwrap();
+        }
+        assert!(cache.entries_now() <= 100, "{}", cache.entries_now());
     }
 
     proptest! {

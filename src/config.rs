@@ -63,6 +63,7 @@ struct RawServer {
     drain_delay: Option<String>,
     header_read_timeout: Option<String>,
     idle_timeout: Option<String>,
+    send_timeout: Option<String>,
     max_header_size: Option<u64>,
     max_connections: Option<u64>,
     workers: Option<u64>,
@@ -72,7 +73,40 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawCache {
     max_entries: Option<u64>,
+    max_bytes: Option<RawSize>,
     bucket: Option<String>,
+}
+
+/// A size: bytes as a number, or text with a unit (`"256MiB"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(u64),
+    Text(String),
+}
+
+/// `"256MiB"`, `"1GiB"`, `"64KiB"`, `"1000000"` (bytes; `KB`/`MB`/`GB` are powers of ten).
+fn parse_size(raw: &RawSize) -> Option<u64> {
+    let text = match raw {
+        RawSize::Bytes(n) => return Some(*n),
+        RawSize::Text(t) => t.trim(),
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +195,7 @@ struct RawApiKey {
 struct RawRateLimit {
     per_second: Option<f64>,
     burst: Option<u32>,
+    ipv6_prefix: Option<u8>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,6 +263,9 @@ pub struct Server {
     pub header_read_timeout: Duration,
     /// How long a connection with nothing in flight is kept open.
     pub idle_timeout: Duration,
+    /// How long a response may wait for its client to take more bytes before the
+    /// connection is cut (HTTP/1.1) or closed with GOAWAY (HTTP/2); nginx's `send_timeout`.
+    pub send_timeout: Duration,
     /// Largest request head accepted, bytes (HTTP/1.1 answers 431 beyond it).
     pub max_header_size: usize,
     /// Connections served at once; further clients wait in the listen backlog.
@@ -252,6 +290,8 @@ pub struct Tls {
 pub struct Cache {
     /// Upper bound on cached URLs.
     pub max_entries: u64,
+    /// Upper bound on the bytes they hold (keys, overrides, URLs).
+    pub max_bytes: u64,
     /// Time bucket, seconds.
     pub bucket: u64,
 }
@@ -348,6 +388,9 @@ pub struct RateLimit {
     pub per_second: f64,
     /// Bucket size.
     pub burst: u32,
+    /// Anonymous and failed-login buckets hold an IPv6 client's whole network of this
+    /// prefix length (one host usually holds a /64).
+    pub ipv6_prefix: u8,
 }
 
 /// `[compat]`.
@@ -600,8 +643,25 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
     if max_entries == 0 {
         c.err("cache.max_entries", "must be at least 1");
     }
+    let max_bytes = match &raw.cache.max_bytes {
+        None => DEFAULT_CACHE_BYTES,
+        Some(raw) => parse_size(raw).unwrap_or_else(|| {
+            c.err(
+                "cache.max_bytes",
+                format!("{raw:?} is not a size like \"256MiB\""),
+            );
+            DEFAULT_CACHE_BYTES
+        }),
+    };
+    if max_bytes < MIN_CACHE_BYTES {
+        c.err(
+            "cache.max_bytes",
+            format!("{max_bytes} bytes is too small; give the cache at least 1MiB"),
+        );
+    }
     let cache = Cache {
         max_entries,
+        max_bytes: max_bytes.max(MIN_CACHE_BYTES),
         bucket: bucket.max(1),
     };
 
@@ -756,6 +816,13 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
     if burst == 0 {
         c.err("rate_limit.burst", "must be at least 1");
     }
+    let ipv6_prefix = raw.rate_limit.ipv6_prefix.unwrap_or(64);
+    if !(32..=128).contains(&ipv6_prefix) {
+        c.err(
+            "rate_limit.ipv6_prefix",
+            format!("{ipv6_prefix} must be between 32 and 128 (64: one bucket per /64)"),
+        );
+    }
     let compat_origin = |key: &str, name: Option<String>, c: &mut Checker<'_>| {
         let name = name?;
         let idx = index_of(&name);
@@ -801,7 +868,11 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         origins,
         routes,
         auth,
-        rate_limit: RateLimit { per_second, burst },
+        rate_limit: RateLimit {
+            per_second,
+            burst,
+            ipv6_prefix: ipv6_prefix.clamp(32, 128),
+        },
         compat,
         origin_client,
     })
@@ -890,6 +961,10 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
     if idle_timeout.is_zero() {
         c.err("server.idle_timeout", "must be at least 1ms");
     }
+    let send_timeout = c.duration("server.send_timeout", s.send_timeout.as_deref(), "60s");
+    if send_timeout.is_zero() {
+        c.err("server.send_timeout", "must be at least 1ms");
+    }
     let max_header_size = s.max_header_size.unwrap_or(16 * 1024);
     if !(MIN_HEADER_SIZE..=MAX_HEADER_SIZE).contains(&max_header_size) {
         c.err(
@@ -928,10 +1003,16 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
         workers,
         header_read_timeout,
         idle_timeout,
+        send_timeout,
         max_header_size: max_header_size.clamp(MIN_HEADER_SIZE, MAX_HEADER_SIZE) as usize,
         max_connections: max_connections.clamp(1, MAX_CONNECTIONS) as usize,
     }
 }
+
+/// `cache.max_bytes` by default.
+const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+/// The smallest `cache.max_bytes`.
+const MIN_CACHE_BYTES: u64 = 1 << 20;
 
 /// Where `/metrics` answers by default: this host only. Private networks would be wrong as
 /// a default: behind a load balancer that is not in `trusted_proxies`, every internet
@@ -1321,19 +1402,21 @@ fn check_no_self_redirect(path: &str, origin: &Origin, server: &Server, c: &mut 
     if matches!(origin.signer.kind, Kind::Local(_)) {
         return; // local links point at /_origin/, which the proxy serves itself.
     }
-    let target = origin.signer.layout().connect_target();
-    let mut own: Vec<(String, u16)> = vec![(server.listen.ip().to_string(), server.listen.port())];
-    if let Some(tls) = &server.tls {
-        own.push((tls.listen.ip().to_string(), tls.listen.port()));
-    }
-    if let Ok(p) = Layout::new(&server.public_url, "") {
-        let (h, port) = p.connect_target();
-        own.push((h.to_owned(), port));
-    }
-    if own
+    let (host, port) = origin.signer.layout().connect_target();
+    let mut listeners = vec![server.listen];
+    listeners.extend(server.tls.as_ref().map(|t| t.listen));
+    let to_listener = listeners
         .iter()
-        .any(|(h, p)| h.eq_ignore_ascii_case(target.0) && *p == target.1)
-    {
+        .any(|l| l.port() == port && host_reaches(host, l.ip()));
+    let to_public_url = Layout::new(&server.public_url, "").is_ok_and(|p| {
+        let (own, own_port) = p.connect_target();
+        own_port == port
+            && (own.eq_ignore_ascii_case(host)
+                || host_addresses(own)
+                    .iter()
+                    .any(|ip| host_addresses(host).contains(ip)))
+    });
+    if to_listener || to_public_url {
         c.err(
             format!("{path}.origin"),
             format!(
@@ -1342,6 +1425,69 @@ fn check_no_self_redirect(path: &str, origin: &Origin, server: &Server, c: &mut 
             ),
         );
     }
+}
+
+/// The addresses a host of a URL names without DNS: `localhost` (and `*.localhost`, RFC
+/// 6761 §6.3) is loopback; IP literals in any spelling a resolver accepts (`127.1`,
+/// `0x7f.0.0.1`, `2130706433`, `[::ffff:127.0.0.1]`), in canonical form.
+fn host_addresses(host: &str) -> Vec<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
+    }
+    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return vec![ip.to_canonical()];
+    }
+    inet_aton(&host).map(IpAddr::V4).into_iter().collect()
+}
+
+/// IPv4 in the forms `inet_aton(3)` accepts: one to four parts, each decimal, octal (`0`
+/// prefix) or hex (`0x`), the last part filling the remaining bytes.
+fn inet_aton(text: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<u64> = text
+        .split('.')
+        .map(|p| {
+            if let Some(hex) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+                u64::from_str_radix(hex, 16).ok()
+            } else if p.len() > 1 && p.starts_with('0') {
+                u64::from_str_radix(&p[1..], 8).ok()
+            } else if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                p.parse().ok()
+            } else {
+                None
+            }
+        })
+        .collect::<Option<_>>()?;
+    let (last, head) = parts.split_last()?;
+    if head.len() > 3 || head.iter().any(|p| *p > 255) {
+        return None;
+    }
+    let tail_bits = 8 * (4 - head.len() as u32);
+    if tail_bits < 64 && *last >= 1u64 << tail_bits {
+        return None;
+    }
+    let mut value = *last;
+    for (i, p) in head.iter().enumerate() {
+        value |= p << (24 - 8 * i as u32);
+    }
+    u32::try_from(value).ok().map(std::net::Ipv4Addr::from)
+}
+
+/// Whether connecting to `host` would reach a socket listening on `listen_ip`. A wildcard
+/// listen (`0.0.0.0`, `::`) takes every local address: loopback, the unspecified address
+/// and any address of this machine's interfaces (what binding to it would accept).
+fn host_reaches(host: &str, listen_ip: std::net::IpAddr) -> bool {
+    let listen_ip = listen_ip.to_canonical();
+    host_addresses(host).into_iter().any(|ip| {
+        if listen_ip.is_unspecified() {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || std::net::UdpSocket::bind(std::net::SocketAddr::new(ip, 0)).is_ok()
+        } else {
+            ip == listen_ip
+        }
+    })
 }
 
 fn validate_auth(a: RawAuth, c: &mut Checker<'_>) -> Auth {
@@ -1398,6 +1544,15 @@ fn validate_auth(a: RawAuth, c: &mut Checker<'_>) -> Auth {
                 continue;
             }
         };
+        if let Some(org) = &k.org {
+            if !crate::auth::jwt::valid_org(org) {
+                c.err(
+                    format!("{p}.org"),
+                    format!("{org:?} is not an org name: use one path segment (no \"/\", not empty, not . or ..), or leave org out for an admin key"),
+                );
+                continue;
+            }
+        }
         api_keys.push(ApiKey {
             sha256: bytes,
             kind,

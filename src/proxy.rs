@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
-use crate::auth::{self, Principal, policy};
+use crate::auth::{self, Principal, keypath, overrides as override_policy, policy};
 use crate::cache::{CacheKey, Entry, SignatureCache};
 use crate::config::{Access, Config, Mode, Origin};
 use crate::ops::{self, Metrics};
@@ -145,6 +145,50 @@ fn private_max_age(secs: u64) -> HeaderValue {
     HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("private"))
 }
 
+/// Headers every streamed object gets, since it is served from edgesign's own origin (where
+/// its session cookie lives): `nosniff`, so a browser renders it only as the type it says,
+/// and `Content-Security-Policy: sandbox`, so even an HTML or SVG object stored at the
+/// origin runs no script with the proxy's origin. When the caller needed credentials, the
+/// answer is `private` (whatever the origin or an override said: `public` and `s-maxage`
+/// are dropped, `max-age` and the rest kept) and varies on the credentials, so no shared
+/// cache in front hands it to someone else.
+fn harden(h: &mut HeaderMap, private: bool) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    if private {
+        let kept: Vec<String> = h
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|d| {
+                let name = d.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
+                !d.is_empty() && !matches!(name.as_str(), "public" | "private" | "s-maxage")
+            })
+            .map(str::to_owned)
+            .collect();
+        let value = std::iter::once("private".to_owned())
+            .chain(kept)
+            .collect::<Vec<_>>()
+            .join(", ");
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("private")),
+        );
+        h.insert(
+            header::VARY,
+            HeaderValue::from_static("Authorization, Cookie"),
+        );
+    }
+}
+
 /// Whether an origin's signatures are slow enough (RSA, ~3 ms) to go to the blocking pool;
 /// an HMAC signature (~2 µs) is cheaper than the hand-off.
 pub(crate) fn signs_slowly(signer: &OriginSigner) -> bool {
@@ -257,15 +301,13 @@ fn overrides(query: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Whether `raw_key` lies under one of the origin's public prefixes in every form an origin
+/// or a front might read it (so `public/../private/x` is not public). A key that cannot be
+/// judged (it climbs above its root) is never public.
 pub(crate) fn is_public(origin: &Origin, raw_key: &str) -> bool {
-    if origin.public_prefixes.is_empty() {
-        return false;
-    }
-    let key = percent_decode(raw_key);
-    origin
-        .public_prefixes
-        .iter()
-        .any(|p| key.starts_with(p.as_bytes()))
+    !origin.public_prefixes.is_empty()
+        && keypath::judge(raw_key)
+            .is_ok_and(|key| policy::under_any(&origin.public_prefixes, &key))
 }
 
 impl App {
@@ -303,7 +345,13 @@ impl App {
         cache: Option<SignatureCache>,
     ) -> Arc<Self> {
         let cache =
-            cache.unwrap_or_else(|| SignatureCache::new(config.cache.max_entries, metrics.clone()));
+            cache.unwrap_or_else(|| {
+            SignatureCache::new(
+                config.cache.max_entries,
+                config.cache.max_bytes,
+                metrics.clone(),
+            )
+        });
         let origin = OriginClient::new(&config.origin_client, &[], metrics.clone());
         Arc::new(App {
             config: Arc::new(config),
@@ -383,13 +431,14 @@ impl App {
             Ok(p) => p,
             // Failed logins count against the client's address, so guessing is limited too.
             Err(e) => {
-                return Err(match self.limiter.check_key(&auth::RateKey::Address(ip)) {
+                let bucket = auth::RateKey::address(ip, self.config.rate_limit.ipv6_prefix);
+                return Err(match self.limiter.check_key(&bucket) {
                     Ok(()) => e,
                     Err(_) => Error::RateLimited { retry_after: 1 },
                 });
             }
         };
-        let key = principal.rate_key(ip);
+        let key = principal.rate_key(ip, self.config.rate_limit.ipv6_prefix);
         if let Err(not_until) = self.limiter.check_key(&key) {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
@@ -472,17 +521,7 @@ impl App {
             let url = RawUrl::parse(&url_text)?;
             self.fresh_url(&ask, Some((&url, &url_text)), &[]).await?
         };
-        self.deliver(
-            route.mode,
-            origin,
-            raw_key,
-            &signed,
-            rolls_at,
-            method,
-            &parts.headers,
-            ask.now,
-        )
-        .await
+        self.deliver(route.mode, &signed, rolls_at, &ask).await
     }
 
     /// DESIGN.md §1's decision. Unsigned (`url` is `None`): the caller is authorized and a
@@ -497,8 +536,12 @@ impl App {
         params: &[&str],
     ) -> Result<(Arc<Entry>, u64), Error> {
         let origin = &self.config.origins[ask.origin];
+        // Judged before anything is verified, authorized or signed: a key that climbs above
+        // its root is refused on every path.
+        keypath::judge(ask.raw_key)?;
         let Some((url, url_text)) = url else {
             self.authorize(ask, false)?;
+            override_policy::check(params, ask.principal, self.needs_credentials(ask))?;
             return self
                 .mint(ask.origin, ask.raw_key, ask.method, params, ask.now)
                 .await;
@@ -525,21 +568,43 @@ impl App {
             };
             return Ok((Entry::uncached(signed), verified.expires_at));
         }
-        if ask.now >= verified.expires_at.saturating_add(ask.stale_grace) {
+        let in_grace = ask.now < verified.expires_at.saturating_add(ask.stale_grace);
+        if !in_grace {
             self.authorize(ask, true)?;
-            // A wildcard policy re-signed keeps its wildcard: the caller must be allowed to
-            // read everything it covers, not just the key asked for.
-            if let Some(prefix) = verified.wildcard_prefix() {
-                if ask.access != Access::Public {
-                    let base = origin.signer.layout().base();
-                    let rel = prefix
-                        .strip_prefix(base.as_str())
-                        .ok_or(Error::Forbidden("the URL's policy covers other hosts"))?;
-                    policy::may_read_prefix(ask.principal, rel)?;
-                }
-            }
+        }
+        if let Some(prefix) = verified.wildcard_prefix() {
+            self.may_renew_wildcard(ask, &prefix, in_grace)?;
         }
         Box::pin(self.resign(ask.origin, &verified, url_text, ask.now)).await
+    }
+
+    /// A wildcard policy re-signed keeps its wildcard, so it is renewed only inside this
+    /// origin's own URLs (never `*` or `https://*`: a URL good for every distribution that
+    /// trusts the key), and — unless the route is public or the wildcard lies under a public
+    /// prefix — only for a caller who may read everything it covers, in `stale_grace` too.
+    fn may_renew_wildcard(&self, ask: &Ask<'_>, prefix: &str, in_grace: bool) -> Result<(), Error> {
+        let origin = &self.config.origins[ask.origin];
+        let base = origin.signer.layout().base();
+        let rel = prefix
+            .strip_prefix(base.as_str())
+            .ok_or(Error::Forbidden("the URL's policy covers other hosts"))?;
+        let covered = keypath::judge(rel)?;
+        if ask.access == Access::Public || policy::under_any(&origin.public_prefixes, &covered) {
+            return Ok(());
+        }
+        if !ask.principal.is_authenticated() {
+            return Err(if in_grace {
+                Error::Unauthorized("renewing a wildcard policy needs credentials")
+            } else {
+                Error::Expired
+            });
+        }
+        policy::may_read_prefix(ask.principal, rel)
+    }
+
+    /// Whether serving this key needed credentials (so its answers are private).
+    fn needs_credentials(&self, ask: &Ask<'_>) -> bool {
+        ask.access != Access::Public && !is_public(&self.config.origins[ask.origin], ask.raw_key)
     }
 
     /// Whether the caller may read the key. Public routes and public prefixes need nothing;
@@ -703,21 +768,14 @@ impl App {
     }
 
     /// Answers with a fresh (or still valid) URL by the route's mode.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one call site per flow; a struct would only rename them"
-    )]
     async fn deliver(
         &self,
         mode: Mode,
-        origin: &Origin,
-        raw_key: &str,
         entry: &Entry,
         rolls_at: u64,
-        method: Method,
-        headers: &HeaderMap,
-        now: u64,
+        ask: &Ask<'_>,
     ) -> Result<Response<Body>, Error> {
+        let now = ask.now;
         match mode {
             Mode::Redirect => {
                 let max_age = rolls_at
@@ -736,13 +794,32 @@ impl App {
                 Ok(resp)
             }
             Mode::Stream => {
-                Box::pin(self.stream(origin, raw_key, &entry.signed.url, method, headers)).await
+                let origin = &self.config.origins[ask.origin];
+                let private = self.needs_credentials(ask);
+                let (key, url) = (ask.raw_key, &entry.signed.url);
+                Box::pin(self.stream(origin, key, url, ask.method, ask.headers, private)).await
             }
         }
     }
 
-    /// Streams an object: a local origin's file directly, any other origin through the client.
+    /// Streams an object (a local origin's file directly, any other origin through the
+    /// client), with the headers of [`harden`]: `private` when the caller needed
+    /// credentials.
     async fn stream(
+        &self,
+        origin: &Origin,
+        raw_key: &str,
+        url: &str,
+        method: Method,
+        headers: &HeaderMap,
+        private: bool,
+    ) -> Result<Response<Body>, Error> {
+        let mut resp = self.fetch(origin, raw_key, url, method, headers).await?;
+        harden(resp.headers_mut(), private);
+        Ok(resp)
+    }
+
+    async fn fetch(
         &self,
         origin: &Origin,
         raw_key: &str,
@@ -828,7 +905,9 @@ impl App {
         } else {
             self.fresh_url(&ask, Some((&url, &exact)), &[]).await?
         };
-        self.stream(origin, raw_key, &signed.signed.url, method, &parts.headers)
+        let private = self.needs_credentials(&ask);
+        let url = &signed.signed.url;
+        self.stream(origin, raw_key, url, method, &parts.headers, private)
             .await
     }
 
@@ -857,7 +936,10 @@ impl App {
             return Err(Error::Expired);
         }
         let path = local::resolve(&local.root, verified.raw_key).await?;
-        local::serve(&path, method, &parts.headers).await
+        let mut resp = local::serve(&path, method, &parts.headers).await?;
+        // A link to /_origin/ is a capability: whoever holds it may fetch it, like a CDN URL.
+        harden(resp.headers_mut(), false);
+        Ok(resp)
     }
 }
 

@@ -12,6 +12,16 @@
 //! slowloris is cut off either way; the signing APIs bound their bodies by the same
 //! timeout); a connection with nothing in flight closes after
 //! `server.idle_timeout`, whether that is shorter or longer than the head timeout.
+//!
+//! A response whose client takes no bytes for `server.send_timeout` (it stopped reading, or
+//! an HTTP/2 client holds its flow-control window shut) ends its connection: an HTTP/1.1
+//! connection is cut; an HTTP/2 one gets GOAWAY, its other streams may finish, and it is cut
+//! `header_read_timeout` later. Progress is judged per response (per stream), by whether
+//! the connection keeps taking the body's bytes, so a slow origin is not the client's fault.
+//!
+//! Beyond `max_connections`, [`OPS_SLOTS`] more connections are accepted so that `/healthz`,
+//! `/readyz` and `/metrics` answer at once when every slot is held; any other request on such
+//! a connection waits for a slot, as it would have waited in the backlog.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -38,6 +48,10 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, Tls};
 use crate::ops::{self, ConnectionGuard, RequestIds};
 use crate::proxy::{App, Body, BoxError};
+
+/// Connections accepted beyond `server.max_connections` so that health checks and metrics
+/// still answer when every slot is held (other requests on them wait for a slot).
+pub const OPS_SLOTS: usize = 16;
 
 /// HTTP/2 keep-alive pings: how often, and how long the answer may take (dead peers).
 const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -103,6 +117,8 @@ struct Shared {
     draining: AtomicBool,
     ids: RequestIds,
     slots: Arc<Semaphore>,
+    /// Connections beyond `slots`, for the ops endpoints.
+    ops_slots: Arc<Semaphore>,
     /// The slot count `slots` was last sized for.
     max_connections: AtomicUsize,
 }
@@ -230,6 +246,7 @@ pub fn serve_on(
         draining: AtomicBool::new(false),
         ids: RequestIds::new(),
         slots: Arc::new(Semaphore::new(max_connections)),
+        ops_slots: Arc::new(Semaphore::new(OPS_SLOTS)),
         max_connections: AtomicUsize::new(max_connections),
     });
     let mut bound = vec![(listeners.http, false)];
@@ -266,9 +283,16 @@ async fn accept_loop(
     loop {
         // A slot first: at the limit, clients wait in the backlog instead of being served
         // by a proxy that has no room for them.
+        // An ops slot only when no slot is free: its connection answers the ops endpoints at
+        // once and takes a slot for anything else.
         let slot = tokio::select! {
+            biased;
             s = shared.slots.clone().acquire_owned() => match s {
-                Ok(s) => s,
+                Ok(s) => Slot::full(s),
+                Err(_) => return,
+            },
+            s = shared.ops_slots.clone().acquire_owned() => match s {
+                Ok(s) => Slot::ops(s),
                 Err(_) => return,
             },
             _ = stop.changed() => return,
@@ -288,13 +312,13 @@ async fn accept_loop(
         let guard = shared.app.load().metrics.connection(name);
         let (shared, stop) = (shared.clone(), stop.clone());
         tokio::spawn(tracker.track_future(async move {
-            let _slot = slot;
             let limits = Limits::of(&shared.app.load().config);
             if !tls {
                 let Some(proto) = sniff(&sock, limits.header_read).await else {
                     return;
                 };
-                return serve_connection(sock, proto, peer, shared, stop, limits, guard).await;
+                return serve_connection(sock, proto, peer, shared, stop, limits, guard, slot)
+                    .await;
             }
             let Some(cfg) = shared.tls.load_full() else {
                 return;
@@ -306,7 +330,7 @@ async fn accept_loop(
                         Some(b"h2") => Proto::Http2,
                         _ => Proto::Http1,
                     };
-                    serve_connection(stream, proto, peer, shared, stop, limits, guard).await
+                    serve_connection(stream, proto, peer, shared, stop, limits, guard, slot).await
                 }
                 _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
             }
@@ -319,6 +343,7 @@ async fn accept_loop(
 struct Limits {
     header_read: Duration,
     idle: Duration,
+    send: Duration,
     max_header: usize,
 }
 
@@ -327,6 +352,7 @@ impl Limits {
         Limits {
             header_read: config.server.header_read_timeout,
             idle: config.server.idle_timeout,
+            send: config.server.send_timeout,
             max_header: config.server.max_header_size,
         }
     }
@@ -348,6 +374,79 @@ struct Activity {
     verdict: AtomicU8,
     /// The connection's task, woken when the verdict changes.
     waker: AtomicWaker,
+    /// Responses whose bodies are being sent.
+    sends: std::sync::Mutex<Vec<Arc<Sending>>>,
+}
+
+/// One response body being sent: whether it waits for the client to take what it was
+/// handed, and since when.
+#[derive(Debug)]
+struct Sending {
+    /// When the connection opened.
+    opened: Instant,
+    /// 1 + nanoseconds after the connection opened when the body last handed a frame to
+    /// the connection and has not been asked for the next one since; 0 while it is not
+    /// waiting on the client.
+    handed_ns: AtomicU64,
+}
+
+impl Sending {
+    /// The body handed a frame to the connection just now.
+    fn handed(&self) {
+        let ns = crate::clock::instant()
+            .saturating_duration_since(self.opened)
+            .as_nanos();
+        self.handed_ns.store(
+            u64::try_from(ns).unwrap_or(u64::MAX - 1) + 1,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// A connection's claim on a slot: one of `server.max_connections`, or an ops slot, which
+/// it trades for a full one before serving anything but the ops endpoints.
+#[derive(Debug)]
+struct Slot {
+    full: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    has_full: AtomicBool,
+    ops: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl Slot {
+    fn full(permit: tokio::sync::OwnedSemaphorePermit) -> Arc<Slot> {
+        Arc::new(Slot {
+            full: std::sync::Mutex::new(Some(permit)),
+            has_full: AtomicBool::new(true),
+            ops: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn ops(permit: tokio::sync::OwnedSemaphorePermit) -> Arc<Slot> {
+        Arc::new(Slot {
+            full: std::sync::Mutex::new(None),
+            has_full: AtomicBool::new(false),
+            ops: std::sync::Mutex::new(Some(permit)),
+        })
+    }
+
+    /// Waits for a full slot unless the connection holds one; the ops slot is then freed.
+    async fn take_full(&self, slots: &Arc<Semaphore>) {
+        if self.has_full.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        if let Ok(mut full) = self.full.lock() {
+            if full.is_none() {
+                *full = Some(permit);
+                self.has_full.store(true, Ordering::Release);
+                if let Ok(mut ops) = self.ops.lock() {
+                    ops.take();
+                }
+            }
+        }
+    }
 }
 
 /// The watchdog's verdicts: carry on; finish what is in flight and close; drop at once.
@@ -365,7 +464,40 @@ impl Activity {
             head_since_ns: AtomicU64::new(0),
             verdict: AtomicU8::new(KEEP),
             waker: AtomicWaker::new(),
+            sends: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Starts watching a response body's progress.
+    fn sending(&self) -> Arc<Sending> {
+        let sending = Arc::new(Sending {
+            opened: self.opened,
+            handed_ns: AtomicU64::new(0),
+        });
+        // Handed to the connection now: it must start taking the body within send_timeout.
+        sending.handed();
+        if let Ok(mut sends) = self.sends.lock() {
+            sends.push(sending.clone());
+        }
+        sending
+    }
+
+    /// Stops watching a response body.
+    fn sent(&self, sending: &Arc<Sending>) {
+        if let Ok(mut sends) = self.sends.lock() {
+            sends.retain(|s| !Arc::ptr_eq(s, sending));
+        }
+    }
+
+    /// When the longest-waiting response body runs out of `send_timeout`, if one is waiting.
+    fn send_deadline(&self, limits: Limits) -> Option<Instant> {
+        let sends = self.sends.lock().ok()?;
+        let oldest = sends
+            .iter()
+            .map(|s| s.handed_ns.load(Ordering::SeqCst))
+            .filter(|ns| *ns != 0)
+            .min()?;
+        Some(self.opened + Duration::from_nanos(oldest - 1) + limits.send)
     }
 
     fn since_opened(&self, t: Instant) -> u64 {
@@ -536,6 +668,10 @@ where
     }
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per listener kind; all of them are the connection's own"
+)]
 async fn serve_connection<T>(
     io: T,
     proto: Proto,
@@ -544,6 +680,7 @@ async fn serve_connection<T>(
     stop: watch::Receiver<bool>,
     limits: Limits,
     guard: ConnectionGuard,
+    slot: Arc<Slot>,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -552,8 +689,10 @@ async fn serve_connection<T>(
     let svc = {
         let (shared, activity) = (shared.clone(), activity.clone());
         service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let (shared, activity) = (shared.clone(), activity.clone());
-            async move { Ok::<_, std::convert::Infallible>(answer(req, peer, &shared, activity).await) }
+            let (shared, activity, slot) = (shared.clone(), activity.clone(), slot.clone());
+            async move {
+                Ok::<_, std::convert::Infallible>(answer(req, peer, &shared, activity, &slot).await)
+            }
         })
     };
     // hyper's own builders, not hyper-util's auto one: its version detection wraps every
@@ -585,7 +724,7 @@ async fn serve_connection<T>(
     };
     // The deadlines live in a task of their own, so serving a request polls nothing but the
     // connection and one atomic.
-    let watchdog = tokio::spawn(watchdog(activity.clone(), limits, stop, peer));
+    let watchdog = tokio::spawn(watchdog(activity.clone(), limits, stop, peer, proto));
     let mut closing = false;
     let ended = std::future::poll_fn(|cx| {
         activity.waker.register(cx.waker());
@@ -615,6 +754,7 @@ async fn watchdog(
     limits: Limits,
     mut stop: watch::Receiver<bool>,
     peer: SocketAddr,
+    proto: Proto,
 ) {
     let mut stopping = *stop.borrow();
     if stopping {
@@ -624,7 +764,7 @@ async fn watchdog(
     let mut hard_deadline: Option<Instant> = None;
     // Nothing wakes this task when a request starts or ends, so it looks again at least
     // this often: never later than a deadline that a request head starting now would set.
-    let every = limits.idle.min(limits.header_read);
+    let every = limits.idle.min(limits.header_read).min(limits.send);
     loop {
         let poll = crate::clock::instant() + every;
         let check = match (hard_deadline, activity.expires_at(limits)) {
@@ -632,15 +772,33 @@ async fn watchdog(
             (None, Some((t, _))) => t.min(poll),
             (None, None) => poll,
         };
+        let check = match (hard_deadline, activity.send_deadline(limits)) {
+            (None, Some(send)) => send.min(check),
+            _ => check,
+        };
         tokio::select! {
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 activity.rule(CLOSE);
             }
             () = tokio::time::sleep_until(check.into()) => {
-                if hard_deadline.is_some() {
-                    tracing::debug!(%peer, "closed: did not finish after an idle close");
+                let now = crate::clock::instant();
+                if let Some(h) = hard_deadline {
+                    if now < h {
+                        continue;
+                    }
+                    tracing::debug!(%peer, "closed: did not finish after a close");
                     return activity.rule(CUT);
+                }
+                if activity.send_deadline(limits).is_some_and(|d| now >= d) {
+                    tracing::info!(%peer, "closed: the client took no bytes of a response within send_timeout");
+                    if proto == Proto::Http1 {
+                        return activity.rule(CUT);
+                    }
+                    // HTTP/2: GOAWAY; the other streams get header_read_timeout to finish.
+                    activity.rule(CLOSE);
+                    hard_deadline = Some(now + limits.header_read);
+                    continue;
                 }
                 let Some((expiry, head)) = activity.expires_at(limits) else { continue };
                 if crate::clock::instant() < expiry {
@@ -665,10 +823,11 @@ async fn answer(
     peer: SocketAddr,
     shared: &Shared,
     activity: Arc<Activity>,
+    slot: &Slot,
 ) -> Response<Accounted> {
     // Ends the request however it ends: with its response body, or dropped half-way (an
     // HTTP/2 client that resets the stream while the service is still working).
-    let in_flight = InFlight::begin(activity);
+    let in_flight = InFlight::begin(activity.clone());
     let start = crate::clock::instant();
     let app = shared.app.load_full();
     let id = request_id(&req, peer, &app, &shared.ids);
@@ -701,6 +860,9 @@ async fn answer(
             "-",
         ),
         _ => {
+            // On a connection beyond max_connections, anything but the ops endpoints waits
+            // for a slot.
+            slot.take_full(&shared.slots).await;
             let (resp, notes) = ops::with_notes(app.handle(req, peer)).await;
             (resp, notes.route(), notes.cache())
         }
@@ -718,10 +880,13 @@ async fn answer(
         cache,
         ..line
     };
+    // Bodies that have something to send are watched for send_timeout (a redirect has none).
+    let sending = (!resp.body().is_end_stream()).then(|| activity.sending());
     resp.map(|body| Accounted {
         body,
         bytes: 0,
         complete: false,
+        sending,
         done: Some(Done {
             line,
             status,
@@ -796,6 +961,25 @@ fn request_id(
     }
 }
 
+/// A path as the access log writes it: bytes outside printable ASCII percent-encoded, so
+/// that no line carries a raw control, a line or paragraph separator (U+0085, U+2028,
+/// U+2029, which some log readers and JSON-in-JavaScript consumers split lines on) or a
+/// bidirectional override (U+202E) that makes a path read as another in a terminal.
+fn log_safe(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.bytes().all(|b| b.is_ascii_graphic()) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len() + 16);
+    for b in path.bytes() {
+        if b.is_ascii_graphic() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[derive(Debug)]
 struct AccessLine {
     id: HeaderValue,
@@ -822,6 +1006,8 @@ struct Accounted {
     body: Body,
     bytes: u64,
     complete: bool,
+    /// Its progress, for send_timeout.
+    sending: Option<Arc<Sending>>,
     done: Option<Done>,
 }
 
@@ -833,11 +1019,18 @@ impl http_body::Body for Accounted {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        // Asked for more: the connection took what it was handed.
+        if let Some(s) = &self.sending {
+            s.handed_ns.store(0, Ordering::Relaxed);
+        }
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.bytes += data.len() as u64;
+                    if let Some(s) = &self.sending {
+                        s.handed();
+                    }
                 }
                 if self.body.is_end_stream() {
                     self.complete = true;
@@ -861,6 +1054,9 @@ impl http_body::Body for Accounted {
 impl Drop for Accounted {
     fn drop(&mut self) {
         let Some(done) = self.done.take() else { return };
+        if let (Some(sending), Some(activity)) = (&self.sending, &done.in_flight.0) {
+            activity.sent(sending);
+        }
         let complete = self.complete || self.body.is_end_stream();
         let now = crate::clock::instant();
         let took = now.saturating_duration_since(done.start);
@@ -871,7 +1067,7 @@ impl Drop for Accounted {
                 request_id = l.id.to_str().unwrap_or("-"),
                 peer = %l.peer.ip(),
                 method = %method,
-                path = uri.path(),
+                path = &*log_safe(uri.path()),
                 version = ?l.version,
                 route = l.route,
                 status = done.status,

@@ -54,6 +54,11 @@ pub fn verify(auth: &Auth, token: &str, now: u64) -> Result<Claims, Error> {
     };
     let header: Value =
         serde_json::from_slice(&b64(h)?).map_err(|_| bad("malformed token header"))?;
+    // RFC 7515 §4.1.11: a recipient must refuse a token whose `crit` names extensions it
+    // does not understand, and this one understands none.
+    if header.get("crit").is_some() {
+        return Err(bad("token header has crit extensions, which are not supported"));
+    }
     let signing_input = &token[..h.len() + 1 + p.len()];
     let sig = b64(s)?;
     match header.get("alg").and_then(Value::as_str) {
@@ -112,11 +117,48 @@ pub fn verify(auth: &Auth, token: &str, now: u64) -> Result<Claims, Error> {
             return Err(bad("token audience not accepted"));
         }
     }
-    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     Ok(Claims {
-        subject: text("sub"),
-        org: text(&auth.org_claim),
+        subject: optional_text(&claims, "sub", "the token's sub is not a string")?,
+        org: org_claim(&claims, &auth.org_claim)?,
     })
+}
+
+/// A claim that may be absent but, when present, must be a string: a claim of another type
+/// is never read as "absent" (for `sub` that would merge rate-limit buckets and identities).
+fn optional_text(claims: &Value, name: &str, why: &'static str) -> Result<Option<String>, Error> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Error::Unauthorized(why)),
+    }
+}
+
+/// The org claim. Absent means no org (which is not an admin); present, it must be a usable
+/// scope: a non-empty string that is one path segment. A list (Keycloak's `organization`), a
+/// number, an object, `true`, `""` or `"a/b"` would otherwise become no scope, or a scope
+/// that `//` walks out of, and so read other orgs' objects.
+fn org_claim(claims: &Value, name: &str) -> Result<Option<String>, Error> {
+    let bad = Error::Unauthorized("the token's org claim is not a single org name");
+    match optional_text(claims, name, "the token's org claim is not a single org name")? {
+        None => {
+            if claims.get(name).is_some() {
+                return Err(bad); // `null`: present but not a name.
+            }
+            Ok(None)
+        }
+        Some(org) if valid_org(&org) => Ok(Some(org)),
+        Some(_) => Err(bad),
+    }
+}
+
+/// Whether `org` can scope keys: non-empty, one path segment, not a dot segment, no
+/// control characters.
+pub fn valid_org(org: &str) -> bool {
+    !org.is_empty()
+        && org != "."
+        && org != ".."
+        && !org.contains(['/', '\\'])
+        && !org.chars().any(char::is_control)
 }
 
 #[cfg(test)]

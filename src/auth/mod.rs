@@ -4,10 +4,14 @@
 //!
 //! - [`api_key`]: `sk_…` / `pk_…` keys, stored as SHA-256, compared in constant time.
 //! - [`jwt`]: HS256 / RS256 bearer tokens (header or cookie), `exp`, `nbf`, `iss`, `aud`.
+//! - [`keypath`]: an object key in every form an origin or a front might read it.
+//! - [`overrides`]: which `response-*` overrides a stable link may carry.
 //! - [`policy`]: route access (`public` / `authenticated` / `org`) and org scope.
 
 pub mod api_key;
 pub mod jwt;
+pub mod keypath;
+pub mod overrides;
 pub mod policy;
 
 use http::HeaderMap;
@@ -71,10 +75,11 @@ impl Principal {
     }
 
     /// The identity a rate limit counts against; anonymous callers count per address
-    /// (`ip`). Never a secret: API keys by their config index, tokens by org and subject.
-    pub fn rate_key(&self, ip: std::net::IpAddr) -> RateKey {
+    /// (`ip`, an IPv6 one by its `/ipv6_prefix` network, see [`RateKey::address`]). Never a
+    /// secret: API keys by their config index, tokens by org and subject.
+    pub fn rate_key(&self, ip: std::net::IpAddr, ipv6_prefix: u8) -> RateKey {
         match self {
-            Principal::Anonymous => RateKey::Address(ip),
+            Principal::Anonymous => RateKey::address(ip, ipv6_prefix),
             Principal::ApiKey { index, .. } => RateKey::ApiKey(*index),
             Principal::Jwt { subject, org } => RateKey::Token(
                 format!(
@@ -91,12 +96,30 @@ impl Principal {
 /// What a rate-limit bucket belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RateKey {
-    /// An anonymous caller's (or a failed login's) client address.
+    /// An anonymous caller's (or a failed login's) client address; for IPv6, its network.
     Address(std::net::IpAddr),
     /// An API key, by its index in the config.
     ApiKey(usize),
     /// A token's `org:subject`.
     Token(Box<str>),
+}
+
+impl RateKey {
+    /// The bucket of a client address: an IPv4 address alone, an IPv6 address by its
+    /// `/ipv6_prefix` network. One host holds a whole /64 (RFC 4291 §2.5.1 interface
+    /// identifiers; privacy addresses rotate inside it), so per-address buckets would let a
+    /// single client take 2^64 budgets.
+    pub fn address(ip: std::net::IpAddr, ipv6_prefix: u8) -> RateKey {
+        RateKey::Address(match ip.to_canonical() {
+            std::net::IpAddr::V6(v6) => {
+                let bits = u128::from(v6);
+                let keep = u32::from(ipv6_prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - keep).unwrap_or(0);
+                std::net::IpAddr::V6((bits & mask).into())
+            }
+            v4 => v4,
+        })
+    }
 }
 
 /// The value of cookie `name`, if the request carries it.

@@ -1,19 +1,29 @@
-//! Who may read which object key. One function, called before any signing or serving.
+//! Who may read which object key. Called before any signing or serving.
+//!
+//! Every check here judges the key in every form an origin or a front might read it
+//! ([`keypath`]): a key that climbs above its root is refused, and a scope holds only if it
+//! holds for the key as written and resolved.
 
 use super::Principal;
+use super::keypath::{self, Judged};
 use crate::Error;
 use crate::config::Access;
-use crate::sign::encoding::percent_decode;
+
+/// Whether every form of `key` lies under one of `prefixes` (an origin's `public_prefixes`).
+pub fn under_any(prefixes: &[String], key: &Judged<'_>) -> bool {
+    prefixes.iter().any(|p| key.all_start_with(p.as_bytes()))
+}
 
 /// Whether `principal` may read everything under `raw_prefix` (a CloudFront wildcard
-/// policy's fixed part, relative to the origin): admins always, org callers inside `{org}/`.
+/// policy's fixed part, relative to the origin): admins always, org callers inside `{org}/`
+/// (in every form the prefix might take).
 pub fn may_read_prefix(principal: &Principal, raw_prefix: &str) -> Result<(), Error> {
+    let prefix = keypath::judge(raw_prefix)?;
     if principal.is_admin() {
         return Ok(());
     }
-    let prefix = percent_decode(raw_prefix);
     match principal.org() {
-        Some(org) if prefix.starts_with(format!("{org}/").as_bytes()) => Ok(()),
+        Some(org) if prefix.all_inside(org) => Ok(()),
         _ => Err(Error::Forbidden(
             "the URL's policy covers keys outside the caller's org",
         )),
@@ -22,14 +32,16 @@ pub fn may_read_prefix(principal: &Principal, raw_prefix: &str) -> Result<(), Er
 
 /// Whether `principal` may read `raw_key` (as it appears in the path) on a route with
 /// `access`. An org-scoped caller reads only keys under `{org}/` — compared on the decoded
-/// key, since `acme%2Fx` and `acme/x` name the same S3 object.
+/// key, since `acme%2Fx` and `acme/x` name the same S3 object, and on its resolved forms,
+/// since `acme/../other/x` names another org's object wherever dot segments are resolved.
 pub fn may_read(access: Access, principal: &Principal, raw_key: &str) -> Result<(), Error> {
+    let key = keypath::judge(raw_key)?;
     match access {
         Access::Public => Ok(()),
         _ if !principal.is_authenticated() => Err(Error::Unauthorized("credentials required")),
-        Access::Authenticated => in_scope(principal, raw_key),
+        Access::Authenticated => in_scope(principal, &key),
         Access::Org => match principal.org() {
-            Some(_) => in_scope(principal, raw_key),
+            Some(_) => in_scope(principal, &key),
             None if principal.is_admin() => Ok(()),
             None => Err(Error::Forbidden("the caller belongs to no org")),
         },
@@ -37,24 +49,11 @@ pub fn may_read(access: Access, principal: &Principal, raw_key: &str) -> Result<
 }
 
 /// An org-scoped principal stays inside `{org}/` on every route that needs credentials.
-/// A key with `.` or `..` segments is refused outright: S3 keeps them literally, but an origin
-/// or front end that normalises paths would serve another org's object.
-fn in_scope(principal: &Principal, raw_key: &str) -> Result<(), Error> {
-    let key = percent_decode(raw_key);
-    if key
-        .split(|b| *b == b'/')
-        .any(|seg| seg == b"." || seg == b"..")
-    {
-        return Err(Error::Forbidden(
-            "keys with . or .. segments are not served to scoped callers",
-        ));
-    }
+fn in_scope(principal: &Principal, key: &Judged<'_>) -> Result<(), Error> {
     let Some(org) = principal.org() else {
         return Ok(());
     };
-    let inside =
-        key.len() > org.len() + 1 && key.starts_with(org.as_bytes()) && key[org.len()] == b'/';
-    if inside {
+    if key.all_inside(org) {
         Ok(())
     } else {
         Err(Error::Forbidden("the key is outside the caller's org"))
