@@ -411,12 +411,17 @@ mod tests {
             cache.get_or_sign(key, 1, 100, || signed(&url, 50)).unwrap();
         }
         let held = cache.entries_now();
-        assert!(held > 100 && held <= (1 << 20) / 3000 + 1, "{held} big entries held");
+        assert!(
+            held > 100 && held <= (1 << 20) / 3000 + 1,
+            "{held} big entries held"
+        );
         // Small entries are limited by max_entries.
         let cache = SignatureCache::new(100, 1 << 30, metrics);
         for i in 0..1000u64 {
             let key = CacheKey::new(0, &format!("k{i}"), Method::Get, &[], "", 0);
-            cache.get_or_sign(key, 1, 100, || signed("https://o/k?s=1", 50)).unwrap();
+            cache
+                .get_or_sign(key, 1, 100, || signed("https://o/k?s=1", 50))
+                .unwrap();
         }
         assert!(cache.entries_now() <= 100, "{}", cache.entries_now());
     }

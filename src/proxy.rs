@@ -169,7 +169,12 @@ fn harden(h: &mut HeaderMap, private: bool) {
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .filter(|d| {
-                let name = d.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
+                let name = d
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 !d.is_empty() && !matches!(name.as_str(), "public" | "private" | "s-maxage")
             })
             .map(str::to_owned)
@@ -306,8 +311,7 @@ fn overrides(query: &str) -> Vec<&str> {
 /// judged (it climbs above its root) is never public.
 pub(crate) fn is_public(origin: &Origin, raw_key: &str) -> bool {
     !origin.public_prefixes.is_empty()
-        && keypath::judge(raw_key)
-            .is_ok_and(|key| policy::under_any(&origin.public_prefixes, &key))
+        && keypath::judge(raw_key).is_ok_and(|key| policy::under_any(&origin.public_prefixes, &key))
 }
 
 impl App {
@@ -344,8 +348,7 @@ impl App {
         limiter: Arc<Limiter>,
         cache: Option<SignatureCache>,
     ) -> Arc<Self> {
-        let cache =
-            cache.unwrap_or_else(|| {
+        let cache = cache.unwrap_or_else(|| {
             SignatureCache::new(
                 config.cache.max_entries,
                 config.cache.max_bytes,

@@ -71,7 +71,9 @@ async fn response_overrides_are_signed_in_and_honoured() {
     let origin = s3_origin().await;
     let proxy = proxy(&redirect_config(&origin, ""), false).await;
     origin.put("report.pdf", b"%PDF");
-    let got = get(&format!("{}/files/report.pdf?response-content-disposition=attachment%3B%20filename%3D%22r.pdf%22&junk=1", proxy.base), &[]).await;
+    // Overrides need a caller with credentials (as at S3), even on a public route.
+    let auth = format!("Bearer {SK_ACME}");
+    let got = get(&format!("{}/files/report.pdf?response-content-disposition=attachment%3B%20filename%3D%22r.pdf%22&junk=1", proxy.base), &[("authorization", &auth)]).await;
     assert_eq!(got.status, 302);
     let location = got.header("location");
     assert!(

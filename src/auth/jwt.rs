@@ -57,7 +57,9 @@ pub fn verify(auth: &Auth, token: &str, now: u64) -> Result<Claims, Error> {
     // RFC 7515 §4.1.11: a recipient must refuse a token whose `crit` names extensions it
     // does not understand, and this one understands none.
     if header.get("crit").is_some() {
-        return Err(bad("token header has crit extensions, which are not supported"));
+        return Err(bad(
+            "token header has crit extensions, which are not supported",
+        ));
     }
     let signing_input = &token[..h.len() + 1 + p.len()];
     let sig = b64(s)?;
@@ -139,7 +141,11 @@ fn optional_text(claims: &Value, name: &str, why: &'static str) -> Result<Option
 /// that `//` walks out of, and so read other orgs' objects.
 fn org_claim(claims: &Value, name: &str) -> Result<Option<String>, Error> {
     let bad = Error::Unauthorized("the token's org claim is not a single org name");
-    match optional_text(claims, name, "the token's org claim is not a single org name")? {
+    match optional_text(
+        claims,
+        name,
+        "the token's org claim is not a single org name",
+    )? {
         None => {
             if claims.get(name).is_some() {
                 return Err(bad); // `null`: present but not a name.

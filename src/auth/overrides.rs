@@ -198,7 +198,11 @@ mod tests {
 
     #[test]
     fn a_private_object_may_not_be_made_publicly_cacheable() {
-        for cc in ["public,max-age=31536000", "max-age=60,%20s-maxage=600", "PUBLIC"] {
+        for cc in [
+            "public,max-age=31536000",
+            "max-age=60,%20s-maxage=600",
+            "PUBLIC",
+        ] {
             let o = format!("response-cache-control={cc}");
             assert!(check(&[&o], &user(), true).is_err(), "{cc}");
             assert!(check(&[&o], &user(), false).is_ok(), "{cc}");

@@ -23,7 +23,7 @@ pub fn may_read_prefix(principal: &Principal, raw_prefix: &str) -> Result<(), Er
         return Ok(());
     }
     match principal.org() {
-        Some(org) if prefix.all_inside(org) => Ok(()),
+        Some(org) if prefix.all_start_with(format!("{org}/").as_bytes()) => Ok(()),
         _ => Err(Error::Forbidden(
             "the URL's policy covers keys outside the caller's org",
         )),
