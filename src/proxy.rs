@@ -817,23 +817,24 @@ impl App {
         headers: &HeaderMap,
         private: bool,
     ) -> Result<Response<Body>, Error> {
-        let mut resp = self.fetch(origin, raw_key, url, method, headers).await?;
+        let mut resp = if let Kind::Local(local) = &origin.signer.kind {
+            let path = local::resolve(&local.root, raw_key).await?;
+            local::serve(&path, method, headers).await?
+        } else {
+            self.fetch(origin, url, method, headers).await?
+        };
         harden(resp.headers_mut(), private);
         Ok(resp)
     }
 
+    /// Fetches a signed URL from a remote origin and passes its answer on.
     async fn fetch(
         &self,
         origin: &Origin,
-        raw_key: &str,
         url: &str,
         method: Method,
         headers: &HeaderMap,
     ) -> Result<Response<Body>, Error> {
-        if let Kind::Local(local) = &origin.signer.kind {
-            let path = local::resolve(&local.root, raw_key).await?;
-            return local::serve(&path, method, headers).await;
-        }
         let name = &origin.signer.name;
         let upstream = self.origin.fetch(name, method, url, headers).await?;
         let status = upstream.status();

@@ -609,3 +609,82 @@ async fn json_access_lines_never_carry_raw_separators_or_bidi_overrides() {
         assert!(!log.contains(raw), "raw {raw:?} in the log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signing_apis_judge_keys_as_the_routes_do() {
+    let origin = s3_with_objects().await;
+    let config = format!(
+        "{}\n[compat]\ncontent_sign_origin = \"docs\"\nfiles_origin = \"docs\"\nfiles_key_prefix = \"acme/files/\"\npresign_origin = \"docs\"\n",
+        s3_config(&origin)
+    );
+    let proxy = proxy(&config, false).await;
+    let b = &proxy.base;
+    let acme = format!("Bearer {SK_ACME}");
+    let admin = format!("Bearer {SK_ADMIN}");
+    let calls: [(&str, String, &str, u16); 7] = [
+        // Climbing out of the bucket: refused for everyone, the administrator included.
+        (
+            "/v1/sign",
+            r#"{"origin": "docs", "key": "../other-bucket/secret.txt"}"#.into(),
+            &admin,
+            400,
+        ),
+        (
+            "/v1/sign",
+            format!(
+                r#"{{"url": "{}/{BUCKET}/public/../../other-bucket/secret.txt"}}"#,
+                origin.endpoint()
+            ),
+            &admin,
+            400,
+        ),
+        (
+            "/generate-presigned-url",
+            r#"{"key": "acme/../../other-bucket/secret.txt"}"#.into(),
+            &acme,
+            400,
+        ),
+        (
+            "/v1/files/..%2F..%2F..%2Fother-bucket%2Fsecret.txt/signed-url",
+            "{}".into(),
+            &acme,
+            400,
+        ),
+        // Leaving the org through the bucket's own keys.
+        (
+            "/generate-presigned-url",
+            r#"{"key": "acme/../private/secret.txt"}"#.into(),
+            &acme,
+            403,
+        ),
+        (
+            "/orgs/acme/content/sign",
+            r#"{"url": "acme/../private/secret.txt"}"#.into(),
+            &acme,
+            403,
+        ),
+        // A public prefix as written only.
+        (
+            "/orgs/acme/content/sign",
+            r#"{"url": "acme/../public/../private/secret.txt"}"#.into(),
+            &acme,
+            403,
+        ),
+    ];
+    for (path, body, auth, status) in calls {
+        let got = post(&format!("{b}{path}"), &body, &[("authorization", auth)]).await;
+        assert_eq!(got.status.as_u16(), status, "{path} {body}: {}", got.text());
+        assert!(!got.text().contains("X-Amz-Signature"), "{path} {body}");
+    }
+    // Harmless dot segments inside the org are signed exactly, and the origin serves them.
+    let got = post(
+        &format!("{b}/generate-presigned-url"),
+        r#"{"key": "acme/x//y/./z/../w.txt"}"#,
+        &[("authorization", &acme)],
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let url = got.json()["url"].as_str().unwrap().to_owned();
+    assert!(url.contains("/acme/x//y/./z/../w.txt?"), "{url}");
+    assert_eq!(get(&url, &[]).await.text(), "w");
+}
