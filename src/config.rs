@@ -1241,27 +1241,45 @@ fn validate_cloudfront(path: &str, o: &RawOrigin, c: &mut Checker<'_>) -> Option
             ("root", o.root.is_some()),
         ],
     );
-    let base = match (o.endpoint.as_deref(), o.domain.as_deref()) {
-        (Some(e), _) => e.trim_end_matches('/').to_owned(),
-        (None, Some(d)) if !d.contains(['/', ':']) && !d.is_empty() => format!("https://{d}"),
-        (None, Some(d)) => {
-            c.err(format!("{path}.domain"), format!("{d:?} must be a bare host name; use endpoint = \"http://host:port\" for a scheme or port"));
-            return None;
+    // `domain` is the name in every URL (Resource, Location, Host); `endpoint` only where
+    // edgesign connects to fetch.
+    let layout = match o.domain.as_deref() {
+        Some(d) if !d.is_empty() && !d.contains(['/', '?', '#', '@']) => {
+            match Layout::new(&format!("https://{d}"), "") {
+                Ok(l) => l,
+                Err(_) => {
+                    c.err(
+                        format!("{path}.domain"),
+                        format!("{d:?} must be the distribution's host name, e.g. \"d111111abcdef8.cloudfront.net\""),
+                    );
+                    return None;
+                }
+            }
         }
-        (None, None) => {
+        Some(d) => {
             c.err(
                 format!("{path}.domain"),
-                "missing; set the distribution's domain name",
+                format!("{d:?} must be a bare host name (URLs are https://<domain>/…); endpoint says where edgesign connects"),
+            );
+            return None;
+        }
+        None => {
+            c.err(
+                format!("{path}.domain"),
+                "missing; set the distribution's domain name, the name in every URL (endpoint only says where edgesign connects to fetch)",
             );
             return None;
         }
     };
-    let layout = match Layout::new(&base, "") {
-        Ok(l) => l,
-        Err(e) => {
-            c.err(format!("{path}.endpoint"), e);
-            return None;
-        }
+    let endpoint = match o.endpoint.as_deref() {
+        None => None,
+        Some(e) => match Layout::new(e.trim_end_matches('/'), "") {
+            Ok(l) => Some(l),
+            Err(why) => {
+                c.err(format!("{path}.endpoint"), why);
+                return None;
+            }
+        },
     };
     let hash = match o.hash_algorithm.as_deref() {
         None => HashAlgorithm::Sha1,
@@ -1317,7 +1335,12 @@ fn validate_cloudfront(path: &str, o: &RawOrigin, c: &mut Checker<'_>) -> Option
             Err(e) => c.err(format!("{kp}.private_key_file"), format!("{file:?}: {e}")),
         }
     }
-    Some(CloudFront { layout, hash, keys })
+    Some(CloudFront {
+        layout,
+        endpoint,
+        hash,
+        keys,
+    })
 }
 
 fn validate_local(

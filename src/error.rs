@@ -37,6 +37,18 @@ pub enum Error {
     /// The request body exceeds the limit.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The request head exceeds `server.max_header_size` (bytes).
+    #[error("the request head is larger than server.max_header_size ({0} bytes)")]
+    HeaderTooLarge(usize),
+    /// A conditional request whose precondition does not hold (the origin's 412).
+    #[error("a precondition of the request does not hold")]
+    PreconditionFailed,
+    /// A range outside the object (the origin's 416), with the origin's `Content-Range`.
+    #[error("the requested range is not satisfiable")]
+    RangeNotSatisfiable {
+        /// `bytes */<length>`, when the origin said.
+        content_range: Option<String>,
+    },
     /// The caller's token bucket is empty; retry after this many seconds.
     #[error("rate limit exceeded")]
     RateLimited {
@@ -46,6 +58,10 @@ pub enum Error {
     /// The origin refused the connection or failed mid-flight.
     #[error("origin unavailable")]
     OriginUnavailable(String),
+    /// The origin refused a URL that edgesign signed or verified (its 401 / 403): a key,
+    /// clock or configuration problem between edgesign and the origin, not the client's.
+    #[error("origin rejected")]
+    OriginRejected(String),
     /// The origin did not answer in time.
     #[error("origin timeout")]
     OriginTimeout,
@@ -64,8 +80,11 @@ impl Error {
             Error::NotFound => 404,
             Error::MethodNotAllowed => 405,
             Error::PayloadTooLarge => 413,
+            Error::HeaderTooLarge(_) => 431,
+            Error::PreconditionFailed => 412,
+            Error::RangeNotSatisfiable { .. } => 416,
             Error::RateLimited { .. } => 429,
-            Error::OriginUnavailable(_) => 502,
+            Error::OriginUnavailable(_) | Error::OriginRejected(_) => 502,
             Error::OriginTimeout => 504,
             Error::Internal(_) => 500,
         }
@@ -82,8 +101,12 @@ impl Error {
             Error::NotFound => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::PayloadTooLarge => "payload_too_large",
+            Error::HeaderTooLarge(_) => "header_too_large",
+            Error::PreconditionFailed => "precondition_failed",
+            Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Error::RateLimited { .. } => "rate_limit_exceeded",
             Error::OriginUnavailable(_) => "origin_unavailable",
+            Error::OriginRejected(_) => "origin_rejected",
             Error::OriginTimeout => "origin_timeout",
             Error::Internal(_) => "internal",
         }
@@ -93,6 +116,7 @@ impl Error {
     pub fn public_message(&self) -> String {
         match self {
             Error::OriginUnavailable(_) => "the origin is unavailable".to_owned(),
+            Error::OriginRejected(_) => "the origin refused the request edgesign signed".to_owned(),
             Error::OriginTimeout => "the origin did not answer in time".to_owned(),
             Error::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
@@ -102,6 +126,15 @@ impl Error {
     /// `{"code": …, "message": …}`.
     pub fn json_body(&self) -> String {
         serde_json::json!({ "code": self.code(), "message": self.public_message() }).to_string()
+    }
+
+    /// The detail a 5xx hides from the client, for the log (`None` for 4xx).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Error::OriginUnavailable(d) | Error::OriginRejected(d) | Error::Internal(d) => Some(d),
+            Error::OriginTimeout => Some("no response head within origin_client.response_timeout"),
+            _ => None,
+        }
     }
 
     /// S3's XML error document, for requests whose client is an S3 client (it arrived as a
@@ -124,6 +157,16 @@ impl Error {
                 "The specified key does not exist.".to_owned(),
             ),
             Error::BadRequest(m) => (400, "InvalidRequest", m.clone()),
+            Error::PreconditionFailed => (
+                412,
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold".to_owned(),
+            ),
+            Error::RangeNotSatisfiable { .. } => (
+                416,
+                "InvalidRange",
+                "The requested range is not satisfiable".to_owned(),
+            ),
             Error::MethodNotAllowed => (
                 405,
                 "MethodNotAllowed",

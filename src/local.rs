@@ -143,10 +143,7 @@ pub async fn serve(path: &Path, method: Method, req: &HeaderMap) -> Result<Respo
         None => since(&header::IF_UNMODIFIED_SINCE).is_some_and(|t| mtime > t),
     };
     if precondition_failed {
-        return builder
-            .status(StatusCode::PRECONDITION_FAILED)
-            .body(empty())
-            .map_err(|e| Error::Internal(e.to_string()));
+        return Err(Error::PreconditionFailed);
     }
     let not_modified = match header_str(req, &header::IF_NONE_MATCH) {
         Some(list) => etag_matches(list, &tag),
@@ -171,11 +168,9 @@ pub async fn serve(path: &Path, method: Method, req: &HeaderMap) -> Result<Respo
             (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
         }
         Err(()) => {
-            return builder
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-                .body(empty())
-                .map_err(|e| Error::Internal(e.to_string()));
+            return Err(Error::RangeNotSatisfiable {
+                content_range: Some(format!("bytes */{len}")),
+            });
         }
     };
     builder = builder.status(status).header(header::CONTENT_LENGTH, count);

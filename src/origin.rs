@@ -17,6 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use crate::Error;
 use crate::config::OriginClient as Settings;
 use crate::ops::Metrics;
+use crate::sign::signer::Layout;
 use crate::sign::Method;
 
 /// Request headers passed to the origin in stream mode.
@@ -113,16 +114,32 @@ impl OriginClient {
     /// Sends `method url` to the origin named `origin` with the passed request headers;
     /// waits for the response head at most `response_timeout`. Connection refused or reset →
     /// `502 origin_unavailable`; no answer in time → `504 origin_timeout`.
+    ///
+    /// `via` (`scheme://host[:port]`, a CloudFront origin's `endpoint`) is where to connect
+    /// when it is not the URL's own host: the request still names the URL's path and query
+    /// and carries the URL's host in `Host`, as a client of the distribution would send it.
     pub async fn fetch(
         &self,
         origin: &str,
         method: Method,
         url: &str,
+        via: Option<&Layout>,
         headers: &HeaderMap,
     ) -> Result<Response<Incoming>, Error> {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|_| Error::BadRequest("the URL cannot be sent to the origin".into()))?;
+        let unsendable = || Error::BadRequest("the URL cannot be sent to the origin".into());
+        let (uri, host): (http::Uri, Option<HeaderValue>) = match via {
+            None => (url.parse().map_err(|_| unsendable())?, None),
+            Some(via) => {
+                let parsed = crate::sign::url::RawUrl::parse(url).map_err(|_| unsendable())?;
+                let target = if parsed.query.is_empty() {
+                    format!("{}{}", via.origin(), parsed.path)
+                } else {
+                    format!("{}{}?{}", via.origin(), parsed.path, parsed.query)
+                };
+                let host = HeaderValue::from_str(parsed.signing_host()).map_err(|_| unsendable())?;
+                (target.parse().map_err(|_| unsendable())?, Some(host))
+            }
+        };
         let mut req = Request::builder()
             .method(match method {
                 Method::Get => http::Method::GET,
@@ -140,6 +157,9 @@ impl OriginClient {
             http::header::USER_AGENT,
             HeaderValue::from_static("edgesign"),
         );
+        if let Some(host) = host {
+            req.headers_mut().insert(http::header::HOST, host);
+        }
         let start = crate::clock::instant();
         let result = self.send(req).await;
         match &result {

@@ -17,7 +17,7 @@ use crate::auth::{self, Principal, keypath, overrides as override_policy, policy
 use crate::cache::{CacheKey, Entry, SignatureCache};
 use crate::config::{Access, Config, Mode, Origin};
 use crate::ops::{self, Metrics};
-use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS, is_passed_status};
+use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS};
 use crate::sign::encoding::percent_decode;
 use crate::sign::signer::{Kind, OriginSigner, Scheme, SignSpec, Verified};
 use crate::sign::url::{RawUrl, query_segments};
@@ -105,13 +105,40 @@ pub fn error_response(err: &Error, s3_client: bool) -> Response<Body> {
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Error::RateLimited { retry_after } = err {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
-    }
+    error_headers(err, resp.headers_mut());
     resp
+}
+
+/// The headers every error answer carries, whatever its body's style: `no-store`, and what
+/// the error itself says (`Retry-After`, a 416's `Content-Range`).
+pub(crate) fn error_headers(err: &Error, h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    match err {
+        Error::RateLimited { retry_after } => {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        Error::RangeNotSatisfiable {
+            content_range: Some(range),
+        } => {
+            if let Ok(v) = HeaderValue::from_str(range) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Logs a 5xx once, with the detail its client does not see.
+pub(crate) fn log_server_error(err: &Error) {
+    if err.status() >= 500 {
+        tracing::warn!(
+            target: "edgesign::error",
+            code = err.code(),
+            detail = err.detail().unwrap_or("-"),
+            "answered {}",
+            err.status()
+        );
+    }
 }
 
 pub(crate) fn json_response(status: StatusCode, body: String) -> Response<Body> {
@@ -414,8 +441,13 @@ impl App {
         };
         match (result, api) {
             (Ok(resp), _) => resp,
-            (Err(e), Some(api)) => api::error_response(api, &e),
-            (Err(e), None) => error_response(&e, s3_client),
+            (Err(e), api) => {
+                log_server_error(&e);
+                match api {
+                    Some(api) => api::error_response(api, &e),
+                    None => error_response(&e, s3_client),
+                }
+            }
         }
     }
 
@@ -495,7 +527,16 @@ impl App {
             Mode::Stream => "stream",
         });
         let origin = &self.config.origins[route.origin];
-        let raw_key = matched.raw_key;
+        let layout = origin.signer.layout();
+        // DESIGN §1 "Hosts and the two kinds of route": a route without `host` lives on the
+        // proxy's name and its prefix stands for the origin's base; a route with `host` takes
+        // over the origin's own name, where the path is the origin's own URL path, exactly as
+        // the client holds it (`/<bucket>/<key>` for path-style S3).
+        let path = parts.uri.path();
+        let raw_key = match route.host {
+            None => matched.raw_key,
+            Some(_) => layout.key_of_path(path).ok_or(Error::NotFound)?,
+        };
         if raw_key.is_empty() {
             return Err(Error::NotFound);
         }
@@ -519,8 +560,12 @@ impl App {
         let (signed, rolls_at) = if Scheme::of_query(query) == Scheme::Unsigned {
             self.fresh_url(&ask, None, &overrides(query)).await?
         } else {
-            // A signed URL is verified as the origin URL it was made for.
-            let url_text = format!("{}?{query}", origin.signer.layout().object_url(raw_key));
+            // A signed URL is verified as the origin URL it was made for: on a host route, the
+            // origin's root and the raw path as the client sent it.
+            let url_text = match route.host {
+                None => format!("{}?{query}", layout.object_url(raw_key)),
+                Some(_) => format!("{}{path}?{query}", layout.origin()),
+            };
             let url = RawUrl::parse(&url_text)?;
             self.fresh_url(&ask, Some((&url, &url_text)), &[]).await?
         };
@@ -836,15 +881,31 @@ impl App {
         headers: &HeaderMap,
     ) -> Result<Response<Body>, Error> {
         let name = &origin.signer.name;
-        let upstream = self.origin.fetch(name, method, url, headers).await?;
+        let via = origin.signer.fetched_from();
+        let upstream = self.origin.fetch(name, method, url, via, headers).await?;
         let status = upstream.status();
-        if !is_passed_status(status) {
-            return Err(Error::OriginUnavailable(format!(
-                "origin answered {status}"
-            )));
+        // DESIGN §1 "Origin errors in stream mode": the status is kept, the origin's error
+        // body (bucket names, request ids, hosts) never reaches the client.
+        let named = |what: &str| format!("origin {name} answered {status} {what}");
+        match status.as_u16() {
+            200 | 206 | 304 => {}
+            404 => return Err(Error::NotFound),
+            412 => return Err(Error::PreconditionFailed),
+            416 => {
+                let content_range = upstream
+                    .headers()
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                return Err(Error::RangeNotSatisfiable { content_range });
+            }
+            400..=499 => {
+                return Err(Error::OriginRejected(named("to a URL edgesign signed or verified")));
+            }
+            _ => return Err(Error::OriginUnavailable(named(""))),
         }
         let (up, body) = upstream.into_parts();
-        let mut resp = Response::new(if method == Method::Head {
+        let mut resp = Response::new(if method == Method::Head || status == StatusCode::NOT_MODIFIED {
             empty()
         } else {
             let (metrics, name) = (self.metrics.clone(), name.clone());
@@ -924,7 +985,13 @@ impl App {
         let method = request_method(&parts.method)?;
         let rest = &parts.uri.path()[native::PATH_PREFIX.len()..];
         let (name, _) = rest.split_once('/').ok_or(Error::NotFound)?;
-        let origin = self.config.origin(name).ok_or(Error::NotFound)?;
+        let idx = self
+            .config
+            .origins
+            .iter()
+            .position(|o| o.signer.name == name)
+            .ok_or(Error::NotFound)?;
+        let origin = &self.config.origins[idx];
         let Kind::Local(local) = &origin.signer.kind else {
             return Err(Error::NotFound);
         };
@@ -937,7 +1004,23 @@ impl App {
         let url = RawUrl::parse(&url_text)?;
         let verified = origin.signer.verify(&url, method, |_| None)?;
         if cx.now >= verified.expires_at {
-            return Err(Error::Expired);
+            // A stale link is rescued like any stale URL (DESIGN §2): the caller is
+            // re-authorized as on an org route (anonymous callers of a non-public key: 401),
+            // then sent to a fresh link.
+            let ask = Ask {
+                principal: &cx.principal,
+                origin: idx,
+                raw_key: verified.raw_key,
+                method,
+                access: Access::Org,
+                stale_grace: 0,
+                headers: &parts.headers,
+                now: cx.now,
+                fetched_for: None,
+            };
+            let (entry, rolls_at) =
+                Box::pin(self.fresh_url(&ask, Some((&url, &url_text)), &[])).await?;
+            return self.deliver(Mode::Redirect, &entry, rolls_at, &ask).await;
         }
         let path = local::resolve(&local.root, verified.raw_key).await?;
         let mut resp = local::serve(&path, method, &parts.headers).await?;

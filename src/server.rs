@@ -557,9 +557,74 @@ impl Activity {
 }
 
 /// The connection's transport, which tells its [`Activity`] when bytes arrive (HTTP/1.1).
+///
+/// It also gives an oversized request head the JSON answer every other error has: hyper
+/// answers a head larger than its buffer (`server.max_header_size`) itself, with a bare
+/// `431` and no body, and offers no hook. That answer is the only response hyper writes
+/// while no request of the service is in flight, so it is recognised by its status line
+/// there and replaced, whole, by edgesign's `431 header_too_large`.
 struct Watched<T> {
     io: T,
     activity: Arc<Activity>,
+    max_header: usize,
+    /// edgesign's 431, still to be written, once hyper's has been seen.
+    replacement: Option<Bytes>,
+}
+
+impl<T> Watched<T> {
+    fn new(io: T, activity: Arc<Activity>, max_header: usize) -> Self {
+        Watched {
+            io,
+            activity,
+            max_header,
+            replacement: None,
+        }
+    }
+
+    /// Whether `first` starts hyper's own 431, written outside any request of the service.
+    fn is_hypers_431(&self, first: &[u8]) -> bool {
+        (first.starts_with(b"HTTP/1.1 431 ") || first.starts_with(b"HTTP/1.0 431 "))
+            && self.activity.in_flight.load(Ordering::SeqCst) == 0
+    }
+
+    fn start_replacing(&mut self) {
+        let err = crate::Error::HeaderTooLarge(self.max_header);
+        let body = err.json_body();
+        let head = format!(
+            "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        self.replacement = Some(Bytes::from(head + &body));
+    }
+}
+
+impl<T: AsyncWrite + Unpin> Watched<T> {
+    /// Writes what is left of the replacement; `Ready(Ok)` once it is all out.
+    fn drain_replacement(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while let Some(rest) = self.replacement.as_mut().filter(|r| !r.is_empty()) {
+            match Pin::new(&mut self.io).poll_write(cx, rest) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => {
+                    let _ = rest.split_to(n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Hyper's bytes of its own 431 (`len` of them) are taken as written, and edgesign's
+    /// answer goes out instead.
+    fn write_instead(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<std::io::Result<usize>> {
+        match self.drain_replacement(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(len)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
@@ -583,6 +648,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if self.replacement.is_none() && self.is_hypers_431(buf) {
+            self.start_replacing();
+        }
+        if self.replacement.is_some() {
+            return self.write_instead(cx, buf.len());
+        }
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
@@ -591,6 +662,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        if self.replacement.is_none() && bufs.first().is_some_and(|b| self.is_hypers_431(b)) {
+            self.start_replacing();
+        }
+        if self.replacement.is_some() {
+            let len = bufs.iter().map(|b| b.len()).sum();
+            return self.write_instead(cx, len);
+        }
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
@@ -599,10 +677,22 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.replacement.is_some() {
+            match self.drain_replacement(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.replacement.is_some() {
+            match self.drain_replacement(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
@@ -706,10 +796,7 @@ async fn serve_connection<T>(
                 .header_read_timeout(None)
                 .max_buf_size(limits.max_header)
                 .serve_connection(
-                    TokioIo::new(Watched {
-                        io,
-                        activity: activity.clone(),
-                    }),
+                    TokioIo::new(Watched::new(io, activity.clone(), limits.max_header)),
                     svc,
                 ),
         ),

@@ -20,7 +20,9 @@ pub(super) async fn handle(
     json: &Value,
     cx: &Cx,
 ) -> Result<Value, Error> {
-    require_minter(&cx.principal)?;
+    if !cx.principal.is_authenticated() {
+        return Err(Error::Unauthorized("credentials required"));
+    }
     let org = parts
         .uri
         .path()
@@ -28,9 +30,6 @@ pub(super) async fn handle(
         .split('/')
         .nth(1)
         .unwrap_or("");
-    if !cx.principal.is_admin() && cx.principal.org() != Some(org) {
-        return Err(Error::Forbidden("the caller does not belong to this org"));
-    }
     let given = string_field(json, "url")?;
     // A URL is resolved back to the origin it belongs to; a bare key to content_sign_origin.
     let (idx, raw_key) = if given.contains("://") {
@@ -49,17 +48,24 @@ pub(super) async fn handle(
             .ok_or(Error::NotFound)?;
         (idx, encode_key(given.trim_start_matches('/')))
     };
+    crate::auth::keypath::judge(&raw_key)?;
+    let origin = &app.config.origins[idx];
+    let url = origin.signer.layout().object_url(&raw_key);
+    // Public objects are anyone's to read: any authenticated caller, whatever its org, gets
+    // the unsigned URL (DESIGN §5).
+    if is_public(origin, &raw_key) {
+        return Ok(json!({ "url": url, "signed_url": null }));
+    }
+    require_minter(&cx.principal)?;
+    if !cx.principal.is_admin() && cx.principal.org() != Some(org) {
+        return Err(Error::Forbidden("the caller does not belong to this org"));
+    }
     // The object must be the org's own.
     let org_scoped = crate::auth::Principal::Jwt {
         subject: None,
         org: Some(org.to_owned()),
     };
     crate::auth::policy::may_read(crate::config::Access::Org, &org_scoped, &raw_key)?;
-    let origin = &app.config.origins[idx];
-    let url = origin.signer.layout().object_url(&raw_key);
-    if is_public(origin, &raw_key) {
-        return Ok(json!({ "url": url, "signed_url": null }));
-    }
     let signed = mint(app, idx, &raw_key, Method::Get, None, cx).await?;
     Ok(json!({ "url": url, "signed_url": signed.url }))
 }

@@ -66,6 +66,7 @@ async fn exists(app: &Arc<App>, idx: usize, raw_key: &str, now: u64) -> Result<(
             &signer.name,
             Method::Head,
             &head.url,
+            signer.fetched_from(),
             &http::HeaderMap::new(),
         )
         .await?;

@@ -87,16 +87,7 @@ pub fn error_response(api: Api, err: &Error) -> Response<Body> {
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         body,
     );
-    resp.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    if let Error::RateLimited { retry_after } = err {
-        resp.headers_mut().insert(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from(*retry_after),
-        );
-    }
+    crate::proxy::error_headers(err, resp.headers_mut());
     resp
 }
 
@@ -128,7 +119,10 @@ where
     .await;
     match result {
         Ok(v) => json_response(StatusCode::OK, v.to_string()),
-        Err(e) => error_response(api, &e),
+        Err(e) => {
+            crate::proxy::log_server_error(&e);
+            error_response(api, &e)
+        }
     }
 }
 

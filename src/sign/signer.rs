@@ -48,6 +48,20 @@ impl Layout {
         })
     }
 
+    /// `scheme://authority`, the root of every URL of this layout.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", self.scheme.as_str(), self.authority)
+    }
+
+    /// The raw key a request path names in this layout (the path of one of its URLs, as a
+    /// client holds it): the path without the layout's path prefix and its `/`.
+    pub fn key_of_path<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let key = path
+            .strip_prefix(self.path_prefix.as_str())?
+            .strip_prefix('/')?;
+        (!key.is_empty()).then_some(key)
+    }
+
     /// `scheme://authority<prefix>/`.
     pub fn base(&self) -> String {
         format!(
@@ -77,9 +91,7 @@ impl Layout {
         {
             return None;
         }
-        let rest = url.path.strip_prefix(self.path_prefix.as_str())?;
-        let key = rest.strip_prefix('/')?;
-        (!key.is_empty()).then_some(key)
+        self.key_of_path(url.path)
     }
 
     /// The host and port objects are fetched from (IP literals unbracketed).
@@ -156,8 +168,10 @@ pub struct CloudFrontKey {
 /// A CloudFront distribution (or any CDN speaking its signed-URL format).
 #[derive(Debug)]
 pub struct CloudFront {
-    /// URL layout (`https://<domain>` or the configured endpoint).
+    /// URL layout: `https://<domain>`, the name in every URL, policy `Resource` and `Host`.
     pub layout: Layout,
+    /// Where edgesign connects to fetch (the configured `endpoint`), when not `domain`.
+    pub endpoint: Option<Layout>,
     /// Digest for new signatures.
     pub hash: HashAlgorithm,
     /// Keys; the first signs.
@@ -381,6 +395,15 @@ impl OriginSigner {
             Kind::S3(_) => Scheme::Sigv4,
             Kind::CloudFront(_) => Scheme::CloudFront,
             Kind::Local(_) => Scheme::Native,
+        }
+    }
+
+    /// Where edgesign connects to fetch this origin's URLs, when it is not their own host (a
+    /// CloudFront origin's `endpoint`).
+    pub fn fetched_from(&self) -> Option<&Layout> {
+        match &self.kind {
+            Kind::CloudFront(cf) => cf.endpoint.as_ref(),
+            _ => None,
         }
     }
 
