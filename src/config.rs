@@ -962,8 +962,11 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
         c.err("server.idle_timeout", "must be at least 1ms");
     }
     let send_timeout = c.duration("server.send_timeout", s.send_timeout.as_deref(), "60s");
-    if send_timeout.is_zero() {
-        c.err("server.send_timeout", "must be at least 1ms");
+    if send_timeout < Duration::from_secs(1) {
+        c.err(
+            "server.send_timeout",
+            "must be at least 1s (connections are checked about that often)",
+        );
     }
     let max_header_size = s.max_header_size.unwrap_or(16 * 1024);
     if !(MIN_HEADER_SIZE..=MAX_HEADER_SIZE).contains(&max_header_size) {
@@ -1574,7 +1577,7 @@ fn validate_auth(a: RawAuth, c: &mut Checker<'_>) -> Auth {
             if !crate::auth::jwt::valid_org(org) {
                 c.err(
                     format!("{p}.org"),
-                    format!("{org:?} is not an org name: use one path segment (no \"/\", not empty, not . or ..), or leave org out for an admin key"),
+                    format!("{org:?} is not an org name: use letters, digits, \".\", \"_\" and \"-\" (not starting with \".\"), or leave org out for an admin key"),
                 );
                 continue;
             }

@@ -62,6 +62,9 @@ pub enum Error {
     /// clock or configuration problem between edgesign and the origin, not the client's.
     #[error("origin rejected")]
     OriginRejected(String),
+    /// edgesign cannot take the request now (every connection slot is held); retry soon.
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// The origin did not answer in time.
     #[error("origin timeout")]
     OriginTimeout,
@@ -86,6 +89,7 @@ impl Error {
             Error::RateLimited { .. } => 429,
             Error::OriginUnavailable(_) | Error::OriginRejected(_) => 502,
             Error::OriginTimeout => 504,
+            Error::Unavailable(_) => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -108,6 +112,7 @@ impl Error {
             Error::OriginUnavailable(_) => "origin_unavailable",
             Error::OriginRejected(_) => "origin_rejected",
             Error::OriginTimeout => "origin_timeout",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }

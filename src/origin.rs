@@ -12,13 +12,14 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
 use hyper_util::rt::TokioExecutor;
 
 use crate::Error;
 use crate::config::OriginClient as Settings;
 use crate::ops::Metrics;
-use crate::sign::signer::Layout;
 use crate::sign::Method;
+use crate::sign::signer::Layout;
 
 /// Request headers passed to the origin in stream mode.
 pub const PASSED_REQUEST_HEADERS: [http::HeaderName; 5] = [
@@ -49,10 +50,55 @@ pub fn is_passed_status(s: StatusCode) -> bool {
     matches!(s.as_u16(), 200 | 206 | 304 | 404 | 412 | 416)
 }
 
+/// The system resolver, except that `localhost` and every `*.localhost` name are loopback
+/// without asking it (RFC 6761 §6.3: resolvers SHOULD answer them so). glibc only knows
+/// `localhost` itself, and a virtual-host S3 origin on this machine is
+/// `<bucket>.localhost:<port>`.
+#[derive(Clone, Debug)]
+pub struct Resolver {
+    system: GaiResolver,
+}
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Resolver {
+            system: GaiResolver::new(),
+        }
+    }
+}
+
+type Resolved = Result<std::vec::IntoIter<std::net::SocketAddr>, std::io::Error>;
+
+impl tower_service::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Resolved> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.system.poll_ready(cx)
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+        if host == "localhost" || host.ends_with(".localhost") {
+            let loopback = vec![
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+            ];
+            return Box::pin(std::future::ready(Ok(loopback.into_iter())));
+        }
+        let resolving = self.system.call(name);
+        Box::pin(async move { Ok(resolving.await?.collect::<Vec<_>>().into_iter()) })
+    }
+}
+
 /// The pooled client.
 #[derive(Clone)]
 pub struct OriginClient {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>>,
     response_timeout: Duration,
     metrics: Arc<Metrics>,
 }
@@ -74,7 +120,7 @@ impl OriginClient {
         extra_roots: &[rustls_pki_types::CertificateDer<'static>],
         metrics: Arc<Metrics>,
     ) -> Self {
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(Resolver::default());
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(settings.connect_timeout));
@@ -136,7 +182,8 @@ impl OriginClient {
                 } else {
                     format!("{}{}?{}", via.origin(), parsed.path, parsed.query)
                 };
-                let host = HeaderValue::from_str(parsed.signing_host()).map_err(|_| unsendable())?;
+                let host =
+                    HeaderValue::from_str(parsed.signing_host()).map_err(|_| unsendable())?;
                 (target.parse().map_err(|_| unsendable())?, Some(host))
             }
         };

@@ -636,7 +636,7 @@ impl App {
         let rel = prefix
             .strip_prefix(base.as_str())
             .ok_or(Error::Forbidden("the URL's policy covers other hosts"))?;
-        let covered = keypath::judge(rel)?;
+        let covered = keypath::judge_wildcard_prefix(rel)?;
         if ask.access == Access::Public || policy::under_any(&origin.public_prefixes, &covered) {
             return Ok(());
         }
@@ -900,21 +900,25 @@ impl App {
                 return Err(Error::RangeNotSatisfiable { content_range });
             }
             400..=499 => {
-                return Err(Error::OriginRejected(named("to a URL edgesign signed or verified")));
+                return Err(Error::OriginRejected(named(
+                    "to a URL edgesign signed or verified",
+                )));
             }
             _ => return Err(Error::OriginUnavailable(named(""))),
         }
         let (up, body) = upstream.into_parts();
-        let mut resp = Response::new(if method == Method::Head || status == StatusCode::NOT_MODIFIED {
-            empty()
-        } else {
-            let (metrics, name) = (self.metrics.clone(), name.clone());
-            body.map_err(move |e| -> BoxError {
-                metrics.origin_error(&name, "body");
-                Box::new(e)
-            })
-            .boxed_unsync()
-        });
+        let mut resp = Response::new(
+            if method == Method::Head || status == StatusCode::NOT_MODIFIED {
+                empty()
+            } else {
+                let (metrics, name) = (self.metrics.clone(), name.clone());
+                body.map_err(move |e| -> BoxError {
+                    metrics.origin_error(&name, "body");
+                    Box::new(e)
+                })
+                .boxed_unsync()
+            },
+        );
         *resp.status_mut() = status;
         for name in &PASSED_RESPONSE_HEADERS {
             for v in up.headers.get_all(name) {

@@ -25,8 +25,8 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,10 @@ use crate::proxy::{App, Body, BoxError};
 /// Connections accepted beyond `server.max_connections` so that health checks and metrics
 /// still answer when every slot is held (other requests on them wait for a slot).
 pub const OPS_SLOTS: usize = 16;
+
+/// Streams one HTTP/2 connection may have open at once (hyper's default is 200): each can
+/// hold an origin fetch or an open file.
+const H2_MAX_STREAMS: u32 = 100;
 
 /// HTTP/2 keep-alive pings: how often, and how long the answer may take (dead peers).
 const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -376,6 +380,10 @@ struct Activity {
     waker: AtomicWaker,
     /// Responses whose bodies are being sent.
     sends: std::sync::Mutex<Vec<Arc<Sending>>>,
+    /// 1 + nanoseconds after `opened` since when the socket has not taken a write (HTTP/1.1:
+    /// it also times the last bytes of a response, buffered after its body ended); 0 while
+    /// writes go through.
+    write_blocked_ns: AtomicU64,
 }
 
 /// One response body being sent: whether it waits for the client to take what it was
@@ -429,23 +437,26 @@ impl Slot {
         })
     }
 
-    /// Waits for a full slot unless the connection holds one; the ops slot is then freed.
-    async fn take_full(&self, slots: &Arc<Semaphore>) {
+    /// Waits, at most `within`, for a full slot unless the connection holds one; the ops
+    /// slot is then freed. `false`: none came free in time.
+    async fn take_full(&self, slots: &Arc<Semaphore>, within: Duration) -> bool {
         if self.has_full.load(Ordering::Acquire) {
-            return;
+            return true;
         }
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
+        let Ok(Ok(permit)) = tokio::time::timeout(within, slots.clone().acquire_owned()).await
+        else {
+            return false;
         };
-        if let Ok(mut full) = self.full.lock() {
-            if full.is_none() {
-                *full = Some(permit);
-                self.has_full.store(true, Ordering::Release);
-                if let Ok(mut ops) = self.ops.lock() {
-                    ops.take();
-                }
-            }
+        let mut full = self.full.lock().unwrap_or_else(PoisonError::into_inner);
+        if full.is_none() {
+            *full = Some(permit);
+            self.has_full.store(true, Ordering::Release);
+            self.ops
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
         }
+        true
     }
 }
 
@@ -465,6 +476,7 @@ impl Activity {
             verdict: AtomicU8::new(KEEP),
             waker: AtomicWaker::new(),
             sends: std::sync::Mutex::new(Vec::new()),
+            write_blocked_ns: AtomicU64::new(0),
         }
     }
 
@@ -476,28 +488,59 @@ impl Activity {
         });
         // Handed to the connection now: it must start taking the body within send_timeout.
         sending.handed();
-        if let Ok(mut sends) = self.sends.lock() {
-            sends.push(sending.clone());
-        }
+        self.sends
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sending.clone());
         sending
     }
 
     /// Stops watching a response body.
     fn sent(&self, sending: &Arc<Sending>) {
-        if let Ok(mut sends) = self.sends.lock() {
-            sends.retain(|s| !Arc::ptr_eq(s, sending));
-        }
+        self.sends
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|s| !Arc::ptr_eq(s, sending));
     }
 
-    /// When the longest-waiting response body runs out of `send_timeout`, if one is waiting.
+    /// When the longest-waiting response runs out of `send_timeout`, if one is waiting: a
+    /// body the connection stopped asking for, or (HTTP/1.1) bytes the socket stopped taking.
     fn send_deadline(&self, limits: Limits) -> Option<Instant> {
-        let sends = self.sends.lock().ok()?;
+        let sends = self.sends.lock().unwrap_or_else(PoisonError::into_inner);
+        let blocked = self.write_blocked_ns.load(Ordering::SeqCst);
         let oldest = sends
             .iter()
             .map(|s| s.handed_ns.load(Ordering::SeqCst))
+            .chain(std::iter::once(blocked))
             .filter(|ns| *ns != 0)
             .min()?;
         Some(self.opened + Duration::from_nanos(oldest - 1) + limits.send)
+    }
+
+    /// Whether every request in flight is a response its client has stopped taking for
+    /// `send_timeout` (so closing the connection cuts nobody who is still reading).
+    fn all_stalled(&self, now: Instant, limits: Limits) -> bool {
+        let sends = self.sends.lock().unwrap_or_else(PoisonError::into_inner);
+        let stalled = sends
+            .iter()
+            .map(|s| s.handed_ns.load(Ordering::SeqCst))
+            .filter(|ns| {
+                *ns != 0 && self.opened + Duration::from_nanos(ns - 1) + limits.send <= now
+            })
+            .count();
+        stalled >= self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// A write to the socket could not proceed (`blocked`) or went through.
+    fn write_blocked(&self, blocked: bool) {
+        if !blocked {
+            if self.write_blocked_ns.load(Ordering::Relaxed) != 0 {
+                self.write_blocked_ns.store(0, Ordering::SeqCst);
+            }
+        } else if self.write_blocked_ns.load(Ordering::Relaxed) == 0 {
+            let at = self.since_opened(crate::clock::instant());
+            self.write_blocked_ns.store(at + 1, Ordering::SeqCst);
+        }
     }
 
     fn since_opened(&self, t: Instant) -> u64 {
@@ -654,7 +697,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         if self.replacement.is_some() {
             return self.write_instead(cx, buf.len());
         }
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.activity.write_blocked(polled.is_pending());
+        polled
     }
 
     fn poll_write_vectored(
@@ -669,7 +714,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
             let len = bufs.iter().map(|b| b.len()).sum();
             return self.write_instead(cx, len);
         }
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.activity.write_blocked(polled.is_pending());
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -804,6 +851,7 @@ async fn serve_connection<T>(
             hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .max_header_list_size(u32::try_from(limits.max_header).unwrap_or(u32::MAX))
+                .max_concurrent_streams(H2_MAX_STREAMS)
                 .keep_alive_interval(H2_PING_INTERVAL)
                 .keep_alive_timeout(H2_PING_INTERVAL)
                 .serve_connection(TokioIo::new(io), svc),
@@ -852,6 +900,9 @@ async fn watchdog(
     // Nothing wakes this task when a request starts or ends, so it looks again at least
     // this often: never later than a deadline that a request head starting now would set.
     let every = limits.idle.min(limits.header_read).min(limits.send);
+    // HTTP/2 GOAWAY sent because a stream stalled: the connection is cut once nothing in
+    // flight is still being taken by its client.
+    let mut stalled_goaway = false;
     loop {
         let poll = crate::clock::instant() + every;
         let check = match (hard_deadline, activity.expires_at(limits)) {
@@ -859,8 +910,12 @@ async fn watchdog(
             (None, Some((t, _))) => t.min(poll),
             (None, None) => poll,
         };
-        let check = match (hard_deadline, activity.send_deadline(limits)) {
-            (None, Some(send)) => send.min(check),
+        let check = match (
+            hard_deadline,
+            stalled_goaway,
+            activity.send_deadline(limits),
+        ) {
+            (None, false, Some(send)) => send.min(check),
             _ => check,
         };
         tokio::select! {
@@ -877,14 +932,26 @@ async fn watchdog(
                     tracing::debug!(%peer, "closed: did not finish after a close");
                     return activity.rule(CUT);
                 }
-                if activity.send_deadline(limits).is_some_and(|d| now >= d) {
-                    tracing::info!(%peer, "closed: the client took no bytes of a response within send_timeout");
-                    if proto == Proto::Http1 {
+                if stalled_goaway {
+                    if activity.all_stalled(now, limits) {
+                        tracing::info!(%peer, "closed: every stream left stalled past send_timeout");
                         return activity.rule(CUT);
                     }
-                    // HTTP/2: GOAWAY; the other streams get header_read_timeout to finish.
+                    continue;
+                }
+                if activity.send_deadline(limits).is_some_and(|d| now >= d) {
+                    if proto == Proto::Http1 {
+                        tracing::info!(%peer, "closed: the client took no bytes of a response within send_timeout");
+                        return activity.rule(CUT);
+                    }
+                    // HTTP/2: GOAWAY, so no new stream starts here; streams still being read
+                    // finish, and the connection is cut once only stalled ones are left.
+                    tracing::info!(%peer, "GOAWAY: a stream's client took no bytes within send_timeout");
                     activity.rule(CLOSE);
-                    hard_deadline = Some(now + limits.header_read);
+                    stalled_goaway = true;
+                    if activity.all_stalled(now, limits) {
+                        return activity.rule(CUT);
+                    }
                     continue;
                 }
                 let Some((expiry, head)) = activity.expires_at(limits) else { continue };
@@ -946,10 +1013,23 @@ async fn answer(
             "metrics",
             "-",
         ),
+        // On a connection beyond max_connections, anything but the ops endpoints waits for a
+        // slot, as long as an idle connection would be kept, then hears 503.
+        _ if !slot
+            .take_full(&shared.slots, app.config.server.idle_timeout)
+            .await =>
+        {
+            let mut resp = crate::proxy::error_response(
+                &crate::Error::Unavailable("every connection slot is taken; retry shortly"),
+                false,
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            (resp, "-", "-")
+        }
         _ => {
-            // On a connection beyond max_connections, anything but the ops endpoints waits
-            // for a slot.
-            slot.take_full(&shared.slots).await;
             let (resp, notes) = ops::with_notes(app.handle(req, peer)).await;
             (resp, notes.route(), notes.cache())
         }

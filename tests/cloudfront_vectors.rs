@@ -45,6 +45,7 @@ fn origin_for(url: &str, key_pair_id: &str, alg: &str, hash: HashAlgorithm) -> O
         ttl: 3600,
         kind: Kind::CloudFront(CloudFront {
             layout: Layout::new(&u.origin(), "").unwrap(),
+            endpoint: None,
             hash,
             keys: vec![CloudFrontKey {
                 key_pair_id: key_pair_id.into(),

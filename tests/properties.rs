@@ -59,6 +59,7 @@ fn cf_origin() -> OriginSigner {
         ttl: 3600,
         kind: Kind::CloudFront(CloudFront {
             layout: Layout::new("https://d111111abcdef8.cloudfront.net", "").unwrap(),
+            endpoint: None,
             hash: HashAlgorithm::Sha256,
             keys: vec![CloudFrontKey {
                 key_pair_id: "K2JCJMDEHXQW5F".into(),
@@ -356,6 +357,7 @@ fn rsa_cloudfront_sign_verify_round_trip() {
             ttl: 3600,
             kind: Kind::CloudFront(CloudFront {
                 layout: Layout::new("https://cdn.example.com:8443", "").unwrap(),
+                endpoint: None,
                 hash,
                 keys: vec![CloudFrontKey {
                     key_pair_id: "K2JCJMDEHXQW5F".into(),

@@ -1037,7 +1037,7 @@ async fn a_cloudfront_ip_condition_is_checked_against_the_client_when_edgesign_f
     let pem = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/vectors/cloudfront_test_ec_key.pem");
     let cfg = format!(
-        "[[origins]]\nname = \"cdn\"\nkind = \"cloudfront\"\nendpoint = \"http://{addr}\"\nttl = \"1h\"\n[[origins.keys]]\nkey_pair_id = \"K2JCJMDEHXQW5F\"\nprivate_key_file = \"{}\"\n[[routes]]\nprefix = \"/cfs/\"\norigin = \"cdn\"\nmode = \"stream\"\naccess = \"public\"\n[[routes]]\nprefix = \"/cf/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"public\"\n",
+        "[[origins]]\nname = \"cdn\"\nkind = \"cloudfront\"\ndomain = \"d111111abcdef8.cloudfront.net\"\nendpoint = \"http://{addr}\"\nttl = \"1h\"\n[[origins.keys]]\nkey_pair_id = \"K2JCJMDEHXQW5F\"\nprivate_key_file = \"{}\"\n[[routes]]\nprefix = \"/cfs/\"\norigin = \"cdn\"\nmode = \"stream\"\naccess = \"public\"\n[[routes]]\nprefix = \"/cf/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"public\"\n",
         pem.display()
     );
     let proxy = proxy(&cfg, false).await;
@@ -1049,7 +1049,8 @@ async fn a_cloudfront_ip_condition_is_checked_against_the_client_when_edgesign_f
     };
     let url_for = |range: &str| {
         let now = edgesign::clock::unix_secs(edgesign::clock::now());
-        let object = format!("http://{addr}/v/a.txt");
+        // The URL names the distribution; edgesign fetches it from the endpoint.
+        let object = "https://d111111abcdef8.cloudfront.net/v/a.txt".to_owned();
         let policy =
             edgesign::sign::cloudfront::custom_policy(&object, now + 600, Some(range), None);
         edgesign::sign::cloudfront::sign(

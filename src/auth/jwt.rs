@@ -157,14 +157,16 @@ fn org_claim(claims: &Value, name: &str) -> Result<Option<String>, Error> {
     }
 }
 
-/// Whether `org` can scope keys: non-empty, one path segment, not a dot segment, no
-/// control characters.
+/// Whether `org` can scope keys: one path segment of letters, digits, `.`, `_` and `-`, not
+/// starting with `.`. Nothing a front could decode (`%`), split (`/`, `\`), read as a path
+/// parameter (`;`) or a dot segment, and no `:`, which separates org from subject in rate-limit
+/// identities.
 pub fn valid_org(org: &str) -> bool {
     !org.is_empty()
-        && org != "."
-        && org != ".."
-        && !org.contains(['/', '\\'])
-        && !org.chars().any(char::is_control)
+        && !org.starts_with('.')
+        && org
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 #[cfg(test)]

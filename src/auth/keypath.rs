@@ -6,17 +6,20 @@
 //! (`public/…`, `{org}/…`) is then a check on a different object than the one served. So a
 //! key is judged in every form it might take:
 //!
-//! - as written (percent-decoded: `%2e%2e` is `..`);
+//! - as written (percent-decoded: `%2e%2e` is `..`), and decoded once more when that still
+//!   leaves an escape (`%252e`: a chain that decodes twice reads `.`);
 //! - with dot segments resolved, empty segments kept (RFC 3986);
 //! - with dot segments resolved after empty segments are merged (a front that folds `//`).
 //!
-//! A key whose dot segments climb above its root in any form is refused outright; a prefix
-//! (public prefix, org scope, wildcard) holds for a key only if it holds in every form.
+//! A dot segment is `.` or `..`, also with a path parameter (`..;x`, which Tomcat-style fronts
+//! read as `..`). A key whose dot segments climb above its root in any form is refused
+//! outright; a prefix (public prefix, org scope, wildcard) holds for a key only if it holds in
+//! every form.
 
 use std::borrow::Cow;
 
 use crate::Error;
-use crate::sign::encoding::percent_decode;
+use crate::sign::encoding::{percent_decode, percent_decode_bytes};
 
 /// Longest object key accepted, in bytes once decoded: S3's and GCS's limit, and Azure's
 /// for blob names. It also bounds what one signature-cache entry can weigh.
@@ -27,14 +30,14 @@ pub const MAX_KEY_BYTES: usize = 1024;
 pub struct Judged<'k> {
     /// Percent-decoded, as written.
     written: Cow<'k, [u8]>,
-    /// The resolved forms, when the key has dot segments at all.
-    resolved: Option<[Vec<u8>; 2]>,
+    /// Every other form: decoded twice, and resolved, when they differ from `written`.
+    others: Vec<Vec<u8>>,
 }
 
 impl Judged<'_> {
     /// Every form the key might take at an origin or a front.
     pub fn forms(&self) -> impl Iterator<Item = &[u8]> {
-        std::iter::once(&*self.written).chain(self.resolved.iter().flatten().map(Vec::as_slice))
+        std::iter::once(&*self.written).chain(self.others.iter().map(Vec::as_slice))
     }
 
     /// Whether every form starts with `prefix`.
@@ -60,6 +63,16 @@ fn is_sep(b: u8) -> bool {
     b == b'/' || b == b'\\'
 }
 
+/// `.` or `..` (`Some(true)` for `..`), also with a `;` path parameter.
+fn dot_segment(seg: &[u8]) -> Option<bool> {
+    let name = seg.split(|b| *b == b';').next().unwrap_or(seg);
+    match name {
+        b"." => Some(false),
+        b".." => Some(true),
+        _ => None,
+    }
+}
+
 /// Judges a raw key (as it appears in a path). `400 bad_request` when it is longer than
 /// [`MAX_KEY_BYTES`] or when its dot segments would climb above its root in any form.
 pub fn judge(raw_key: &str) -> Result<Judged<'_>, Error> {
@@ -69,27 +82,47 @@ pub fn judge(raw_key: &str) -> Result<Judged<'_>, Error> {
             "object keys are at most {MAX_KEY_BYTES} bytes"
         )));
     }
-    let has_dots = written
-        .split(|b| is_sep(*b))
-        .any(|seg| seg == b"." || seg == b"..");
-    if !has_dots {
-        return Ok(Judged {
-            written,
-            resolved: None,
-        });
+    let mut others = Vec::new();
+    if written.contains(&b'%') {
+        let twice = percent_decode_bytes(&written);
+        if *twice != *written {
+            others.push(twice.into_owned());
+        }
     }
+    let has_dots = |key: &[u8]| key.split(|b| is_sep(*b)).any(|s| dot_segment(s).is_some());
     let climbs = || {
         Error::BadRequest(
             "the key's dot segments (. and ..) climb above its root; such keys are not served"
                 .into(),
         )
     };
-    let kept = resolve(&written, true).ok_or_else(climbs)?;
-    let merged = resolve(&written, false).ok_or_else(climbs)?;
-    Ok(Judged {
-        written,
-        resolved: Some([kept, merged]),
-    })
+    for form in std::iter::once(written.to_vec()).chain(others.clone()) {
+        if has_dots(&form) {
+            others.push(resolve(&form, true).ok_or_else(climbs)?);
+            others.push(resolve(&form, false).ok_or_else(climbs)?);
+        }
+    }
+    Ok(Judged { written, others })
+}
+
+/// Judges the fixed part of a wildcard (a CloudFront policy's `Resource` before its first `*`
+/// or `?`), relative to the origin. Beyond [`judge`], the wildcard must not continue a dot
+/// segment or an escape: `acme/.*` covers `acme/../other/x`, and `acme/%2*` covers
+/// `acme/%2e%2e/other/x`, though the fixed part alone looks harmless.
+pub fn judge_wildcard_prefix(raw_prefix: &str) -> Result<Judged<'_>, Error> {
+    let partial = raw_prefix.rsplit(['/', '\\']).next().unwrap_or("");
+    let decoded = percent_decode(partial);
+    let open_escape = {
+        let b = partial.as_bytes();
+        b.ends_with(b"%") || (b.len() >= 2 && b[b.len() - 2] == b'%')
+    };
+    let continues_dots = !decoded.is_empty() && decoded.iter().all(|b| *b == b'.');
+    if open_escape || continues_dots || dot_segment(&decoded).is_some() {
+        return Err(Error::Forbidden(
+            "the URL's policy has a wildcard that continues a dot segment or an escape",
+        ));
+    }
+    judge(raw_prefix)
 }
 
 /// RFC 3986 §5.2.4 on a relative key, `/` and `\` both separators; `None` when a `..` has
@@ -101,14 +134,14 @@ fn resolve(key: &[u8], keep_empty: bool) -> Option<Vec<u8>> {
     let mut trailing_dir = false;
     for (i, seg) in segs.into_iter().enumerate() {
         trailing_dir = false;
-        match seg {
-            b"." => trailing_dir = true,
-            b".." => {
+        match (dot_segment(seg), seg) {
+            (Some(false), _) => trailing_dir = true,
+            (Some(true), _) => {
                 out.pop()?;
                 trailing_dir = true;
             }
-            b"" if !keep_empty && i != last => {}
-            s => out.push(s),
+            (None, b"") if !keep_empty && i != last => {}
+            (None, s) => out.push(s),
         }
     }
     let mut joined = out.join(&b'/');
@@ -139,6 +172,9 @@ mod tests {
             "%2e%2e/x",
             "%2E%2E%2Fx",
             "a/%2e%2e/%2e%2e/x",
+            // Decoded twice by a chain of fronts, or read as .. by a Tomcat-style front.
+            "a/%252e%252e/%252e%252e/x",
+            "a/..;x/..;y/z",
             "a\\..\\..\\x",
             // A front that merges slashes reads this as a/../../x.
             "a//../../x",
@@ -163,12 +199,46 @@ mod tests {
     fn a_prefix_holds_only_if_it_holds_in_every_form() {
         let j = judge("public/../private/secret.txt").unwrap();
         assert!(!j.all_start_with(b"public/"));
+        assert!(
+            !judge("public/%252e%252e/private/x")
+                .unwrap()
+                .all_start_with(b"public/")
+        );
+        assert!(
+            !judge("public/..;/private/x")
+                .unwrap()
+                .all_start_with(b"public/")
+        );
+        // A literal percent sign is still a key like any other.
+        assert!(
+            judge("public/100%25%20sure.txt")
+                .unwrap()
+                .all_start_with(b"public/")
+        );
         assert!(judge("public/a/./b").unwrap().all_start_with(b"public/"));
         // An org scope: as written it is inside acme/, resolved it is not.
         assert!(!judge("acme/../other/x").unwrap().all_inside("acme"));
         assert!(!judge("acme//../other/x").unwrap().all_inside("acme"));
         assert!(judge("acme/x/../y").unwrap().all_inside("acme"));
         assert!(!judge("acme/x/..").unwrap().all_inside("acme"));
+    }
+
+    #[test]
+    fn a_wildcard_may_not_continue_a_dot_segment_or_an_escape() {
+        for p in [
+            "acme/.",
+            "acme/..",
+            "acme/%2e",
+            "acme/%2",
+            "acme/%",
+            "acme/x/%2E%2E",
+            ".",
+        ] {
+            assert!(judge_wildcard_prefix(p).is_err(), "{p}");
+        }
+        for p in ["acme/", "acme/videos/ep", "acme/.hidden-", "acme/a.b"] {
+            assert!(judge_wildcard_prefix(p).is_ok(), "{p}");
+        }
     }
 
     #[test]

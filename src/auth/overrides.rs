@@ -84,24 +84,24 @@ pub fn check(overrides: &[&str], principal: &Principal, private: bool) -> Result
 
 /// Whether a media type is one that a browser renders without running anything: images,
 /// audio, video and fonts (never SVG or any `+xml`), a few plain text types, and
-/// `application/*` except markup and script. Anything else, including text that does not
-/// parse as `type/subtype`, is refused.
+/// `application/*` except markup and script. The whole value must parse strictly as
+/// `type/subtype *(; name=value)` with tokens only: browsers split `Content-Type` on commas
+/// and take the last type (`text/plain;x=,text/html` is HTML), so a comma, a quote, a
+/// backslash or anything outside printable ASCII is refused, as is text that does not parse.
 pub fn is_passive_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    let token = |s: &str| !s.is_empty() && s.bytes().all(tchar);
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let params_ok = parts.all(|p| {
+        p.trim()
+            .split_once('=')
+            .is_some_and(|(name, value)| token(name.trim()) && token(value.trim()))
+    });
     let Some((ty, sub)) = essence.split_once('/') else {
         return false;
     };
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-    };
-    if !token(ty) || !token(sub) {
+    if !params_ok || !token(ty) || !token(sub) {
         return false;
     }
     let active = ["xml", "html", "script", "xsl", "svg", "flash", "java"];
@@ -159,6 +159,10 @@ mod tests {
             "html",
             "",
             "text/plain\r\nx: y",
+            // Browsers take the last of a comma-separated list (Fetch: "extract a MIME type").
+            "text/plain;x=,text/html",
+            "text/plain, text/html",
+            "text/plain;charset=\"utf-8,text/html\"",
         ] {
             let o = format!("response-content-type={ct}");
             assert!(check(&[&o], &user(), false).is_err(), "{ct}");

@@ -18,7 +18,7 @@ pub fn under_any(prefixes: &[String], key: &Judged<'_>) -> bool {
 /// policy's fixed part, relative to the origin): admins always, org callers inside `{org}/`
 /// (in every form the prefix might take).
 pub fn may_read_prefix(principal: &Principal, raw_prefix: &str) -> Result<(), Error> {
-    let prefix = keypath::judge(raw_prefix)?;
+    let prefix = keypath::judge_wildcard_prefix(raw_prefix)?;
     if principal.is_admin() {
         return Ok(());
     }

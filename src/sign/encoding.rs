@@ -62,7 +62,11 @@ fn hex_val(b: u8) -> Option<u8> {
 /// Decodes `%XX` escapes. A `%` not followed by two hex digits stays literal, as S3 reads it.
 /// `+` is a literal plus: S3 query canonicalisation does not treat it as a space.
 pub fn percent_decode(s: &str) -> Cow<'_, [u8]> {
-    let bytes = s.as_bytes();
+    percent_decode_bytes(s.as_bytes())
+}
+
+/// [`percent_decode`] over bytes (a key decoded once, decoded again).
+pub fn percent_decode_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
     if !bytes.contains(&b'%') {
         return Cow::Borrowed(bytes);
     }

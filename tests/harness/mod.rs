@@ -53,12 +53,19 @@ pub struct S3Origin {
     pub addr: SocketAddr,
     /// Its data directory; `root/<bucket>/<key>` are the objects.
     pub root: PathBuf,
+    /// `Host` and request target of every request that reached it, in order.
+    pub seen: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl S3Origin {
     /// `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The requests that reached it so far, as `http://<Host><path>?<query>`.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
     }
 
     /// Writes an object.
@@ -69,33 +76,61 @@ impl S3Origin {
     }
 }
 
-/// Starts s3s + s3s-fs over a fresh directory holding the test bucket.
+/// Starts s3s + s3s-fs over a fresh directory holding the test bucket (path-style).
 pub async fn s3_origin() -> S3Origin {
+    start_s3(false).await
+}
+
+/// Starts s3s + s3s-fs addressed virtual-host style: the bucket is
+/// `<bucket>.localhost:<port>` (which edgesign resolves to loopback, RFC 6761).
+pub async fn s3_origin_virtual_host() -> S3Origin {
+    start_s3(true).await
+}
+
+async fn start_s3(virtual_host: bool) -> S3Origin {
     use s3s::auth::SimpleAuth;
     use s3s::service::S3ServiceBuilder;
     let root = tempdir("s3");
     std::fs::create_dir_all(root.join(BUCKET)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
     let fs = s3s_fs::FileSystem::new(&root).unwrap();
     let mut b = S3ServiceBuilder::new(fs);
     b.set_auth(SimpleAuth::from_single(AK, SK));
+    if virtual_host {
+        b.set_host(s3s::host::SingleDomain::new(&format!("localhost:{}", addr.port())).unwrap());
+    }
     let service = b.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
     tokio::spawn(async move {
         loop {
             let Ok((sock, _)) = listener.accept().await else {
                 return;
             };
             let _ = sock.set_nodelay(true);
-            let svc = service.clone();
+            let (svc, log) = (service.clone(), log.clone());
+            let recorded =
+                hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let host = req
+                        .headers()
+                        .get(http::header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
+                    log.lock().unwrap().push(format!("http://{host}{target}"));
+                    let svc = svc.clone();
+                    async move { hyper::service::Service::call(&svc, req).await }
+                });
             tokio::spawn(async move {
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(sock), svc)
+                    .serve_connection(TokioIo::new(sock), recorded)
                     .await;
             });
         }
     });
-    S3Origin { addr, root }
+    S3Origin { addr, root, seen }
 }
 
 /// A running proxy.

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Mints one S3 presigned GET URL with botocore, clock frozen, for edgesign's tests.
-usage: botocore_presign.py ENDPOINT BUCKET KEY YYYYMMDDTHHMMSSZ EXPIRES AK SK"""
+usage: botocore_presign.py ENDPOINT BUCKET KEY YYYYMMDDTHHMMSSZ EXPIRES AK SK [path|virtual]
+  [response-content-disposition]"""
 import datetime, os, sys
 from unittest import mock
 
@@ -14,10 +15,13 @@ import boto3, botocore.auth
 from botocore.config import Config
 
 endpoint, bucket, key, at, expires, ak, sk = sys.argv[1:8]
+style = sys.argv[8] if len(sys.argv) > 8 else "path"
+params = {"Bucket": bucket, "Key": key}
+if len(sys.argv) > 9:
+    params["ResponseContentDisposition"] = sys.argv[9]
 client = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id=ak,
                       aws_secret_access_key=sk,
-                      config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+                      config=Config(signature_version="s3v4", s3={"addressing_style": style}))
 fixed = datetime.datetime.strptime(at, "%Y%m%dT%H%M%SZ")
 with mock.patch("botocore.auth.get_current_datetime", return_value=fixed):
-    print(client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
-                                        ExpiresIn=int(expires)))
+    print(client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(expires)))
