@@ -285,18 +285,67 @@ pub async fn get(url: &str, headers: &[(&str, &str)]) -> Got {
 /// A presigned URL minted by botocore itself (python3 + boto3), clock frozen at `at`
 /// (`YYYYMMDDTHHMMSSZ`). The independent oracle for stale-URL rescue.
 pub fn botocore_presign(endpoint: &str, key: &str, at: &str, expires: u64) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/botocore_presign.py");
+    botocore_presign_with(endpoint, key, at, expires, "path", None)
+}
+
+/// [`botocore_presign`] with an addressing `style` (`path` | `virtual`) and an optional
+/// `ResponseContentDisposition`.
+pub fn botocore_presign_with(
+    endpoint: &str,
+    key: &str,
+    at: &str,
+    expires: u64,
+    style: &str,
+    disposition: Option<&str>,
+) -> String {
+    let mut args: Vec<String> = [
+        endpoint,
+        BUCKET,
+        key,
+        at,
+        &expires.to_string(),
+        AK,
+        SK,
+        style,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(disposition.map(str::to_owned));
+    python("botocore_presign.py", &args)
+}
+
+/// `url` signed by botocore's own `S3SigV4QueryAuth` at `at` for `expires` seconds, its raw
+/// path and every non-auth parameter kept: URLs with extra parameters (the AWS JS SDK's),
+/// and the oracle that re-derives a re-signed URL's signature.
+pub fn botocore_sign(url: &str, at: &str, expires: u64) -> String {
+    let args = [url, at, &expires.to_string(), AK, SK].map(str::to_owned);
+    python("botocore_sign.py", &args)
+}
+
+fn python(script: &str, args: &[String]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(script);
     let out = std::process::Command::new("python3")
         .arg(script)
-        .args([endpoint, BUCKET, key, at, &expires.to_string(), AK, SK])
+        .args(args)
         .output()
         .expect("python3 (boto3 is installed by .ci/run)");
     assert!(
         out.status.success(),
-        "botocore presign failed: {}",
+        "botocore failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The value of query parameter `name` in `url`, raw.
+pub fn query_param<'u>(url: &'u str, name: &str) -> Option<&'u str> {
+    url.split_once('?')?
+        .1
+        .split('&')
+        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
 }
 
 /// The path and query of an absolute URL (what a client sends to a proxy route).
