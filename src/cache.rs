@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::ops::Metrics;
+use crate::metrics::Metrics;
 use crate::sign::{Method, Signed};
 
 /// Everything that makes two minted URLs differ. Pure data; derive it with [`CacheKey::new`].

@@ -130,7 +130,12 @@ impl Error {
 
     /// `{"code": …, "message": …}`.
     pub fn json_body(&self) -> String {
-        serde_json::json!({ "code": self.code(), "message": self.public_message() }).to_string()
+        self.json_body_with_code(self.code())
+    }
+
+    /// [`Error::json_body`] with another spelling of the code (a seed API's UPPER_SNAKE).
+    pub fn json_body_with_code(&self, code: &str) -> String {
+        serde_json::json!({ "code": code, "message": self.public_message() }).to_string()
     }
 
     /// The detail a 5xx hides from the client, for the log (`None` for 4xx).

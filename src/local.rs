@@ -16,7 +16,7 @@ use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::Error;
-use crate::proxy::Body;
+use crate::respond::Body;
 use crate::sign::Method;
 use crate::sign::encoding::percent_decode;
 
@@ -184,7 +184,7 @@ pub async fn serve(path: &Path, method: Method, req: &HeaderMap) -> Result<Respo
         .map_err(|e| Error::Internal(format!("seek: {e}")))?;
     let stream = tokio_util::io::ReaderStream::with_capacity(file.take(count), 64 * 1024)
         .map_ok(Frame::data)
-        .map_err(|e| -> crate::proxy::BoxError { Box::new(e) });
+        .map_err(|e| -> crate::respond::BoxError { Box::new(e) });
     builder
         .body(StreamBody::new(stream).boxed_unsync())
         .map_err(|e| Error::Internal(e.to_string()))

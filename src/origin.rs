@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::Error;
 use crate::config::OriginClient as Settings;
-use crate::ops::Metrics;
+use crate::metrics::Metrics;
 use crate::sign::Method;
 use crate::sign::signer::Layout;
 

@@ -8,26 +8,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::BodyExt;
 
 use crate::auth::{self, Principal, keypath, overrides as override_policy, policy};
 use crate::cache::{CacheKey, Entry, SignatureCache};
 use crate::config::{Access, Config, Mode, Origin};
-use crate::ops::{self, Metrics};
+use crate::metrics::Metrics;
+use crate::notes;
 use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS};
+use crate::respond::{self, Body, BoxError, Style, empty};
 use crate::sign::encoding::percent_decode;
 use crate::sign::signer::{Kind, OriginSigner, Scheme, SignSpec, Verified};
 use crate::sign::url::{RawUrl, query_segments};
 use crate::sign::{Method, Signed, Window, cloudfront, native};
 use crate::{Error, api, clock, local, route};
-
-/// Errors inside response bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// Every response body: streamed from the origin or a file, or a small buffer.
-pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Requests admitted, for periodic limiter housekeeping.
 static ADMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -79,76 +74,6 @@ pub struct App {
     /// instead of a burst of misses starting hundreds of threads that share the cores
     /// unfairly (seconds of tail latency).
     slow_signing: tokio::sync::Semaphore,
-}
-
-pub(crate) fn full(body: impl Into<Bytes>) -> Body {
-    Full::new(body.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-fn empty() -> Body {
-    Empty::<Bytes>::new()
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// The one place an error becomes a response. It does not log.
-pub fn error_response(err: &Error, s3_client: bool) -> Response<Body> {
-    let (status, content_type, body) = if s3_client {
-        let (status, body) = err.s3_xml_body();
-        (status, "application/xml", body)
-    } else {
-        (err.status(), "application/json", err.json_body())
-    };
-    let mut resp = Response::new(full(body));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    error_headers(err, resp.headers_mut());
-    resp
-}
-
-/// The headers every error answer carries, whatever its body's style: `no-store`, and what
-/// the error itself says (`Retry-After`, a 416's `Content-Range`).
-pub(crate) fn error_headers(err: &Error, h: &mut HeaderMap) {
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    match err {
-        Error::RateLimited { retry_after } => {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
-        }
-        Error::RangeNotSatisfiable {
-            content_range: Some(range),
-        } => {
-            if let Ok(v) = HeaderValue::from_str(range) {
-                h.insert(header::CONTENT_RANGE, v);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Logs a 5xx once, with the detail its client does not see.
-pub(crate) fn log_server_error(err: &Error) {
-    if err.status() >= 500 {
-        tracing::warn!(
-            target: "edgesign::error",
-            code = err.code(),
-            detail = err.detail().unwrap_or("-"),
-            "answered {}",
-            err.status()
-        );
-    }
-}
-
-pub(crate) fn json_response(status: StatusCode, body: String) -> Response<Body> {
-    let mut resp = Response::new(full(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
 }
 
 /// `private, max-age=N` without going through `fmt`.
@@ -427,7 +352,7 @@ impl App {
             && !matches!(path, "/proxy/file" | "/api/v1/proxy/file");
         let api = api::Api::of(&parts.method, path);
         if let Some(api) = api {
-            ops::note_route(api.route_name());
+            notes::note_route(api.route_name());
         }
         let result = match self.admit(&parts, peer) {
             Err(e) => Err(e),
@@ -441,12 +366,9 @@ impl App {
         };
         match (result, api) {
             (Ok(resp), _) => resp,
-            (Err(e), api) => {
-                log_server_error(&e);
-                match api {
-                    Some(api) => api::error_response(api, &e),
-                    None => error_response(&e, s3_client),
-                }
+            (Err(e), Some(api)) => respond::error(&e, api.style()),
+            (Err(e), None) => {
+                respond::error(&e, if s3_client { Style::S3Xml } else { Style::Json })
             }
         }
     }
@@ -492,11 +414,11 @@ impl App {
     ) -> Result<Response<Body>, Error> {
         match parts.uri.path() {
             "/proxy/file" | "/api/v1/proxy/file" => {
-                ops::note_route("proxy_file");
+                notes::note_route("proxy_file");
                 Box::pin(self.proxy_file(parts, cx)).await
             }
             p if p.starts_with(native::PATH_PREFIX) => {
-                ops::note_route("local_origin");
+                notes::note_route("local_origin");
                 Box::pin(self.serve_local(parts, cx)).await
             }
             _ => self.serve_route(parts, cx).await,
@@ -522,7 +444,7 @@ impl App {
         let matched = route::route(&self.config.routes, Self::host(parts), parts.uri.path())
             .ok_or(Error::NotFound)?;
         let route = &self.config.routes[matched.route];
-        ops::note_route(match route.mode {
+        notes::note_route(match route.mode {
             Mode::Redirect => "redirect",
             Mode::Stream => "stream",
         });
@@ -766,7 +688,7 @@ impl App {
         let key = key(window.signed_at);
         match self.cache.get(&key, now) {
             Some(entry) => {
-                ops::note_cache(true);
+                notes::note_cache(true);
                 Ok((entry, window.rolls_at))
             }
             None => Err(Miss {
@@ -787,7 +709,7 @@ impl App {
         let rolls_at = miss.window.rolls_at;
         let signer = &self.config.origins[miss.origin_idx].signer;
         let (entry, minted) = miss.sign(&self.cache, &self.metrics, signer, now, sign)?;
-        ops::note_cache(!minted);
+        notes::note_cache(!minted);
         fresh(entry, now, rolls_at)
     }
 
@@ -811,7 +733,7 @@ impl App {
                 miss.sign(&cache, &metrics, signer, now, |at| sign(signer, at))
             })
             .await??;
-        ops::note_cache(!minted);
+        notes::note_cache(!minted);
         fresh(entry, now, rolls_at)
     }
 

@@ -46,8 +46,11 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Tls};
-use crate::ops::{self, ConnectionGuard, RequestIds};
-use crate::proxy::{App, Body, BoxError};
+use crate::metrics::ConnectionGuard;
+use crate::notes::{self, RequestIds};
+use crate::ops;
+use crate::proxy::App;
+use crate::respond::{self, Body, BoxError, Style};
 
 /// Connections accepted beyond `server.max_connections` so that health checks and metrics
 /// still answer when every slot is held (other requests on them wait for a slot).
@@ -631,13 +634,9 @@ impl<T> Watched<T> {
     }
 
     fn start_replacing(&mut self) {
-        let err = crate::Error::HeaderTooLarge(self.max_header);
-        let body = err.json_body();
-        let head = format!(
-            "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        );
-        self.replacement = Some(Bytes::from(head + &body));
+        self.replacement = Some(respond::error_http1(&crate::Error::HeaderTooLarge(
+            self.max_header,
+        )));
     }
 }
 
@@ -997,43 +996,43 @@ async fn answer(
         route: "-",
         cache: "-",
     };
-    let (mut resp, route, cache) = match req.uri().path() {
-        "/healthz" => (ops::healthz(), "healthz", "-"),
-        "/readyz" => (ops::readyz(draining), "readyz", "-"),
-        "/metrics" if metrics_allowed(&req, peer, &app) => (
-            ops::metrics(&app.metrics, app.cache.entries_now()),
-            "metrics",
-            "-",
-        ),
-        "/metrics" => (
-            crate::proxy::error_response(
-                &crate::Error::Forbidden("metrics are not served to this address"),
-                false,
-            ),
-            "metrics",
-            "-",
-        ),
-        // On a connection beyond max_connections, anything but the ops endpoints waits for a
-        // slot, as long as an idle connection would be kept, then hears 503.
-        _ if !slot
-            .take_full(&shared.slots, app.config.server.idle_timeout)
-            .await =>
-        {
-            let mut resp = crate::proxy::error_response(
-                &crate::Error::Unavailable("every connection slot is taken; retry shortly"),
-                false,
-            );
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            (resp, "-", "-")
-        }
-        _ => {
-            let (resp, notes) = ops::with_notes(app.handle(req, peer)).await;
-            (resp, notes.route(), notes.cache())
+    let answered = async {
+        match req.uri().path() {
+            "/healthz" => {
+                notes::note_route("healthz");
+                ops::healthz()
+            }
+            "/readyz" => {
+                notes::note_route("readyz");
+                ops::readyz(draining)
+            }
+            "/metrics" => {
+                notes::note_route("metrics");
+                if metrics_allowed(&req, peer, &app) {
+                    ops::metrics(&app.metrics, app.cache.entries_now())
+                } else {
+                    let denied = crate::Error::Forbidden("metrics are not served to this address");
+                    respond::error(&denied, Style::Json)
+                }
+            }
+            // On a connection beyond max_connections, anything but the ops endpoints waits
+            // for a slot, as long as an idle connection would be kept, then hears 503.
+            _ if !slot
+                .take_full(&shared.slots, app.config.server.idle_timeout)
+                .await =>
+            {
+                let full =
+                    crate::Error::Unavailable("every connection slot is taken; retry shortly");
+                let mut resp = respond::error(&full, Style::Json);
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                resp
+            }
+            _ => app.handle(req, peer).await,
         }
     };
+    let (mut resp, noted) = notes::with_notes(line.id.clone(), answered).await;
+    let (route, cache) = (noted.route(), noted.cache());
     resp.headers_mut()
         .insert(X_REQUEST_ID.clone(), line.id.clone());
     if draining && line.version < http::Version::HTTP_2 {

@@ -160,6 +160,20 @@ async fn an_origin_rejection_is_logged_with_the_origins_own_code() {
         "the origin's code is not in the log:\n{}",
         proxy.log()
     );
+    // Once, with the request id and the code the client heard.
+    let id = got.header("x-request-id").to_owned();
+    let lines: Vec<String> = proxy
+        .log()
+        .lines()
+        .filter(|l| l.contains("answered 403 Forbidden"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(&id) && lines[0].contains("origin_rejected"),
+        "{}",
+        lines[0]
+    );
     assert!(!proxy.log().contains("secret-bucket"));
 }
 

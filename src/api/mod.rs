@@ -22,7 +22,8 @@ use serde_json::Value;
 use crate::Error;
 use crate::auth::{Principal, policy};
 use crate::config::Access;
-use crate::proxy::{App, Body, BoxError, Cx, json_response, signs_slowly};
+use crate::proxy::{App, Cx, signs_slowly};
+use crate::respond::{self, Body, BoxError, Style};
 use crate::sign::signer::SignSpec;
 use crate::sign::{Method, Signed};
 
@@ -61,6 +62,16 @@ impl Api {
         }
     }
 
+    /// How this API writes its errors.
+    pub fn style(self) -> Style {
+        match self {
+            Api::ContentSign => Style::UpperSnake,
+            // That API answers authentication failures with 400.
+            Api::Presign => Style::AuthFailureIs400,
+            Api::FilesSignedUrl | Api::NativeSign => Style::Json,
+        }
+    }
+
     /// The route kind in logs and metrics.
     pub fn route_name(self) -> &'static str {
         match self {
@@ -70,25 +81,6 @@ impl Api {
             Api::NativeSign => "api_native_sign",
         }
     }
-}
-
-/// An error in the API's own style.
-pub fn error_response(api: Api, err: &Error) -> Response<Body> {
-    let mut status = err.status();
-    let mut code = err.code().to_owned();
-    match api {
-        Api::ContentSign => code = code.to_ascii_uppercase(),
-        // That API answers authentication failures with 400.
-        Api::Presign if matches!(err, Error::Unauthorized(_) | Error::Expired) => status = 400,
-        _ => {}
-    }
-    let body = serde_json::json!({ "code": code, "message": err.public_message() }).to_string();
-    let mut resp = json_response(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body,
-    );
-    crate::proxy::error_headers(err, resp.headers_mut());
-    resp
 }
 
 /// Answers an API request.
@@ -118,11 +110,8 @@ where
     }
     .await;
     match result {
-        Ok(v) => json_response(StatusCode::OK, v.to_string()),
-        Err(e) => {
-            crate::proxy::log_server_error(&e);
-            error_response(api, &e)
-        }
+        Ok(v) => respond::json(StatusCode::OK, v.to_string()),
+        Err(e) => respond::error(&e, api.style()),
     }
 }
 
