@@ -215,8 +215,13 @@ struct RawOriginClient {
 }
 
 // ---------------------------------------------------------------------------------------
-// Typed config.
+// Typed config. The policy values it builds live with their policy: `Route`, `Mode` and
+// `Access` in `route`; `Auth` and API keys in `auth`; `Origin` in `origins`.
 // ---------------------------------------------------------------------------------------
+
+use crate::auth::{ApiKey, ApiKeyKind, Auth};
+use crate::origins::Origin;
+use crate::route::{Access, Mode, Route};
 
 /// The validated configuration.
 #[derive(Debug)]
@@ -294,91 +299,6 @@ pub struct Cache {
     pub max_bytes: u64,
     /// Time bucket, seconds.
     pub bucket: u64,
-}
-
-/// One origin: the signer plus proxy-side settings.
-#[derive(Debug)]
-pub struct Origin {
-    /// Layout, keys and signing operations.
-    pub signer: OriginSigner,
-    /// Key prefixes anyone may read without a signature.
-    pub public_prefixes: Vec<String>,
-}
-
-/// `redirect` or `stream`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// 302 to the fresh URL.
-    Redirect,
-    /// Fetch and stream the body.
-    Stream,
-}
-
-/// Who may use a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone.
-    Public,
-    /// Any authenticated caller.
-    Authenticated,
-    /// Callers scoped to `{org}/`.
-    Org,
-}
-
-/// One `[[routes]]` entry.
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// Path prefix, starting with `/`.
-    pub prefix: String,
-    /// Host to match (lower-case) and optional port.
-    pub host: Option<(String, Option<u16>)>,
-    /// Index into `Config::origins`.
-    pub origin: usize,
-    /// redirect | stream.
-    pub mode: Mode,
-    /// public | authenticated | org.
-    pub access: Access,
-    /// Seconds after expiry during which a genuine URL is re-signed without credentials.
-    pub stale_grace: u64,
-}
-
-/// `secret` or `public` API key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiKeyKind {
-    /// `sk_…`: may mint.
-    Secret,
-    /// `pk_…`: may read.
-    Public,
-}
-
-/// One API key, stored as its SHA-256.
-#[derive(Debug, Clone)]
-pub struct ApiKey {
-    /// SHA-256 of the key.
-    pub sha256: [u8; 32],
-    /// secret | public.
-    pub kind: ApiKeyKind,
-    /// Org scope.
-    pub org: Option<String>,
-}
-
-/// `[auth]`.
-#[derive(Debug)]
-pub struct Auth {
-    /// JWT claim naming the org.
-    pub org_claim: String,
-    /// Cookie that may carry a JWT.
-    pub cookie: String,
-    /// HS256 secret.
-    pub jwt_hs256_secret: Option<Secret>,
-    /// RS256 public keys.
-    pub jwt_rs256_public_keys: Vec<rsa::RsaPublicKey>,
-    /// Required `iss`.
-    pub issuer: Option<String>,
-    /// Required `aud`.
-    pub audience: Option<String>,
-    /// API keys.
-    pub api_keys: Vec<ApiKey>,
 }
 
 /// `[rate_limit]`.
@@ -622,7 +542,7 @@ impl Config {
 
     /// The origin called `name`.
     pub fn origin(&self, name: &str) -> Option<&Origin> {
-        self.origins.iter().find(|o| o.signer.name == name)
+        crate::origins::by_name(&self.origins, name).map(|(_, o)| o)
     }
 
     /// The signers of every origin, in config order.

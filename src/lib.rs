@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod notes;
 pub mod ops;
 pub mod origin;
+pub mod origins;
 pub mod proxy;
 pub mod respond;
 pub mod route;

@@ -13,11 +13,13 @@ use http_body_util::BodyExt;
 
 use crate::auth::{self, Principal, keypath, overrides as override_policy, policy};
 use crate::cache::{CacheKey, Entry, SignatureCache};
-use crate::config::{Access, Config, Mode, Origin};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notes;
 use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS};
+use crate::origins::{self, Origin};
 use crate::respond::{self, Body, BoxError, Style, empty};
+use crate::route::{Access, Mode};
 use crate::sign::encoding::percent_decode;
 use crate::sign::signer::{Kind, OriginSigner, Scheme, SignSpec, Verified};
 use crate::sign::url::{RawUrl, query_segments};
@@ -256,14 +258,6 @@ fn overrides(query: &str) -> Vec<&str> {
     query_segments(query)
         .filter(|s| s.starts_with("response-"))
         .collect()
-}
-
-/// Whether `raw_key` lies under one of the origin's public prefixes in every form an origin
-/// or a front might read it (so `public/../private/x` is not public). A key that cannot be
-/// judged (it climbs above its root) is never public.
-pub(crate) fn is_public(origin: &Origin, raw_key: &str) -> bool {
-    !origin.public_prefixes.is_empty()
-        && keypath::judge(raw_key).is_ok_and(|key| policy::under_any(&origin.public_prefixes, &key))
 }
 
 impl App {
@@ -574,14 +568,14 @@ impl App {
 
     /// Whether serving this key needed credentials (so its answers are private).
     fn needs_credentials(&self, ask: &Ask<'_>) -> bool {
-        ask.access != Access::Public && !is_public(&self.config.origins[ask.origin], ask.raw_key)
+        ask.access != Access::Public && !self.config.origins[ask.origin].is_public(ask.raw_key)
     }
 
     /// Whether the caller may read the key. Public routes and public prefixes need nothing;
     /// otherwise an anonymous caller of an expired URL hears "expired" (S3's wording).
     fn authorize(&self, ask: &Ask<'_>, expired: bool) -> Result<(), Error> {
         let origin = &self.config.origins[ask.origin];
-        if ask.access == Access::Public || is_public(origin, ask.raw_key) {
+        if ask.access == Access::Public || origin.is_public(ask.raw_key) {
             return Ok(());
         }
         if expired && *ask.principal == Principal::Anonymous {
@@ -867,13 +861,8 @@ impl App {
         let decoded = percent_decode(&raw.replace('+', " ")).into_owned();
         let text = String::from_utf8(decoded).map_err(|_| Error::ForbiddenOrigin)?;
         let url = RawUrl::parse(&text).map_err(|_| Error::ForbiddenOrigin)?;
-        let (origin_idx, origin, raw_key) = self
-            .config
-            .origins
-            .iter()
-            .enumerate()
-            .find_map(|(i, o)| Some((i, o, o.signer.key_of(&url)?)))
-            .ok_or(Error::ForbiddenOrigin)?;
+        let (origin_idx, origin, raw_key) =
+            origins::by_url(&self.config.origins, &url).ok_or(Error::ForbiddenOrigin)?;
         // Send exactly what matched, rebuilt from its parts: no parser differential.
         let exact = if url.query.is_empty() {
             format!("{}{}", url.origin(), url.path)
@@ -911,13 +900,7 @@ impl App {
         let method = request_method(&parts.method)?;
         let rest = &parts.uri.path()[native::PATH_PREFIX.len()..];
         let (name, _) = rest.split_once('/').ok_or(Error::NotFound)?;
-        let idx = self
-            .config
-            .origins
-            .iter()
-            .position(|o| o.signer.name == name)
-            .ok_or(Error::NotFound)?;
-        let origin = &self.config.origins[idx];
+        let (idx, origin) = origins::by_name(&self.config.origins, name).ok_or(Error::NotFound)?;
         let Kind::Local(local) = &origin.signer.kind else {
             return Err(Error::NotFound);
         };

@@ -1,10 +1,46 @@
-//! `(host, path)` → route and raw object key. Pure.
+//! Pure policy: the routes (`Route`, its `Mode` and `Access`), and `(host, path)` → route
+//! and raw object key.
 //!
 //! The longest matching prefix wins; at equal length a route that names the host beats one
 //! that does not, and one that names the port beats both. A route host without a port matches that name on any port; with a port,
 //! only that port. The key is the raw rest of the path: never decoded or normalised here.
 
-use crate::config::Route;
+/// `redirect` or `stream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// 302 to the fresh URL.
+    Redirect,
+    /// Fetch and stream the body.
+    Stream,
+}
+
+/// Who may use a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// Any authenticated caller.
+    Authenticated,
+    /// Callers scoped to `{org}/`.
+    Org,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Path prefix, starting with `/`.
+    pub prefix: String,
+    /// Host to match (lower-case) and optional port.
+    pub host: Option<(String, Option<u16>)>,
+    /// Index into `Config::origins`.
+    pub origin: usize,
+    /// redirect | stream.
+    pub mode: Mode,
+    /// public | authenticated | org.
+    pub access: Access,
+    /// Seconds after expiry during which a genuine URL is re-signed without credentials.
+    pub stale_grace: u64,
+}
 
 /// A matched route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +107,6 @@ pub fn route<'p>(routes: &[Route], host: Option<&str>, path: &'p str) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Access, Mode};
 
     fn r(prefix: &str, host: Option<(&str, Option<u16>)>) -> Route {
         Route {

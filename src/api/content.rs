@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::{mint, require_minter, string_field};
 use crate::Error;
-use crate::proxy::{App, Cx, is_public};
+use crate::origins;
+use crate::proxy::{App, Cx};
 use crate::sign::Method;
 use crate::sign::encoding::encode_key;
 use crate::sign::url::RawUrl;
@@ -34,12 +35,8 @@ pub(super) async fn handle(
     // A URL is resolved back to the origin it belongs to; a bare key to content_sign_origin.
     let (idx, raw_key) = if given.contains("://") {
         let url = RawUrl::parse(given)?;
-        app.config
-            .origins
-            .iter()
-            .enumerate()
-            .find_map(|(i, o)| Some((i, o.signer.key_of(&url)?.to_owned())))
-            .ok_or(Error::NotFound)?
+        let (idx, _, key) = origins::by_url(&app.config.origins, &url).ok_or(Error::NotFound)?;
+        (idx, key.to_owned())
     } else {
         let idx = app
             .config
@@ -53,7 +50,7 @@ pub(super) async fn handle(
     let url = origin.signer.layout().object_url(&raw_key);
     // Public objects are anyone's to read: any authenticated caller, whatever its org, gets
     // the unsigned URL (DESIGN §5).
-    if is_public(origin, &raw_key) {
+    if origin.is_public(&raw_key) {
         return Ok(json!({ "url": url, "signed_url": null }));
     }
     require_minter(&cx.principal)?;
@@ -65,7 +62,7 @@ pub(super) async fn handle(
         subject: None,
         org: Some(org.to_owned()),
     };
-    crate::auth::policy::may_read(crate::config::Access::Org, &org_scoped, &raw_key)?;
+    crate::auth::policy::may_read(crate::route::Access::Org, &org_scoped, &raw_key)?;
     let signed = mint(app, idx, &raw_key, Method::Get, None, cx).await?;
     Ok(json!({ "url": url, "signed_url": signed.url }))
 }

@@ -21,9 +21,9 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::auth::{Principal, policy};
-use crate::config::Access;
 use crate::proxy::{App, Cx, signs_slowly};
 use crate::respond::{self, Body, BoxError, Style};
+use crate::route::Access;
 use crate::sign::signer::SignSpec;
 use crate::sign::{Method, Signed};
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{expires_in, mint, require_minter, string_field};
 use crate::Error;
+use crate::origins;
 use crate::proxy::{App, Cx};
 use crate::sign::Method;
 use crate::sign::encoding::{encode_key, percent_decode, rfc3339};
@@ -25,20 +26,12 @@ pub(super) async fn handle(app: &Arc<App>, json: &Value, cx: &Cx) -> Result<Valu
     };
     let (idx, raw_key) = if json.get("url").is_some() {
         let url = RawUrl::parse(string_field(json, "url")?)?;
-        app.config
-            .origins
-            .iter()
-            .enumerate()
-            .find_map(|(i, o)| Some((i, o.signer.key_of(&url)?.to_owned())))
-            .ok_or(Error::ForbiddenOrigin)?
+        let (idx, _, key) =
+            origins::by_url(&app.config.origins, &url).ok_or(Error::ForbiddenOrigin)?;
+        (idx, key.to_owned())
     } else {
         let name = string_field(json, "origin")?;
-        let idx = app
-            .config
-            .origins
-            .iter()
-            .position(|o| o.signer.name == name)
-            .ok_or(Error::NotFound)?;
+        let (idx, _) = origins::by_name(&app.config.origins, name).ok_or(Error::NotFound)?;
         (idx, encode_key(string_field(json, "key")?))
     };
     let signed = mint(app, idx, &raw_key, method, lifetime, cx).await?;

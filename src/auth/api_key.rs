@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::ApiKey;
+use super::ApiKey;
 
 /// SHA-256 of a key, as `edgesign hash-key` prints it.
 pub fn hash(key: &str) -> [u8; 32] {

@@ -12,8 +12,8 @@ use rsa::signature::Verifier;
 use serde_json::Value;
 use sha2::Sha256;
 
+use super::Auth;
 use crate::Error;
-use crate::config::Auth;
 
 /// Clock skew allowed on `exp` and `nbf`.
 pub const LEEWAY: u64 = 30;

@@ -17,7 +17,46 @@ pub mod policy;
 use http::HeaderMap;
 
 use crate::Error;
-use crate::config::{ApiKeyKind, Auth};
+use crate::secret::Secret;
+
+/// `secret` or `public` API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeyKind {
+    /// `sk_…`: may mint.
+    Secret,
+    /// `pk_…`: may read.
+    Public,
+}
+
+/// One API key, stored as its SHA-256.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    /// SHA-256 of the key.
+    pub sha256: [u8; 32],
+    /// secret | public.
+    pub kind: ApiKeyKind,
+    /// Org scope.
+    pub org: Option<String>,
+}
+
+/// `[auth]`.
+#[derive(Debug)]
+pub struct Auth {
+    /// JWT claim naming the org.
+    pub org_claim: String,
+    /// Cookie that may carry a JWT.
+    pub cookie: String,
+    /// HS256 secret.
+    pub jwt_hs256_secret: Option<Secret>,
+    /// RS256 public keys.
+    pub jwt_rs256_public_keys: Vec<rsa::RsaPublicKey>,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Required `aud`.
+    pub audience: Option<String>,
+    /// API keys.
+    pub api_keys: Vec<ApiKey>,
+}
 
 /// An authenticated (or anonymous) caller.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -129,7 +129,7 @@ fn lets_shared_caches_keep(cache_control: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ApiKeyKind;
+    use crate::auth::ApiKeyKind;
 
     fn user() -> Principal {
         Principal::ApiKey {

@@ -7,7 +7,7 @@
 use super::Principal;
 use super::keypath::{self, Judged};
 use crate::Error;
-use crate::config::Access;
+use crate::route::Access;
 
 /// Whether every form of `key` lies under one of `prefixes` (an origin's `public_prefixes`).
 pub fn under_any(prefixes: &[String], key: &Judged<'_>) -> bool {
@@ -63,7 +63,7 @@ fn in_scope(principal: &Principal, key: &Judged<'_>) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ApiKeyKind;
+    use crate::auth::ApiKeyKind;
 
     fn org(o: &str) -> Principal {
         Principal::ApiKey {
