@@ -12,8 +12,8 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use edgesign::app::App;
 use edgesign::config::Config;
-use edgesign::proxy::App;
 use edgesign::server::{self, Listeners};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;

@@ -37,13 +37,16 @@
 //!   the signals (`SIGTERM` drains, `SIGHUP` reloads).
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod limit;
 pub mod local;
 pub mod metrics;
+pub mod minter;
 pub mod notes;
 pub mod ops;
 pub mod origin;

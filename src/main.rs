@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use edgesign::app::App;
 use edgesign::clock;
 use edgesign::config::Config;
-use edgesign::proxy::App;
 use edgesign::server;
 use edgesign::sign::detect;
 use edgesign::sign::signer::{SignSpec, raw_key_of};

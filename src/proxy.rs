@@ -6,42 +6,26 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 
+use crate::app::{App, Cx, now};
 use crate::auth::{self, Principal, keypath, overrides as override_policy, policy};
-use crate::cache::{CacheKey, Entry, SignatureCache};
-use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::cache::Entry;
 use crate::notes;
-use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS};
+use crate::origin::PASSED_RESPONSE_HEADERS;
 use crate::origins::{self, Origin};
 use crate::respond::{self, Body, BoxError, Style, empty};
 use crate::route::{Access, Mode};
 use crate::sign::encoding::percent_decode;
-use crate::sign::signer::{Kind, OriginSigner, Scheme, SignSpec, Verified};
+use crate::sign::signer::{Kind, Scheme};
 use crate::sign::url::{RawUrl, query_segments};
-use crate::sign::{Method, Signed, Window, cloudfront, native};
-use crate::{Error, api, clock, local, route};
-
-/// Requests admitted, for periodic limiter housekeeping.
-static ADMITTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+use crate::sign::{Method, Signed, cloudfront, native};
+use crate::{Error, api, local, route};
 
 /// How far in the future a SigV4 `X-Amz-Date` may be (S3 allows 15 minutes of skew).
 const CLOCK_SKEW: u64 = 900;
-
-/// What is known about a request once it is admitted.
-#[derive(Debug)]
-pub struct Cx {
-    /// Who is calling.
-    pub principal: Principal,
-    /// The request instant (Unix seconds).
-    pub now: u64,
-    /// The client's address (through trusted proxies).
-    pub ip: std::net::IpAddr,
-}
 
 /// The inputs of one signing decision.
 struct Ask<'a> {
@@ -57,25 +41,6 @@ struct Ask<'a> {
     /// CloudFront policy's `IpAddress` is checked against the client and not the proxy.
     /// `None` when the client follows a redirect and the CDN checks it.
     fetched_for: Option<std::net::IpAddr>,
-}
-
-/// Shared state of the service.
-#[derive(Debug)]
-pub struct App {
-    /// The validated config.
-    pub config: Arc<Config>,
-    /// Minted URLs.
-    pub cache: SignatureCache,
-    /// Pooled client to the origins.
-    pub origin: OriginClient,
-    /// Token buckets per principal (anonymous callers: per client address).
-    pub limiter: Arc<Limiter>,
-    /// Process-wide metrics (they outlive reloads).
-    pub metrics: Arc<Metrics>,
-    /// One slot per core for RSA signatures on the blocking pool: they queue in order
-    /// instead of a burst of misses starting hundreds of threads that share the cores
-    /// unfairly (seconds of tail latency).
-    slow_signing: tokio::sync::Semaphore,
 }
 
 /// `private, max-age=N` without going through `fmt`.
@@ -148,103 +113,6 @@ fn harden(h: &mut HeaderMap, private: bool) {
     }
 }
 
-/// Whether an origin's signatures are slow enough (RSA, ~3 ms) to go to the blocking pool;
-/// an HMAC signature (~2 µs) is cheaper than the hand-off.
-pub(crate) fn signs_slowly(signer: &OriginSigner) -> bool {
-    matches!(signer.kind, Kind::CloudFront(_))
-}
-
-/// A cache miss: what to sign, for which bucket.
-struct Miss {
-    origin_idx: usize,
-    key: CacheKey,
-    window: Window,
-}
-
-impl Miss {
-    /// Signs on the calling thread, once for all concurrent callers of the key, timed under
-    /// the signer's scheme. Says whether this call minted.
-    fn sign(
-        self,
-        cache: &SignatureCache,
-        metrics: &Metrics,
-        signer: &OriginSigner,
-        now: u64,
-        sign: impl FnOnce(u64) -> Result<Signed, Error>,
-    ) -> Result<(Arc<Entry>, bool), Error> {
-        let window = self.window;
-        cache.get_or_sign(self.key, now, window.rolls_at, || {
-            let start = clock::instant();
-            let signed = sign(window.signed_at);
-            metrics.signed(signer.scheme_name(), start.elapsed());
-            signed
-        })
-    }
-}
-
-/// A minted URL, unless its credentials died inside the bucket (an honest URL that is
-/// already dead).
-fn fresh(entry: Arc<Entry>, now: u64, rolls_at: u64) -> Result<(Arc<Entry>, u64), Error> {
-    if entry.signed.expires_at <= now {
-        return Err(Error::Internal("signing credentials have expired".into()));
-    }
-    Ok((entry, rolls_at))
-}
-
-/// Whether two configs mint the same URLs, so that one's signature cache serves the other:
-/// the same `[cache]`, and origin by origin (cache keys hold the origin's index) the same
-/// URL for a probe signed by both at `now`. A signature covers everything that shapes a URL
-/// (layout, region, TTL, the first key and its algorithm), and every scheme here signs
-/// deterministically, so equal probes mean equal URLs.
-fn mints_alike(old: &Config, new: &Config, now: u64) -> bool {
-    let probe = |signer: &OriginSigner| {
-        signer
-            .sign(&SignSpec {
-                raw_key: "edgesign/reload-probe",
-                method: Method::Get,
-                params: &[],
-                signed_at: now,
-                lifetime: signer.ttl,
-            })
-            .ok()
-            .map(|s| s.url)
-    };
-    old.cache == new.cache
-        && old.origins.len() == new.origins.len()
-        && old.origins.iter().zip(&new.origins).all(|(a, b)| {
-            // The TTL too: near the credentials' own expiry both probes are capped alike,
-            // while entries minted earlier in the bucket were not.
-            if a.signer.ttl != b.signer.ttl {
-                return false;
-            }
-            let before = probe(&a.signer);
-            before.is_some() && before == probe(&b.signer)
-        })
-}
-
-fn now() -> u64 {
-    clock::unix_secs(clock::now())
-}
-
-/// The keyed rate limiter: one bucket per caller.
-pub type Limiter = governor::RateLimiter<
-    auth::RateKey,
-    governor::state::keyed::DashMapStateStore<auth::RateKey, foldhash::fast::RandomState>,
-    governor::clock::DefaultClock,
->;
-
-fn limiter(r: &crate::config::RateLimit) -> Limiter {
-    governor::RateLimiter::dashmap_with_hasher(quota(r), foldhash::fast::RandomState::default())
-}
-
-fn quota(r: &crate::config::RateLimit) -> governor::Quota {
-    let period = Duration::from_secs_f64(1.0 / r.per_second.max(1e-6));
-    let burst = std::num::NonZeroU32::new(r.burst.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
-    governor::Quota::with_period(period)
-        .unwrap_or_else(|| governor::Quota::per_second(std::num::NonZeroU32::MIN))
-        .allow_burst(burst)
-}
-
 fn request_method(m: &http::Method) -> Result<Method, Error> {
     match *m {
         http::Method::GET => Ok(Method::Get),
@@ -261,75 +129,6 @@ fn overrides(query: &str) -> Vec<&str> {
 }
 
 impl App {
-    /// A ready service for `config`, with metrics of its own.
-    pub fn new(config: Config) -> Arc<Self> {
-        Self::with_metrics(config, Arc::new(Metrics::new()))
-    }
-
-    /// A ready service for `config` counting into `metrics`.
-    pub fn with_metrics(config: Config, metrics: Arc<Metrics>) -> Arc<Self> {
-        let limiter = Arc::new(limiter(&config.rate_limit));
-        Self::assemble(config, metrics, limiter, None)
-    }
-
-    /// The service for a reloaded `config`: same metrics; the rate limiter's buckets carry
-    /// over when `[rate_limit]` is unchanged. So does the signature cache, when `[cache]` is
-    /// unchanged and every origin still mints exactly what it minted (see [`mints_alike`]):
-    /// a reload that changes routes, auth or limits does not send every hot URL back to be
-    /// signed, which for RSA keys is milliseconds each. A changed key, endpoint or TTL
-    /// starts an empty cache.
-    pub fn reloaded(&self, config: Config) -> Arc<Self> {
-        let limiter = if config.rate_limit == self.config.rate_limit {
-            self.limiter.clone()
-        } else {
-            Arc::new(limiter(&config.rate_limit))
-        };
-        let cache = mints_alike(&self.config, &config, now()).then(|| self.cache.clone());
-        Self::assemble(config, self.metrics.clone(), limiter, cache)
-    }
-
-    fn assemble(
-        config: Config,
-        metrics: Arc<Metrics>,
-        limiter: Arc<Limiter>,
-        cache: Option<SignatureCache>,
-    ) -> Arc<Self> {
-        let cache = cache.unwrap_or_else(|| {
-            SignatureCache::new(
-                config.cache.max_entries,
-                config.cache.max_bytes,
-                metrics.clone(),
-            )
-        });
-        let origin = OriginClient::new(&config.origin_client, &[], metrics.clone());
-        Arc::new(App {
-            config: Arc::new(config),
-            cache,
-            origin,
-            limiter,
-            metrics,
-            slow_signing: tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(1, |n| n.get()),
-            ),
-        })
-    }
-
-    /// Runs a slow signature (RSA) on the blocking pool, one per core at a time, first come
-    /// first served, so the worker's other connections keep moving.
-    pub(crate) async fn sign_slowly<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Error> {
-        let _slot = self
-            .slow_signing
-            .acquire()
-            .await
-            .map_err(|_| Error::Internal("signing slots closed".into()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Error::Internal(format!("signing task failed: {e}")))
-    }
-
     /// Answers one request. Never panics and never fails: errors become responses.
     pub async fn handle<B>(self: &Arc<Self>, req: Request<B>, peer: SocketAddr) -> Response<Body>
     where
@@ -375,29 +174,17 @@ impl App {
             &parts.headers,
             &self.config.server.trusted_proxies,
         );
-        if ADMITTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 0 {
-            self.limiter.retain_recent();
-        }
         let principal = match auth::authenticate(&self.config.auth, &parts.headers, now) {
             Ok(p) => p,
             // Failed logins count against the client's address, so guessing is limited too.
             Err(e) => {
                 let bucket = auth::RateKey::address(ip, self.config.rate_limit.ipv6_prefix);
-                return Err(match self.limiter.check_key(&bucket) {
-                    Ok(()) => e,
-                    Err(_) => Error::RateLimited { retry_after: 1 },
-                });
+                self.limiter.check(&bucket)?;
+                return Err(e);
             }
         };
-        let key = principal.rate_key(ip, self.config.rate_limit.ipv6_prefix);
-        if let Err(not_until) = self.limiter.check_key(&key) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
-            return Err(Error::RateLimited {
-                retry_after: wait.as_secs() + 1,
-            });
-        }
+        self.limiter
+            .check(&principal.rate_key(ip, self.config.rate_limit.ipv6_prefix))?;
         Ok(Cx { principal, now, ip })
     }
 
@@ -507,6 +294,7 @@ impl App {
             self.authorize(ask, false)?;
             override_policy::check(params, ask.principal, self.needs_credentials(ask))?;
             return self
+                .minter
                 .mint(ask.origin, ask.raw_key, ask.method, params, ask.now)
                 .await;
         };
@@ -539,7 +327,7 @@ impl App {
         if let Some(prefix) = verified.wildcard_prefix() {
             self.may_renew_wildcard(ask, &prefix, in_grace)?;
         }
-        Box::pin(self.resign(ask.origin, &verified, url_text, ask.now)).await
+        Box::pin(self.minter.resign(ask.origin, &verified, url_text, ask.now)).await
     }
 
     /// A wildcard policy re-signed keeps its wildcard, so it is renewed only inside this
@@ -582,153 +370,6 @@ impl App {
             return Err(Error::Expired);
         }
         policy::may_read(ask.access, ask.principal, ask.raw_key)
-    }
-
-    /// Mints (or takes from cache) the bucketed URL for a key.
-    pub(crate) async fn mint(
-        &self,
-        origin_idx: usize,
-        raw_key: &str,
-        method: Method,
-        params: &[&str],
-        now: u64,
-    ) -> Result<(Arc<Entry>, u64), Error> {
-        let signer = &self.config.origins[origin_idx].signer;
-        let key = |start| CacheKey::new(origin_idx, raw_key, method, params, "", start);
-        let miss = match self.lookup(origin_idx, now, key) {
-            Ok(hit) => return Ok(hit),
-            Err(miss) => miss,
-        };
-        if !signs_slowly(signer) {
-            return self.sign_here(miss, now, |signed_at| {
-                signer.sign(&SignSpec {
-                    raw_key,
-                    method,
-                    params,
-                    signed_at,
-                    lifetime: signer.ttl,
-                })
-            });
-        }
-        let (raw_key, params): (String, Vec<String>) = (
-            raw_key.to_owned(),
-            params.iter().map(|p| (*p).to_owned()).collect(),
-        );
-        Box::pin(self.sign_blocking(miss, now, move |signer, signed_at| {
-            let params: Vec<&str> = params.iter().map(String::as_str).collect();
-            signer.sign(&SignSpec {
-                raw_key: &raw_key,
-                method,
-                params: &params,
-                signed_at,
-                lifetime: signer.ttl,
-            })
-        }))
-        .await
-    }
-
-    /// Re-signs a verified stale URL (`url_text`) exactly, bucketed and cached like a stable
-    /// link.
-    async fn resign(
-        &self,
-        origin_idx: usize,
-        verified: &Verified<'_>,
-        url_text: &str,
-        now: u64,
-    ) -> Result<(Arc<Entry>, u64), Error> {
-        let signer = &self.config.origins[origin_idx].signer;
-        let (params, variant) = (verified.params(), verified.variant());
-        let key = |start| {
-            CacheKey::new(
-                origin_idx,
-                verified.raw_key,
-                verified.method(),
-                &params,
-                &variant,
-                start,
-            )
-        };
-        let miss = match self.lookup(origin_idx, now, key) {
-            Ok(hit) => return Ok(hit),
-            Err(miss) => miss,
-        };
-        if !signs_slowly(signer) {
-            return self.sign_here(miss, now, |signed_at| {
-                signer.resign(verified, signed_at, signer.ttl)
-            });
-        }
-        // The blocking pool needs owned inputs: the URL is parsed and verified again there
-        // (an RSA public-key check, small next to the signature). Only CloudFront signs
-        // slowly, and its verification reads no request headers.
-        let (text, method) = (url_text.to_owned(), verified.method());
-        Box::pin(self.sign_blocking(miss, now, move |signer, signed_at| {
-            let url = RawUrl::parse(&text)?;
-            let verified = signer.verify(&url, method, |_| None)?;
-            signer.resign(&verified, signed_at, signer.ttl)
-        }))
-        .await
-    }
-
-    /// The time window and the cache lookup shared by every mint: the cached URL and when
-    /// it stops being cacheable, or what a miss needs to sign.
-    fn lookup(
-        &self,
-        origin_idx: usize,
-        now: u64,
-        key: impl FnOnce(u64) -> CacheKey,
-    ) -> Result<(Arc<Entry>, u64), Miss> {
-        let signer = &self.config.origins[origin_idx].signer;
-        let window = Window::at(now, self.config.cache.bucket, signer.ttl);
-        let key = key(window.signed_at);
-        match self.cache.get(&key, now) {
-            Some(entry) => {
-                notes::note_cache(true);
-                Ok((entry, window.rolls_at))
-            }
-            None => Err(Miss {
-                origin_idx,
-                key,
-                window,
-            }),
-        }
-    }
-
-    /// Signs a miss on this thread (HMAC: microseconds), once for all concurrent callers.
-    fn sign_here(
-        &self,
-        miss: Miss,
-        now: u64,
-        sign: impl FnOnce(u64) -> Result<Signed, Error>,
-    ) -> Result<(Arc<Entry>, u64), Error> {
-        let rolls_at = miss.window.rolls_at;
-        let signer = &self.config.origins[miss.origin_idx].signer;
-        let (entry, minted) = miss.sign(&self.cache, &self.metrics, signer, now, sign)?;
-        notes::note_cache(!minted);
-        fresh(entry, now, rolls_at)
-    }
-
-    /// Signs a miss on the blocking pool (RSA: milliseconds), so the worker's other
-    /// connections keep moving. Callers waiting on the same key wait there too.
-    async fn sign_blocking(
-        &self,
-        miss: Miss,
-        now: u64,
-        sign: impl FnOnce(&OriginSigner, u64) -> Result<Signed, Error> + Send + 'static,
-    ) -> Result<(Arc<Entry>, u64), Error> {
-        let rolls_at = miss.window.rolls_at;
-        let (cache, config, metrics) = (
-            self.cache.clone(),
-            self.config.clone(),
-            self.metrics.clone(),
-        );
-        let (entry, minted) = self
-            .sign_slowly(move || {
-                let signer = &config.origins[miss.origin_idx].signer;
-                miss.sign(&cache, &metrics, signer, now, |at| sign(signer, at))
-            })
-            .await??;
-        notes::note_cache(!minted);
-        fresh(entry, now, rolls_at)
     }
 
     /// Answers with a fresh (or still valid) URL by the route's mode.

@@ -45,11 +45,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
+use crate::app::App;
 use crate::config::{Config, Tls};
 use crate::metrics::ConnectionGuard;
 use crate::notes::{self, RequestIds};
 use crate::ops;
-use crate::proxy::App;
 use crate::respond::{self, Body, BoxError, Style};
 
 /// Connections accepted beyond `server.max_connections` so that health checks and metrics
@@ -1009,7 +1009,7 @@ async fn answer(
             "/metrics" => {
                 notes::note_route("metrics");
                 if metrics_allowed(&req, peer, &app) {
-                    ops::metrics(&app.metrics, app.cache.entries_now())
+                    ops::metrics(&app.metrics, app.cache().entries_now())
                 } else {
                     let denied = crate::Error::Forbidden("metrics are not served to this address");
                     respond::error(&denied, Style::Json)

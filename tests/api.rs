@@ -199,12 +199,12 @@ async fn rate_limits_are_per_principal_with_retry_after() {
             .status,
         302
     );
-    let ops = proxy.app().cache.signing_ops();
+    let ops = proxy.app().cache().signing_ops();
     for _ in 0..5 {
         get(&url, &[("authorization", &admin)]).await;
     }
     assert_eq!(
-        proxy.app().cache.signing_ops(),
+        proxy.app().cache().signing_ops(),
         ops,
         "a limited request does no signing work"
     );
@@ -643,7 +643,7 @@ async fn the_readme_examples_run_against_the_shipped_config() {
         .replace("127.0.0.1:8080", &addr.to_string());
     let config = edgesign::config::Config::parse(&text, root, &|_| None).unwrap();
     let _running = edgesign::server::serve(
-        edgesign::proxy::App::new(config),
+        edgesign::app::App::new(config),
         edgesign::server::Listeners { http, https: None },
     )
     .unwrap();

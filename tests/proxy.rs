@@ -96,7 +96,7 @@ async fn response_overrides_are_signed_in_and_honoured() {
 async fn a_cache_hit_signs_nothing_and_concurrent_misses_sign_once() {
     let origin = s3_origin().await;
     let proxy = proxy(&redirect_config(&origin, ""), false).await;
-    let ops = || proxy.app().cache.signing_ops();
+    let ops = || proxy.app().cache().signing_ops();
     let first = get(&format!("{}/files/one.txt", proxy.base), &[]).await;
     assert_eq!(ops(), 1);
     let second = get(&format!("{}/files/one.txt", proxy.base), &[]).await;
@@ -285,7 +285,11 @@ async fn forged_or_moved_urls_are_refused_and_never_resigned() {
             got.text()
         );
     }
-    assert_eq!(proxy.app().cache.signing_ops(), 0, "nothing was re-signed");
+    assert_eq!(
+        proxy.app().cache().signing_ops(),
+        0,
+        "nothing was re-signed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,7 +313,7 @@ async fn a_valid_genuine_url_is_a_capability() {
     // In stream mode it is fetched as is.
     let streamed = get(&format!("{}/s/cap.txt?{query}", proxy.base), &[]).await;
     assert_eq!(streamed.text(), "capability");
-    assert_eq!(proxy.app().cache.signing_ops(), 0);
+    assert_eq!(proxy.app().cache().signing_ops(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::{mint, require_minter, string_field};
 use crate::Error;
+use crate::app::{App, Cx};
 use crate::origins;
-use crate::proxy::{App, Cx};
 use crate::sign::Method;
 use crate::sign::encoding::encode_key;
 use crate::sign::url::RawUrl;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{expires_in, mint, require_minter};
 use crate::Error;
-use crate::proxy::{App, Cx};
+use crate::app::{App, Cx};
 use crate::sign::Method;
 use crate::sign::encoding::{encode_key, rfc3339};
 use crate::sign::signer::{Kind, SignSpec};

@@ -20,8 +20,9 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 
 use crate::Error;
+use crate::app::{App, Cx};
 use crate::auth::{Principal, policy};
-use crate::proxy::{App, Cx, signs_slowly};
+use crate::minter::signs_slowly;
 use crate::respond::{self, Body, BoxError, Style};
 use crate::route::Access;
 use crate::sign::signer::SignSpec;
@@ -220,9 +221,10 @@ async fn mint(
                 return sign(raw_key);
             }
             let raw_key = raw_key.to_owned();
-            app.sign_slowly(move || sign(&raw_key)).await?
+            app.minter.sign_slowly(move || sign(&raw_key)).await?
         }
         None => app
+            .minter
             .mint(idx, raw_key, method, &[], cx.now)
             .await
             .map(|(entry, _)| entry.signed.clone()),

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{mint, require_minter, string_field};
 use crate::Error;
-use crate::proxy::{App, Cx};
+use crate::app::{App, Cx};
 use crate::sign::Method;
 use crate::sign::encoding::encode_key;
 

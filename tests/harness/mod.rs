@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
+use edgesign::app::App;
 use edgesign::config::Config;
-use edgesign::proxy::App;
 use edgesign::server::{self, Listeners, Running};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};

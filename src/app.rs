@@ -1,0 +1,95 @@
+//! State floor: [`App`], everything one config serves with — the config, the minter, the
+//! origin client, the rate limiter and the process's metrics — and [`Cx`], what is known of
+//! a request once it is admitted. It holds state only: the handlers are `proxy` and `api`.
+
+use std::sync::Arc;
+
+use crate::auth::Principal;
+use crate::cache::SignatureCache;
+use crate::clock;
+use crate::config::Config;
+use crate::limit::Limiter;
+use crate::metrics::Metrics;
+use crate::minter::Minter;
+use crate::origin::OriginClient;
+
+/// What is known about a request once it is admitted.
+#[derive(Debug)]
+pub struct Cx {
+    /// Who is calling.
+    pub principal: Principal,
+    /// The request instant (Unix seconds).
+    pub now: u64,
+    /// The client's address (through trusted proxies).
+    pub ip: std::net::IpAddr,
+}
+
+/// Shared state of the service.
+#[derive(Debug)]
+pub struct App {
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// Mints and caches URLs.
+    pub minter: Minter,
+    /// Pooled client to the origins.
+    pub origin: OriginClient,
+    /// Token buckets per principal (anonymous callers: per client address).
+    pub limiter: Arc<Limiter>,
+    /// Process-wide metrics (they outlive reloads).
+    pub metrics: Arc<Metrics>,
+}
+
+/// Now, in Unix seconds.
+pub fn now() -> u64 {
+    clock::unix_secs(clock::now())
+}
+
+impl App {
+    /// A ready service for `config`, with metrics of its own.
+    pub fn new(config: Config) -> Arc<Self> {
+        Self::with_metrics(config, Arc::new(Metrics::new()))
+    }
+
+    /// A ready service for `config` counting into `metrics`.
+    pub fn with_metrics(config: Config, metrics: Arc<Metrics>) -> Arc<Self> {
+        let limiter = Arc::new(Limiter::new(&config.rate_limit));
+        let config = Arc::new(config);
+        let minter = Minter::new(config.clone(), metrics.clone());
+        Self::assemble(config, metrics, limiter, minter)
+    }
+
+    /// The service for a reloaded `config`: same metrics; the rate limiter's buckets carry
+    /// over when `[rate_limit]` is unchanged, and the signature cache by
+    /// [`Minter::reloaded`]'s rule.
+    pub fn reloaded(&self, config: Config) -> Arc<Self> {
+        let limiter = if config.rate_limit == self.config.rate_limit {
+            self.limiter.clone()
+        } else {
+            Arc::new(Limiter::new(&config.rate_limit))
+        };
+        let config = Arc::new(config);
+        let minter = self.minter.reloaded(config.clone(), now());
+        Self::assemble(config, self.metrics.clone(), limiter, minter)
+    }
+
+    fn assemble(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        limiter: Arc<Limiter>,
+        minter: Minter,
+    ) -> Arc<Self> {
+        let origin = OriginClient::new(&config.origin_client, &[], metrics.clone());
+        Arc::new(App {
+            config,
+            minter,
+            origin,
+            limiter,
+            metrics,
+        })
+    }
+
+    /// The signature cache (counts for tests and metrics).
+    pub fn cache(&self) -> &SignatureCache {
+        &self.minter.cache
+    }
+}
