@@ -16,25 +16,59 @@
 //! pure signing core with no IO and no clock, wrapped by a thin shell.
 //!
 //! # Layout
-//! - [`sign`]: the pure core — SigV4, CloudFront, native HMAC, URL splitting, detection,
-//!   time windows, and [`sign::signer::OriginSigner`] (mint / verify / re-sign per origin).
-//! - [`config`]: raw serde structs (unknown keys rejected) → validated typed [`config::Config`];
-//!   keys, PEM files and secrets are loaded here, before any port is bound.
-//! - [`error`]: the one [`Error`] enum → status + code + public message → JSON / S3 XML.
-//! - [`secret`]: the [`secret::Secret`] newtype (redacted `Debug`, zeroized on drop).
+//! Every module lives on a floor and imports only from its own floor or below; no two
+//! top-level modules import each other in a circle. `tests/architecture.rs` reads `src/` and
+//! fails, naming the file and the rule, when that stops being true.
+//!
+//! ## ground
+//! - [`error`]: the one [`Error`] enum → status, code, public message (and its body texts).
 //! - [`clock`]: the only call to the system clock.
-//! - [`auth`]: who is calling ([`auth::Principal`] from API keys) and what they may read.
-//! - [`route`]: `(host, path)` → route and raw object key, pure.
-//! - [`cache`]: the moka signature cache — key derivation, single-flight minting.
+//! - [`secret`]: the [`secret::Secret`] newtype (redacted `Debug`, zeroized on drop).
+//! - [`respond`]: the response [`respond::Body`], small answers, and the one place an error
+//!   becomes a response (JSON, S3 XML or a seed API's style) and a 5xx a log line.
+//! - [`metrics`]: every Prometheus metric (prometheus-client).
+//! - [`notes`]: what one request's handling learns (id, route kind, cache outcome).
+//!
+//! ## core
+//! - [`sign`]: the pure signing core — SigV4, CloudFront, native HMAC, URL splitting,
+//!   detection, time windows, and [`sign::signer::OriginSigner`] (mint / verify / re-sign).
+//!   No IO, no clock, nothing from the floors above.
+//!
+//! ## policy
+//! - [`auth`]: who is calling ([`auth::Principal`] from API keys and JWTs, [`auth::Auth`]),
+//!   what they may read ([`auth::policy`]), keys judged as origins read them
+//!   ([`auth::keypath`]), which `response-*` overrides they may set ([`auth::overrides`]).
+//! - [`route`]: [`route::Route`], its mode and access, and `(host, path)` → route.
+//! - [`origins`]: [`origins::Origin`] (a signer plus its public prefixes) and the one lookup
+//!   by name and by URL.
+//!
+//! ## config
+//! - [`config`]: raw serde structs (unknown keys rejected) → validated typed
+//!   [`config::Config`] of core and policy values; keys, PEM files and secrets are loaded here,
+//!   before any port is bound.
+//!
+//! ## shell leaves
+//! - [`cache`]: the moka signature cache — key derivation, single-flight minting, byte budget.
 //! - [`origin`]: the hyper-util client to origins (TLS, timeouts, no redirects, streaming).
 //! - [`local`]: serving a `local` origin's directory (ranges, conditionals, no escapes).
-//! - [`proxy`]: the hyper service — route → verify → authorize → sign → redirect | stream.
-//! - [`ops`]: `/healthz`, `/readyz`, `/metrics` (prometheus-client) and the per-request
-//!   notes (route kind, cache outcome) the access log is built from.
+//! - [`limit`]: the keyed rate limiter.
+//!
+//! ## state
+//! - [`minter`]: the [`minter::Minter`] — cache, RSA signing slots, the reload rule.
+//! - [`app`]: [`app::App`], the state one config serves with, and [`app::Cx`].
+//!
+//! ## handlers
+//! - [`proxy`]: the hyper service — route → verify → authorize → sign → redirect | stream,
+//!   `/proxy/file`, `/_origin/`.
+//! - [`api`]: the JSON signing APIs, one file per compatible family.
+//!
+//! ## serving
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`server`]: listeners, TLS accept, HTTP/1.1 + HTTP/2, connection limits and timeouts,
 //!   the access log, `SIGHUP` reload (the service swapped whole) and graceful drain.
-//! - `src/main.rs`: the command line (`serve`, `sign`, `inspect`, `check`, `hash-key`) and
-//!   the signals (`SIGTERM` drains, `SIGHUP` reloads).
+//!
+//! `src/main.rs` (the binary): the command line (`serve`, `sign`, `inspect`, `check`,
+//! `hash-key`) and the signals (`SIGTERM` drains, `SIGHUP` reloads).
 
 pub mod api;
 pub mod app;
