@@ -95,6 +95,21 @@ impl tower_service::Service<Name> for Resolver {
     }
 }
 
+/// Whether an error of the client was a timeout (the connect timeout surfaces as an
+/// `io::Error` of kind `TimedOut` somewhere down the error's source chain).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// The pooled client.
 #[derive(Clone)]
 pub struct OriginClient {
@@ -227,11 +242,7 @@ impl OriginClient {
             Err(_) => Err(Error::OriginTimeout),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
-                let timed_out = std::error::Error::source(&e)
-                    .and_then(|s| s.downcast_ref::<std::io::Error>())
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-                    || format!("{e:?}").contains("TimedOut");
-                if timed_out {
+                if timed_out(&e) {
                     Err(Error::OriginTimeout)
                 } else {
                     Err(Error::OriginUnavailable(format!("{e:?}")))

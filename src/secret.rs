@@ -5,7 +5,7 @@ use std::fmt;
 use zeroize::Zeroize;
 
 /// A secret string (secret access key, session token, HMAC key, JWT secret).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Secret(Box<str>);
 
 impl Secret {

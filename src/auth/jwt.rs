@@ -69,8 +69,7 @@ pub fn verify(auth: &Auth, token: &str, now: u64) -> Result<Claims, Error> {
                 .jwt_hs256_secret
                 .as_ref()
                 .ok_or(bad("HS256 tokens are not accepted"))?;
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
-                .map_err(|_| Error::Internal("HMAC key".into()))?;
+            let mut mac: Hmac<Sha256> = crate::sign::keyed(secret.expose().as_bytes());
             mac.update(signing_input.as_bytes());
             mac.verify_slice(&sig)
                 .map_err(|_| bad("invalid token signature"))?;

@@ -164,7 +164,7 @@ where
     D: Digest + hmac::digest::core_api::BlockSizeUser + Clone,
 {
     let hmac = |k: &[u8], parts: &[&[u8]]| -> Vec<u8> {
-        let mut m = <SimpleHmac<D> as Mac>::new_from_slice(k).unwrap_or_else(|_| unreachable!());
+        let mut m: SimpleHmac<D> = super::keyed(k);
         for p in parts {
             m.update(p);
         }

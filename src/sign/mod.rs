@@ -16,6 +16,16 @@ pub mod signer;
 pub mod sigv4;
 pub mod url;
 
+/// A MAC (HMAC over any digest) keyed with `key`. HMAC takes keys of any length (RFC 2104
+/// §2: a longer key is hashed first), so keying it cannot fail; this is the one place that
+/// says so, for every HMAC the core computes.
+pub fn keyed<M: hmac::digest::KeyInit>(key: &[u8]) -> M {
+    match M::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of every length"),
+    }
+}
+
 /// The HTTP method a URL is signed for (S3 binds it into the signature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Method {

@@ -67,8 +67,7 @@ pub fn string_to_sign(
 }
 
 fn mac(secret: &Secret, sts: &str) -> Hmac<Sha256> {
-    let mut m = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
-        .unwrap_or_else(|_| unreachable!());
+    let mut m: Hmac<Sha256> = super::keyed(secret.expose().as_bytes());
     m.update(sts.as_bytes());
     m
 }

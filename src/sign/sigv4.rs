@@ -46,8 +46,7 @@ pub const AUTH_PARAMS: [&str; 7] = [
 type HmacSha256 = Hmac<Sha256>;
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    let mut mac: HmacSha256 = super::keyed(key);
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
@@ -97,7 +96,7 @@ impl SigningKeyCache {
             }
         }
         let key = derive_signing_key(secret.expose(), date, region, service);
-        let mac = HmacSha256::new_from_slice(&key).unwrap_or_else(|_| unreachable!());
+        let mac: HmacSha256 = super::keyed(&key);
         if let Ok(mut slots) = self.slots.write() {
             if !slots.iter().any(hit) {
                 if slots.len() == CACHE_SLOTS {
