@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 
 use crate::app::{App, Cx, now};
+use crate::auth::policy::Verdict;
 use crate::auth::{self, Principal, keypath, overrides as override_policy, policy};
 use crate::cache::Entry;
 use crate::notes;
@@ -24,8 +25,6 @@ use crate::sign::url::{RawUrl, query_segments};
 use crate::sign::{Method, Signed, cloudfront, native};
 use crate::{Error, api, local, route};
 
-/// How far in the future a SigV4 `X-Amz-Date` may be (S3 allows 15 minutes of skew).
-const CLOCK_SKEW: u64 = 900;
 
 /// The inputs of one signing decision.
 struct Ask<'a> {
@@ -307,23 +306,28 @@ impl App {
                 ));
             }
         }
-        if verified
-            .valid_from
-            .is_some_and(|t| t > ask.now + CLOCK_SKEW)
-        {
-            return Err(Error::InvalidSignature("the URL is not valid yet"));
-        }
-        if ask.now < verified.expires_at {
-            let signed = Signed {
-                url: url_text.to_owned(),
-                expires_at: verified.expires_at,
-            };
-            return Ok((Entry::uncached(signed), verified.expires_at));
-        }
-        let in_grace = ask.now < verified.expires_at.saturating_add(ask.stale_grace);
-        if !in_grace {
-            self.authorize(ask, true)?;
-        }
+        let in_grace = match policy::verdict(
+            verified.expires_at,
+            verified.valid_from,
+            ask.now,
+            ask.stale_grace,
+        ) {
+            Verdict::NotYetValid => {
+                return Err(Error::InvalidSignature("the URL is not valid yet"));
+            }
+            Verdict::Serve => {
+                let signed = Signed {
+                    url: url_text.to_owned(),
+                    expires_at: verified.expires_at,
+                };
+                return Ok((Entry::uncached(signed), verified.expires_at));
+            }
+            Verdict::RenewInGrace => true,
+            Verdict::RenewForCaller => {
+                self.authorize(ask, true)?;
+                false
+            }
+        };
         if let Some(prefix) = verified.wildcard_prefix() {
             self.may_renew_wildcard(ask, &prefix, in_grace)?;
         }

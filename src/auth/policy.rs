@@ -9,6 +9,37 @@ use super::keypath::{self, Judged};
 use crate::Error;
 use crate::route::Access;
 
+/// How far in the future a URL's validity may start (SigV4 `X-Amz-Date`, CloudFront
+/// `DateGreaterThan`) and still be served: S3 allows 15 minutes of clock skew.
+pub const CLOCK_SKEW: u64 = 900;
+
+/// What to do with a genuine signed URL at `now` (DESIGN.md §1's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not valid yet, even allowing for clock skew: refused.
+    NotYetValid,
+    /// Valid: served as it is (the URL is a capability).
+    Serve,
+    /// Expired, but inside the route's `stale_grace`: re-signed without credentials.
+    RenewInGrace,
+    /// Expired: re-signed only for a caller who may read the key.
+    RenewForCaller,
+}
+
+/// The decision for a genuine URL valid from `valid_from` (when it says) until
+/// `expires_at`, on a route whose `stale_grace` is that many seconds.
+pub fn verdict(expires_at: u64, valid_from: Option<u64>, now: u64, stale_grace: u64) -> Verdict {
+    if valid_from.is_some_and(|t| t > now.saturating_add(CLOCK_SKEW)) {
+        Verdict::NotYetValid
+    } else if now < expires_at {
+        Verdict::Serve
+    } else if now < expires_at.saturating_add(stale_grace) {
+        Verdict::RenewInGrace
+    } else {
+        Verdict::RenewForCaller
+    }
+}
+
 /// Whether every form of `key` lies under one of `prefixes` (an origin's `public_prefixes`).
 pub fn under_any(prefixes: &[String], key: &Judged<'_>) -> bool {
     prefixes.iter().any(|p| key.all_start_with(p.as_bytes()))
@@ -71,6 +102,30 @@ mod tests {
             org: Some(o.into()),
             index: 0,
         }
+    }
+
+    #[test]
+    fn the_verdict_follows_the_table() {
+        use Verdict::*;
+        // Valid from 1000 until 2000; grace 100.
+        for (now, want) in [
+            (0, NotYetValid),
+            (99, NotYetValid),
+            (100, Serve),
+            (1000, Serve),
+            (1999, Serve),
+            (2000, RenewInGrace),
+            (2099, RenewInGrace),
+            (2100, RenewForCaller),
+            (u64::MAX, RenewForCaller),
+        ] {
+            assert_eq!(verdict(2000, Some(1000), now, 100), want, "at {now}");
+        }
+        // Beyond the skew allowance: not yet valid. No grace: straight to the caller.
+        assert_eq!(verdict(5000, Some(2000), 1099, 0), NotYetValid);
+        assert_eq!(verdict(5000, Some(2000), 1100, 0), Serve);
+        assert_eq!(verdict(2000, None, 2000, 0), RenewForCaller);
+        assert_eq!(verdict(u64::MAX, None, 1, u64::MAX), Serve);
     }
 
     #[test]
