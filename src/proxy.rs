@@ -25,7 +25,6 @@ use crate::sign::url::{RawUrl, query_segments};
 use crate::sign::{Method, Signed, cloudfront, native};
 use crate::{Error, api, local, route};
 
-
 /// The inputs of one signing decision.
 struct Ask<'a> {
     principal: &'a Principal,

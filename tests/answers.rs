@@ -3,12 +3,12 @@
 //! `/_origin/` link, and public objects on the content-sign API.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-mod harness;
+mod support;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use harness::*;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// An origin body that must never reach a client: it names buckets, hosts and request ids.

@@ -7,12 +7,12 @@
     reason = "a broken fixture should fail loudly"
 )]
 
-mod harness;
+mod support;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use harness::*;
 use serde_json::{Value, json};
+use support::*;
 
 const PK_ACME: &str = "pk_test_acme_0123456789";
 const HS_SECRET: &str = "an-hs256-secret-that-is-long-enough-0123456789";

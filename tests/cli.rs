@@ -7,14 +7,14 @@
     reason = "a broken fixture should fail loudly"
 )]
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::vector;
 use serde_json::Value;
+use support::vectors::vector;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_edgesign"))
@@ -151,7 +151,7 @@ fn cloudfront_canned_url_through_the_binary() {
     let v = vector("cloudfront_signed_urls.json", "canned-basic");
     let dir = tempdir();
     std::fs::copy(
-        common::vector_path("cloudfront_test_key.pem"),
+        support::vectors::vector_path("cloudfront_test_key.pem"),
         dir.join("cf.pem"),
     )
     .unwrap();

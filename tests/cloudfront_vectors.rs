@@ -7,14 +7,14 @@
     reason = "a broken fixture should fail loudly"
 )]
 
-mod common;
+mod support;
 
-use common::{vector, vector_path};
 use edgesign::sign::Method;
 use edgesign::sign::cloudfront::{self, HashAlgorithm, PolicyKind, PrivateKey, PublicKey};
 use edgesign::sign::encoding::cloudfront_b64_encode;
 use edgesign::sign::signer::{CloudFront, CloudFrontKey, Kind, Layout, OriginSigner, Scheme};
 use edgesign::sign::url::RawUrl;
+use support::vectors::{vector, vector_path};
 
 const BOTO: &str = "cloudfront_signed_urls.json";
 const JS: &str = "cloudfront_sha256_signed_urls.json";
@@ -210,10 +210,10 @@ vector_test!(sha256_custom_params, "sha256-custom-params", js);
 
 #[test]
 fn every_vector_has_a_named_test() {
-    let covered = common::covered_names(include_str!("cloudfront_vectors.rs"));
-    for name in common::vector_names(BOTO)
+    let covered = support::vectors::covered_names(include_str!("cloudfront_vectors.rs"));
+    for name in support::vectors::vector_names(BOTO)
         .into_iter()
-        .chain(common::vector_names(JS))
+        .chain(support::vectors::vector_names(JS))
     {
         assert!(covered.contains(&name), "vector {name} has no named test");
     }

@@ -7,7 +7,7 @@
     reason = "a broken fixture should fail loudly"
 )]
 
-mod harness;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::*;
+use support::*;
 
 /// A port nothing listens on (bound, then released).
 fn free_port() -> u16 {

@@ -6,12 +6,12 @@
 //! `https://<domain>/…` with the public key, as CloudFront does.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-mod harness;
+mod support;
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use harness::*;
+use support::*;
 
 /// Sends `GET http://<edge><path_and_query>` with `Host: host` (a client whose DNS points
 /// the store's name at edgesign).

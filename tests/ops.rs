@@ -8,16 +8,16 @@
     reason = "a broken fixture should fail loudly"
 )]
 
-mod harness;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use harness::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -11,7 +11,7 @@
     reason = "a broken fixture should fail loudly"
 )]
 
-mod common;
+mod support;
 
 use edgesign::secret::Secret;
 use edgesign::sign::cloudfront::{HashAlgorithm, PrivateKey};
@@ -51,7 +51,8 @@ fn s3_origin() -> OriginSigner {
 }
 
 fn cf_origin() -> OriginSigner {
-    let pem = std::fs::read_to_string(common::vector_path("cloudfront_test_ec_key.pem")).unwrap();
+    let pem = std::fs::read_to_string(support::vectors::vector_path("cloudfront_test_ec_key.pem"))
+        .unwrap();
     let private = PrivateKey::from_pem(&pem).unwrap();
     let public = private.public_key();
     OriginSigner {
@@ -348,7 +349,8 @@ proptest! {
 
 #[test]
 fn rsa_cloudfront_sign_verify_round_trip() {
-    let pem = std::fs::read_to_string(common::vector_path("cloudfront_test_key.pem")).unwrap();
+    let pem =
+        std::fs::read_to_string(support::vectors::vector_path("cloudfront_test_key.pem")).unwrap();
     let private = PrivateKey::from_pem(&pem).unwrap();
     let public = private.public_key();
     for hash in [HashAlgorithm::Sha1, HashAlgorithm::Sha256] {

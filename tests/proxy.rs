@@ -8,11 +8,11 @@
     reason = "a broken fixture should fail loudly"
 )]
 
-mod harness;
+mod support;
 
 use edgesign::sign::encoding::encode_key;
-use harness::*;
 use sha2::Digest;
+use support::*;
 
 fn redirect_config(origin: &S3Origin, extra_routes: &str) -> String {
     format!(

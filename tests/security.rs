@@ -4,11 +4,11 @@
 //! config and log spellings. Each test fails on the code before these defences existed.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-mod harness;
+mod support;
 
 use std::time::Duration;
 
-use harness::*;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

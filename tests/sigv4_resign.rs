@@ -8,11 +8,11 @@
     reason = "a broken fixture should fail loudly"
 )]
 
-mod common;
+mod support;
 
-use common::{amz, s3_origin, vector};
 use edgesign::sign::Method;
 use edgesign::sign::url::RawUrl;
+use support::vectors::{amz, s3_origin, vector};
 
 const JS: &str = "sigv4_presign_js_defaults.json";
 const RESIGN: &str = "sigv4_resign_botocore.json";
@@ -239,10 +239,10 @@ vector_test!(
 
 #[test]
 fn every_vector_has_a_named_test() {
-    let covered = common::covered_names(include_str!("sigv4_resign.rs"));
-    for name in common::vector_names(JS)
+    let covered = support::vectors::covered_names(include_str!("sigv4_resign.rs"));
+    for name in support::vectors::vector_names(JS)
         .into_iter()
-        .chain(common::vector_names(RESIGN))
+        .chain(support::vectors::vector_names(RESIGN))
     {
         assert!(covered.contains(&name), "vector {name} has no named test");
     }

@@ -7,15 +7,15 @@
     reason = "a broken fixture should fail loudly"
 )]
 
-mod common;
+mod support;
 
-use common::{amz, s3_origin, vector};
 use edgesign::sign::encoding::{encode_key, uri_encode};
 use edgesign::sign::signer::SignSpec;
 use edgesign::sign::sigv4::{self, AuthParams, Request};
 use edgesign::sign::url::RawUrl;
 use edgesign::sign::{Method, Window};
 use serde_json::Value;
+use support::vectors::{amz, s3_origin, vector};
 
 const FILE: &str = "sigv4_presign.json";
 
@@ -250,8 +250,8 @@ vector_test!(secret_with_plus_slash, "secret-with-plus-slash");
 
 #[test]
 fn every_vector_has_a_named_test() {
-    let covered = common::covered_names(include_str!("sigv4_vectors.rs"));
-    for name in common::vector_names(FILE) {
+    let covered = support::vectors::covered_names(include_str!("sigv4_vectors.rs"));
+    for name in support::vectors::vector_names(FILE) {
         assert!(covered.contains(&name), "vector {name} has no named test");
     }
 }

@@ -1,5 +1,4 @@
-//! Shared helpers for the integration tests: vector loading and origin construction.
-#![allow(dead_code, reason = "each test crate uses a different subset")]
+//! The vendors' test vectors (`tests/vectors/`) and origins built from them.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,4 +1,6 @@
-//! In-process test rig: a real S3-compatible origin (s3s + s3s-fs, which verifies presigned
+//! The integration tests' one support module: [`vectors`] (the vendors' test vectors and
+//! origins built from them), the Python oracles beside this file (botocore), and the
+//! in-process test rig: a real S3-compatible origin (s3s + s3s-fs, which verifies presigned
 //! signatures and expiry), the proxy on `127.0.0.1:0`, and a raw HTTP client that sends
 //! paths exactly as written.
 #![allow(dead_code, reason = "each test crate uses a different subset")]
@@ -7,6 +9,8 @@
     clippy::expect_used,
     reason = "a broken fixture should fail loudly"
 )]
+
+pub mod vectors;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
