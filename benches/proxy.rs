@@ -65,7 +65,7 @@ fn bench(c: &mut Criterion) {
              [[routes]]\nprefix = \"/s/\"\norigin = \"docs\"\nmode = \"stream\"\naccess = \"public\"\n"
         );
         let config = Config::parse(&text, &dir, &|_| None).unwrap();
-        let running = server::serve(App::new(config), Listeners { http, https: None }).unwrap();
+        let running = server::serve(App::new(config).unwrap(), Listeners { http, https: None }).unwrap();
         (format!("http://127.0.0.1:{port}"), running)
     });
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();

@@ -31,7 +31,7 @@ access = "public"
 "#;
     let config =
         edgesign::config::Config::parse(text, std::path::Path::new("."), &|_| None).unwrap();
-    let app = edgesign::app::App::new(config);
+    let app = edgesign::app::App::new(config).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

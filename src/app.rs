@@ -45,13 +45,14 @@ pub fn now() -> u64 {
 }
 
 impl App {
-    /// A ready service for `config`, with metrics of its own.
-    pub fn new(config: Config) -> Arc<Self> {
+    /// A ready service for `config`, with metrics of its own. Fails (naming the key) when
+    /// the origin client cannot be built.
+    pub fn new(config: Config) -> Result<Arc<Self>, String> {
         Self::with_metrics(config, Arc::new(Metrics::new()))
     }
 
     /// A ready service for `config` counting into `metrics`.
-    pub fn with_metrics(config: Config, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn with_metrics(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Self>, String> {
         let limiter = Arc::new(Limiter::new(&config.rate_limit));
         let config = Arc::new(config);
         let minter = Minter::new(config.clone(), metrics.clone());
@@ -61,7 +62,7 @@ impl App {
     /// The service for a reloaded `config`: same metrics; the rate limiter's buckets carry
     /// over when `[rate_limit]` is unchanged, and the signature cache by
     /// [`Minter::reloaded`]'s rule.
-    pub fn reloaded(&self, config: Config) -> Arc<Self> {
+    pub fn reloaded(&self, config: Config) -> Result<Arc<Self>, String> {
         let limiter = if config.rate_limit == self.config.rate_limit {
             self.limiter.clone()
         } else {
@@ -77,15 +78,15 @@ impl App {
         metrics: Arc<Metrics>,
         limiter: Arc<Limiter>,
         minter: Minter,
-    ) -> Arc<Self> {
-        let origin = OriginClient::new(&config.origin_client, &[], metrics.clone());
-        Arc::new(App {
+    ) -> Result<Arc<Self>, String> {
+        let origin = OriginClient::new(&config.origin_client, &[], metrics.clone())?;
+        Ok(Arc::new(App {
             config,
             minter,
             origin,
             limiter,
             metrics,
-        })
+        }))
     }
 
     /// The signature cache (counts for tests and metrics).

@@ -52,6 +52,7 @@
 //! - [`origin`]: the hyper-util client to origins (TLS, timeouts, no redirects, streaming).
 //! - [`local`]: serving a `local` origin's directory (ranges, conditionals, no escapes).
 //! - [`limit`]: the keyed rate limiter.
+//! - [`tls`]: the rustls configurations of the listener and of the origin client.
 //!
 //! ## state
 //! - [`minter`]: the [`minter::Minter`] — cache, RSA signing slots, the reload rule.
@@ -91,5 +92,6 @@ pub mod route;
 pub mod secret;
 pub mod server;
 pub mod sign;
+pub mod tls;
 
 pub use error::Error;

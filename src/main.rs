@@ -166,10 +166,18 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
         .server
         .tls
         .as_ref()
-        .map(server::tls_config)
+        .map(edgesign::tls::server_config)
         .transpose()
     {
         Ok(t) => t,
+        Err(e) => {
+            eprintln!("edgesign: invalid config:\n{e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    // Everything is built (the origin client's TLS included) before a port is bound.
+    let app = match App::new(config) {
+        Ok(app) => app,
         Err(e) => {
             eprintln!("edgesign: invalid config:\n{e}");
             return ExitCode::from(EXIT_BAD_CONFIG);
@@ -192,7 +200,7 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
     let runtimes = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .and_then(|main| Ok((main, worker_runtime(config.server.workers)?)));
+        .and_then(|main| Ok((main, worker_runtime(app.config.server.workers)?)));
     let (runtime, workers) = match runtimes {
         Ok(r) => r,
         Err(e) => {
@@ -201,14 +209,13 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listeners = match server::Listeners::bind(&config, tls) {
+        let listeners = match server::Listeners::bind(&app.config, tls) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("edgesign: cannot bind: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let app = App::new(config);
         let running = match server::serve_on(app, listeners, &workers) {
             Ok(r) => r,
             Err(e) => {

@@ -134,28 +134,12 @@ impl OriginClient {
         settings: &Settings,
         extra_roots: &[rustls_pki_types::CertificateDer<'static>],
         metrics: Arc<Metrics>,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let mut http = HttpConnector::new_with_resolver(Resolver::default());
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(settings.connect_timeout));
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        for c in extra_roots {
-            let _ = roots.add(c.clone());
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-        let tls = match tls {
-            Ok(t) => t,
-            Err(_) => rustls::ClientConfig::builder()
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-        };
+        let tls = crate::tls::client_config(extra_roots)?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -165,11 +149,11 @@ impl OriginClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(https);
-        OriginClient {
+        Ok(OriginClient {
             client,
             response_timeout: settings.response_timeout,
             metrics,
-        }
+        })
     }
 
     /// Sends `method url` to the origin named `origin` with the passed request headers;

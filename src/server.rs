@@ -3,7 +3,7 @@
 //! and graceful drain.
 //!
 //! The TLS config is built from the certificate and key files *before* any port is bound
-//! ([`tls_config`]), so a bad certificate never leaves a half-started proxy.
+//! ([`crate::tls::server_config`]), so a bad certificate never leaves a half-started proxy.
 //!
 //! Every connection holds a slot of `server.max_connections`; when none is free the accept
 //! loop waits and new clients queue in the kernel's backlog. Each connection has a watchdog:
@@ -38,15 +38,13 @@ use http_body::{Body as _, Frame, SizeHint};
 use futures_util::task::AtomicWaker;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
-use crate::config::{Config, Tls};
+use crate::config::Config;
 use crate::metrics::ConnectionGuard;
 use crate::notes::{self, RequestIds};
 use crate::ops;
@@ -62,37 +60,6 @@ const H2_MAX_STREAMS: u32 = 100;
 
 /// HTTP/2 keep-alive pings: how often, and how long the answer may take (dead peers).
 const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
-
-/// Reads the certificate chain and key and builds the rustls server config, ALPN `h2` then
-/// `http/1.1`. Errors name the config key.
-pub fn tls_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("server.tls_cert: cannot read {:?} ({e})", tls.cert))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "server.tls_cert: {:?} holds no certificate",
-            tls.cert
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| {
-        format!(
-            "server.tls_key: cannot read a private key from {:?} ({e})",
-            tls.key
-        )
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("server.tls_cert: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| {
-            format!("server.tls_key: does not match server.tls_cert or is unusable ({e})")
-        })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
 
 /// The bound sockets, before serving.
 #[derive(Debug)]
@@ -190,9 +157,13 @@ impl Running {
                 was.workers, now.workers
             ));
         }
-        let tls = now.tls.as_ref().map(tls_config).transpose()?;
+        let tls = now
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let max_connections = now.max_connections;
-        self.shared.app.store(old.reloaded(config));
+        self.shared.app.store(old.reloaded(config)?);
         self.shared.tls.store(tls);
         resize(&self.shared, max_connections);
         Ok(())

@@ -643,7 +643,7 @@ async fn the_readme_examples_run_against_the_shipped_config() {
         .replace("127.0.0.1:8080", &addr.to_string());
     let config = edgesign::config::Config::parse(&text, root, &|_| None).unwrap();
     let _running = edgesign::server::serve(
-        edgesign::app::App::new(config),
+        edgesign::app::App::new(config).unwrap(),
         edgesign::server::Listeners { http, https: None },
     )
     .unwrap();

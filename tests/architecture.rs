@@ -17,7 +17,10 @@ const FLOORS: [(&str, &[&str]); 8] = [
     ("core", &["sign"]),
     ("policy", &["auth", "route", "origins"]),
     ("config", &["config"]),
-    ("shell leaves", &["cache", "origin", "local", "limit"]),
+    (
+        "shell leaves",
+        &["cache", "origin", "local", "limit", "tls"],
+    ),
     ("state", &["minter", "app"]),
     ("handlers", &["proxy", "api"]),
     ("serving", &["ops", "server"]),

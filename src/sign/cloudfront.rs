@@ -256,15 +256,6 @@ impl PublicKey {
             }
         }
     }
-
-    /// Whether two keys are the same (used to pair private and public halves in config).
-    pub fn same_as(&self, other: &PublicKey) -> bool {
-        match (self, other) {
-            (PublicKey::Rsa(a), PublicKey::Rsa(b)) => a == b,
-            (PublicKey::Ec(a), PublicKey::Ec(b)) => a == b,
-            _ => false,
-        }
-    }
 }
 
 /// The canned policy CloudFront reconstructs from `Expires` (byte-exact, compact JSON).

@@ -5,6 +5,10 @@
 //! paths exactly as written.
 #![allow(dead_code, reason = "each test crate uses a different subset")]
 #![allow(
+    unreachable_pub,
+    reason = "a private module of each test crate, used as a library"
+)]
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "a broken fixture should fail loudly"
@@ -211,12 +215,12 @@ pub async fn proxy_with(body: &str, tls: bool, server_extra: &str) -> Proxy {
         .server
         .tls
         .as_ref()
-        .map(|t| server::tls_config(t).unwrap());
+        .map(|t| edgesign::tls::server_config(t).unwrap());
     let listeners = Listeners {
         http,
         https: https.zip(tls_cfg),
     };
-    let running = server::serve(App::new(config), listeners).unwrap();
+    let running = server::serve(App::new(config).unwrap(), listeners).unwrap();
     Proxy {
         running,
         base: format!("http://127.0.0.1:{port}"),

@@ -1,0 +1,64 @@
+//! Shell leaf: the rustls configurations — the listener's (certificate and key from
+//! `server.tls_*`, ALPN `h2` then `http/1.1`) and the origin client's (the webpki roots plus
+//! any extra CA). Both are built before a port is bound and fail there, naming the key.
+
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::Tls;
+
+/// Reads the certificate chain and key and builds the rustls server config, ALPN `h2` then
+/// `http/1.1`. Errors name the config key.
+pub fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("server.tls_cert: cannot read {:?} ({e})", tls.cert))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "server.tls_cert: {:?} holds no certificate",
+            tls.cert
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| {
+        format!(
+            "server.tls_key: cannot read a private key from {:?} ({e})",
+            tls.key
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("server.tls_cert: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            format!("server.tls_key: does not match server.tls_cert or is unusable ({e})")
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The origin client's TLS: the webpki roots and `extra_roots` (PEM CA certificates of
+/// private origins), ring, TLS 1.2 and 1.3. An error here stops start-up (or refuses a
+/// reload): a client that trusted no certificate would fail every HTTPS origin later.
+pub fn client_config(
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for (i, c) in extra_roots.iter().enumerate() {
+        roots
+            .add(c.clone())
+            .map_err(|e| format!("origin_client: CA certificate {i} is unusable ({e})"))?;
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("origin_client: no TLS version the crypto provider supports ({e})"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
+}
