@@ -1,0 +1,653 @@
+//! One connection: its limits, what it is doing ([`Activity`]), the watchdog that enforces
+//! the head, idle and send timeouts, the slot it holds, and the HTTP/1.1 transport that
+//! sees its bytes (and answers an oversized head).
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use futures_util::task::AtomicWaker;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::Config;
+use crate::metrics::ConnectionGuard;
+use crate::respond::{self};
+
+use super::request::{Accounted, answer};
+use super::*;
+
+/// A connection's limits, fixed when it opens (a reload applies to new connections).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub(super) header_read: Duration,
+    idle: Duration,
+    send: Duration,
+    max_header: usize,
+}
+
+impl Limits {
+    pub(super) fn of(config: &Config) -> Self {
+        Limits {
+            header_read: config.server.header_read_timeout,
+            idle: config.server.idle_timeout,
+            send: config.server.send_timeout,
+            max_header: config.server.max_header_size,
+        }
+    }
+}
+
+/// What a connection is doing, for its deadlines; shared by the connection, its requests and
+/// its watchdog.
+#[derive(Debug)]
+pub(super) struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+    /// Nanoseconds after `opened` when the last request finished.
+    last_done_ns: AtomicU64,
+    /// 1 + nanoseconds after `opened` when the bytes of a new HTTP/1.1 request head began to
+    /// arrive on an idle connection; 0 while none is arriving.
+    head_since_ns: AtomicU64,
+    /// What the watchdog asks of the connection: [`KEEP`], [`CLOSE`] or [`CUT`].
+    verdict: AtomicU8,
+    /// The connection's task, woken when the verdict changes.
+    waker: AtomicWaker,
+    /// Responses whose bodies are being sent.
+    sends: std::sync::Mutex<Vec<Arc<Sending>>>,
+    /// 1 + nanoseconds after `opened` since when the socket has not taken a write (HTTP/1.1:
+    /// it also times the last bytes of a response, buffered after its body ended); 0 while
+    /// writes go through.
+    write_blocked_ns: AtomicU64,
+}
+
+/// One response body being sent: whether it waits for the client to take what it was
+/// handed, and since when.
+#[derive(Debug)]
+pub(super) struct Sending {
+    /// When the connection opened.
+    opened: Instant,
+    /// 1 + nanoseconds after the connection opened when the body last handed a frame to
+    /// the connection and has not been asked for the next one since; 0 while it is not
+    /// waiting on the client.
+    pub(super) handed_ns: AtomicU64,
+}
+
+impl Sending {
+    /// The body handed a frame to the connection just now.
+    pub(super) fn handed(&self) {
+        let ns = crate::clock::instant()
+            .saturating_duration_since(self.opened)
+            .as_nanos();
+        self.handed_ns.store(
+            u64::try_from(ns).unwrap_or(u64::MAX - 1) + 1,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// A connection's claim on a slot: one of `server.max_connections`, or an ops slot, which
+/// it trades for a full one before serving anything but the ops endpoints.
+#[derive(Debug)]
+pub(super) struct Slot {
+    full: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    has_full: AtomicBool,
+    ops: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl Slot {
+    pub(super) fn full(permit: tokio::sync::OwnedSemaphorePermit) -> Arc<Slot> {
+        Arc::new(Slot {
+            full: std::sync::Mutex::new(Some(permit)),
+            has_full: AtomicBool::new(true),
+            ops: std::sync::Mutex::new(None),
+        })
+    }
+
+    pub(super) fn ops(permit: tokio::sync::OwnedSemaphorePermit) -> Arc<Slot> {
+        Arc::new(Slot {
+            full: std::sync::Mutex::new(None),
+            has_full: AtomicBool::new(false),
+            ops: std::sync::Mutex::new(Some(permit)),
+        })
+    }
+
+    /// Waits, at most `within`, for a full slot unless the connection holds one; the ops
+    /// slot is then freed. `false`: none came free in time.
+    pub(super) async fn take_full(&self, slots: &Arc<Semaphore>, within: Duration) -> bool {
+        if self.has_full.load(Ordering::Acquire) {
+            return true;
+        }
+        let Ok(Ok(permit)) = tokio::time::timeout(within, slots.clone().acquire_owned()).await
+        else {
+            return false;
+        };
+        let mut full = self.full.lock().unwrap_or_else(PoisonError::into_inner);
+        if full.is_none() {
+            *full = Some(permit);
+            self.has_full.store(true, Ordering::Release);
+            self.ops
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+        }
+        true
+    }
+}
+
+/// The watchdog's verdicts: carry on; finish what is in flight and close; drop at once.
+pub(super) const KEEP: u8 = 0;
+pub(super) const CLOSE: u8 = 1;
+pub(super) const CUT: u8 = 2;
+
+impl Activity {
+    pub(super) fn new() -> Self {
+        Activity {
+            opened: crate::clock::instant(),
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            last_done_ns: AtomicU64::new(0),
+            head_since_ns: AtomicU64::new(0),
+            verdict: AtomicU8::new(KEEP),
+            waker: AtomicWaker::new(),
+            sends: std::sync::Mutex::new(Vec::new()),
+            write_blocked_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Starts watching a response body's progress.
+    pub(super) fn sending(&self) -> Arc<Sending> {
+        let sending = Arc::new(Sending {
+            opened: self.opened,
+            handed_ns: AtomicU64::new(0),
+        });
+        // Handed to the connection now: it must start taking the body within send_timeout.
+        sending.handed();
+        self.sends
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sending.clone());
+        sending
+    }
+
+    /// Stops watching a response body.
+    pub(super) fn sent(&self, sending: &Arc<Sending>) {
+        self.sends
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|s| !Arc::ptr_eq(s, sending));
+    }
+
+    /// When the longest-waiting response runs out of `send_timeout`, if one is waiting: a
+    /// body the connection stopped asking for, or (HTTP/1.1) bytes the socket stopped taking.
+    pub(super) fn send_deadline(&self, limits: Limits) -> Option<Instant> {
+        let sends = self.sends.lock().unwrap_or_else(PoisonError::into_inner);
+        let blocked = self.write_blocked_ns.load(Ordering::SeqCst);
+        let oldest = sends
+            .iter()
+            .map(|s| s.handed_ns.load(Ordering::SeqCst))
+            .chain(std::iter::once(blocked))
+            .filter(|ns| *ns != 0)
+            .min()?;
+        Some(self.opened + Duration::from_nanos(oldest - 1) + limits.send)
+    }
+
+    /// Whether every request in flight is a response its client has stopped taking for
+    /// `send_timeout` (so closing the connection cuts nobody who is still reading).
+    pub(super) fn all_stalled(&self, now: Instant, limits: Limits) -> bool {
+        let sends = self.sends.lock().unwrap_or_else(PoisonError::into_inner);
+        let stalled = sends
+            .iter()
+            .map(|s| s.handed_ns.load(Ordering::SeqCst))
+            .filter(|ns| {
+                *ns != 0 && self.opened + Duration::from_nanos(ns - 1) + limits.send <= now
+            })
+            .count();
+        stalled >= self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// A write to the socket could not proceed (`blocked`) or went through.
+    pub(super) fn write_blocked(&self, blocked: bool) {
+        if !blocked {
+            if self.write_blocked_ns.load(Ordering::Relaxed) != 0 {
+                self.write_blocked_ns.store(0, Ordering::SeqCst);
+            }
+        } else if self.write_blocked_ns.load(Ordering::Relaxed) == 0 {
+            let at = self.since_opened(crate::clock::instant());
+            self.write_blocked_ns.store(at + 1, Ordering::SeqCst);
+        }
+    }
+
+    pub(super) fn since_opened(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.opened).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// A request head is complete and the request starts.
+    pub(super) fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.head_since_ns.store(0, Ordering::SeqCst);
+    }
+
+    /// A request finished at `now`.
+    pub(super) fn end(&self, now: Instant) {
+        self.last_done_ns
+            .store(self.since_opened(now), Ordering::SeqCst);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Bytes arrived. On an idle HTTP/1.1 connection they start a request head, which must
+    /// then be complete within `header_read_timeout`.
+    pub(super) fn bytes_arrived(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_since_ns.load(Ordering::Relaxed) == 0
+        {
+            let at = self.since_opened(crate::clock::instant());
+            self.head_since_ns.store(at + 1, Ordering::SeqCst);
+        }
+    }
+
+    /// When the connection expires if nothing happens (`None`: a request is in flight), and
+    /// whether it expires waiting for a request head (as opposed to merely idle).
+    pub(super) fn expires_at(&self, limits: Limits) -> Option<(Instant, bool)> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        if self.requests.load(Ordering::SeqCst) == 0 {
+            return Some((self.opened + limits.header_read, true));
+        }
+        let head = self.head_since_ns.load(Ordering::SeqCst);
+        if head != 0 {
+            return Some((
+                self.opened + Duration::from_nanos(head - 1) + limits.header_read,
+                true,
+            ));
+        }
+        let done = Duration::from_nanos(self.last_done_ns.load(Ordering::SeqCst));
+        Some((self.opened + done + limits.idle, false))
+    }
+
+    /// The watchdog's verdict, which wakes the connection.
+    pub(super) fn rule(&self, verdict: u8) {
+        self.verdict.store(verdict, Ordering::SeqCst);
+        self.waker.wake();
+    }
+}
+
+/// The connection's transport, which tells its [`Activity`] when bytes arrive (HTTP/1.1).
+///
+/// It also gives an oversized request head the JSON answer every other error has: hyper
+/// answers a head larger than its buffer (`server.max_header_size`) itself, with a bare
+/// `431` and no body, and offers no hook. That answer is the only response hyper writes
+/// while no request of the service is in flight, so it is recognised by its status line
+/// there and replaced, whole, by edgesign's `431 header_too_large`.
+pub(super) struct Watched<T> {
+    io: T,
+    activity: Arc<Activity>,
+    max_header: usize,
+    /// edgesign's 431, still to be written, once hyper's has been seen.
+    replacement: Option<Bytes>,
+}
+
+impl<T> Watched<T> {
+    pub(super) fn new(io: T, activity: Arc<Activity>, max_header: usize) -> Self {
+        Watched {
+            io,
+            activity,
+            max_header,
+            replacement: None,
+        }
+    }
+
+    /// Whether `first` starts hyper's own 431, written outside any request of the service.
+    pub(super) fn is_hypers_431(&self, first: &[u8]) -> bool {
+        (first.starts_with(b"HTTP/1.1 431 ") || first.starts_with(b"HTTP/1.0 431 "))
+            && self.activity.in_flight.load(Ordering::SeqCst) == 0
+    }
+
+    pub(super) fn start_replacing(&mut self) {
+        self.replacement = Some(respond::error_http1(&crate::Error::HeaderTooLarge(
+            self.max_header,
+        )));
+    }
+}
+
+impl<T: AsyncWrite + Unpin> Watched<T> {
+    /// Writes what is left of the replacement; `Ready(Ok)` once it is all out.
+    pub(super) fn drain_replacement(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while let Some(rest) = self.replacement.as_mut().filter(|r| !r.is_empty()) {
+            match Pin::new(&mut self.io).poll_write(cx, rest) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => {
+                    let _ = rest.split_to(n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Hyper's bytes of its own 431 (`len` of them) are taken as written, and edgesign's
+    /// answer goes out instead.
+    pub(super) fn write_instead(
+        &mut self,
+        cx: &mut Context<'_>,
+        len: usize,
+    ) -> Poll<std::io::Result<usize>> {
+        match self.drain_replacement(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(len)),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.replacement.is_none() && self.is_hypers_431(buf) {
+            self.start_replacing();
+        }
+        if self.replacement.is_some() {
+            return self.write_instead(cx, buf.len());
+        }
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.activity.write_blocked(polled.is_pending());
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.replacement.is_none() && bufs.first().is_some_and(|b| self.is_hypers_431(b)) {
+            self.start_replacing();
+        }
+        if self.replacement.is_some() {
+            let len = bufs.iter().map(|b| b.len()).sum();
+            return self.write_instead(cx, len);
+        }
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.activity.write_blocked(polled.is_pending());
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.replacement.is_some() {
+            match self.drain_replacement(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.replacement.is_some() {
+            match self.drain_replacement(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Which protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Proto {
+    Http1,
+    Http2,
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+pub(super) const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Tells h2c prior knowledge from HTTP/1.1 by peeking at the first bytes, without consuming
+/// them. `None`: the client closed or sent nothing in time.
+pub(super) async fn sniff(sock: &tokio::net::TcpStream, within: Duration) -> Option<Proto> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 24];
+    loop {
+        let n = tokio::time::timeout_at(deadline, sock.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if buf[..n] != H2_PREFACE[..n] {
+            return Some(Proto::Http1);
+        }
+        if n == H2_PREFACE.len() {
+            return Some(Proto::Http2);
+        }
+        // Part of the preface so far: wait for the rest (peek would not block).
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A served connection of either protocol, closable gracefully.
+pub(super) trait Served: Future<Output = Result<(), hyper::Error>> + Send {
+    fn close_gracefully(self: Pin<&mut Self>);
+}
+
+impl<I, S> Served for hyper::server::conn::http1::Connection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Accounted> + Send,
+    S::Future: Send,
+{
+    fn close_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S> Served for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Accounted> + Send,
+    S::Future: Send + 'static,
+{
+    fn close_gracefully(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per listener kind; all of them are the connection's own"
+)]
+pub(super) async fn serve_connection<T>(
+    io: T,
+    proto: Proto,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    limits: Limits,
+    guard: ConnectionGuard,
+    slot: Arc<Slot>,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let _guard = guard;
+    let activity = Arc::new(Activity::new());
+    let svc = {
+        let (shared, activity) = (shared.clone(), activity.clone());
+        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let (shared, activity, slot) = (shared.clone(), activity.clone(), slot.clone());
+            async move {
+                Ok::<_, std::convert::Infallible>(answer(req, peer, &shared, activity, &slot).await)
+            }
+        })
+    };
+    // hyper's own builders, not hyper-util's auto one: its version detection wraps every
+    // read of the connection, which cost a fifth of the redirect throughput (BENCHMARKS.md).
+    // HTTP/1.1 request heads are timed by the watchdog, not by hyper: hyper would start its
+    // head timer as soon as a keep-alive connection goes idle, closing it at
+    // header_read_timeout instead of idle_timeout.
+    let mut conn: Pin<Box<dyn Served>> = match proto {
+        Proto::Http1 => Box::pin(
+            hyper::server::conn::http1::Builder::new()
+                .header_read_timeout(None)
+                .max_buf_size(limits.max_header)
+                .serve_connection(
+                    TokioIo::new(Watched::new(io, activity.clone(), limits.max_header)),
+                    svc,
+                ),
+        ),
+        Proto::Http2 => Box::pin(
+            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(limits.max_header).unwrap_or(u32::MAX))
+                .max_concurrent_streams(H2_MAX_STREAMS)
+                .keep_alive_interval(H2_PING_INTERVAL)
+                .keep_alive_timeout(H2_PING_INTERVAL)
+                .serve_connection(TokioIo::new(io), svc),
+        ),
+    };
+    // The deadlines live in a task of their own, so serving a request polls nothing but the
+    // connection and one atomic.
+    let watchdog = tokio::spawn(watchdog(activity.clone(), limits, stop, peer, proto));
+    let mut closing = false;
+    let ended = std::future::poll_fn(|cx| {
+        activity.waker.register(cx.waker());
+        match activity.verdict.load(Ordering::SeqCst) {
+            CUT => return Poll::Ready(Ok(())),
+            CLOSE if !closing => {
+                closing = true;
+                conn.as_mut().close_gracefully();
+            }
+            _ => {}
+        }
+        conn.as_mut().poll(cx)
+    })
+    .await;
+    watchdog.abort();
+    if let Err(e) = ended {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// A connection's deadlines: a new connection must send a whole request head within
+/// `header_read_timeout`, and so must an HTTP/1.1 client once it starts a new one; a
+/// connection with nothing in flight closes after `idle_timeout`; a drain closes it
+/// gracefully. Rules by [`Activity::rule`]; the connection aborts this task when it ends.
+pub(super) async fn watchdog(
+    activity: Arc<Activity>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+    proto: Proto,
+) {
+    let mut stopping = *stop.borrow();
+    if stopping {
+        activity.rule(CLOSE);
+    }
+    // After an idle close, the connection gets this long to finish before it is cut.
+    let mut hard_deadline: Option<Instant> = None;
+    // Nothing wakes this task when a request starts or ends, so it looks again at least
+    // this often: never later than a deadline that a request head starting now would set.
+    let every = limits.idle.min(limits.header_read).min(limits.send);
+    // HTTP/2 GOAWAY sent because a stream stalled: the connection is cut once nothing in
+    // flight is still being taken by its client.
+    let mut stalled_goaway = false;
+    loop {
+        let poll = crate::clock::instant() + every;
+        let check = match (hard_deadline, activity.expires_at(limits)) {
+            (Some(h), _) => h,
+            (None, Some((t, _))) => t.min(poll),
+            (None, None) => poll,
+        };
+        let check = match (
+            hard_deadline,
+            stalled_goaway,
+            activity.send_deadline(limits),
+        ) {
+            (None, false, Some(send)) => send.min(check),
+            _ => check,
+        };
+        tokio::select! {
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                activity.rule(CLOSE);
+            }
+            () = tokio::time::sleep_until(check.into()) => {
+                let now = crate::clock::instant();
+                if let Some(h) = hard_deadline {
+                    if now < h {
+                        continue;
+                    }
+                    tracing::debug!(%peer, "closed: did not finish after a close");
+                    return activity.rule(CUT);
+                }
+                if stalled_goaway {
+                    if activity.all_stalled(now, limits) {
+                        tracing::info!(%peer, "closed: every stream left stalled past send_timeout");
+                        return activity.rule(CUT);
+                    }
+                    continue;
+                }
+                if activity.send_deadline(limits).is_some_and(|d| now >= d) {
+                    if proto == Proto::Http1 {
+                        tracing::info!(%peer, "closed: the client took no bytes of a response within send_timeout");
+                        return activity.rule(CUT);
+                    }
+                    // HTTP/2: GOAWAY, so no new stream starts here; streams still being read
+                    // finish, and the connection is cut once only stalled ones are left.
+                    tracing::info!(%peer, "GOAWAY: a stream's client took no bytes within send_timeout");
+                    activity.rule(CLOSE);
+                    stalled_goaway = true;
+                    if activity.all_stalled(now, limits) {
+                        return activity.rule(CUT);
+                    }
+                    continue;
+                }
+                let Some((expiry, head)) = activity.expires_at(limits) else { continue };
+                if crate::clock::instant() < expiry {
+                    continue;
+                }
+                if head {
+                    // A request head that did not arrive in time: a slow or silent client.
+                    tracing::debug!(%peer, "closed: no whole request head within header_read_timeout");
+                    return activity.rule(CUT);
+                }
+                activity.rule(CLOSE);
+                hard_deadline = Some(crate::clock::instant() + limits.header_read);
+            }
+        }
+    }
+}
