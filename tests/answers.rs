@@ -134,22 +134,7 @@ async fn an_origin_rejection_is_logged_with_the_origins_own_code() {
         resp
     })
     .await;
-    let dir = tempdir("answers-log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
-            stand_in_config(addr)
-        ),
-    )
-    .unwrap();
-    let proxy = Spawned::start(&config, false, &[]);
+    let proxy = spawn_with("answers-log", &stand_in_config(addr), &[]);
     let got = get(&format!("{}/s/a.txt", proxy.base), &[]).await;
     assert_eq!(got.status, 502);
     assert_eq!(got.json()["code"], "origin_rejected");
@@ -227,33 +212,28 @@ async fn a_stale_origin_link_is_rescued_for_a_caller_who_may_read_it() {
     .await;
     let app = proxy.app();
     let signer = &app.config.origin("demo").unwrap().signer;
+    // Signed an hour and a half ago, for an hour.
     let past = edgesign::clock::unix_secs(edgesign::clock::now()) - 5400;
-    let stale = signer
-        .sign(&edgesign::sign::signer::SignSpec {
-            raw_key: "acme/doc.txt",
-            method: edgesign::sign::Method::Get,
-            params: &[],
-            signed_at: past,
-            lifetime: 3600,
-        })
-        .unwrap()
-        .url;
+    let stale_link = |raw_key: &str| {
+        signer
+            .sign(&edgesign::sign::signer::SignSpec {
+                raw_key,
+                method: edgesign::sign::Method::Get,
+                params: &[],
+                signed_at: past,
+                lifetime: 3600,
+            })
+            .unwrap()
+            .url
+    };
+    let stale = stale_link("acme/doc.txt");
     // Anonymous: 401, as before.
     let anon = get(&stale, &[]).await;
     assert_eq!(anon.status, 401);
     assert_eq!(anon.json()["code"], "unauthorized");
     // Another org's object, or a forged link: 403.
     let other = format!("Bearer {SK_ACME}");
-    let theirs = signer
-        .sign(&edgesign::sign::signer::SignSpec {
-            raw_key: "globex/doc.txt",
-            method: edgesign::sign::Method::Get,
-            params: &[],
-            signed_at: past,
-            lifetime: 3600,
-        })
-        .unwrap()
-        .url;
+    let theirs = stale_link("globex/doc.txt");
     let got = get(&theirs, &[("authorization", &other)]).await;
     assert_eq!(got.status, 403);
     assert_eq!(got.json()["code"], "forbidden");

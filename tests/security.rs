@@ -602,22 +602,11 @@ fn an_origin_that_is_this_proxy_in_another_spelling_is_a_config_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_access_lines_never_carry_raw_separators_or_bidi_overrides() {
-    let dir = tempdir("security-log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
-            local_with_big_file(16)
-        ),
-    )
-    .unwrap();
-    let proxy = Spawned::start(&config, false, &[("EDGESIGN_LOG_FORMAT", "json")]);
+    let proxy = spawn_with(
+        "security-log",
+        &local_with_big_file(16),
+        &[("EDGESIGN_LOG_FORMAT", "json")],
+    );
     let mut s = TcpStream::connect(proxy.base.trim_start_matches("http://"))
         .await
         .unwrap();

@@ -508,6 +508,24 @@ impl Drop for Spawned {
     }
 }
 
+/// Starts the built binary on a free port with `[server]` `listen` and then `body` as its
+/// config, `env` in its environment.
+pub fn spawn_with(tag: &str, body: &str, env: &[(&str, &str)]) -> Spawned {
+    let dir = tempdir(tag);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{body}"),
+    )
+    .unwrap();
+    Spawned::start(&config, false, env)
+}
+
 /// Parsed Prometheus text: `name{labels}` (labels as printed) → value.
 pub fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
     text.lines()
