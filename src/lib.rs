@@ -32,7 +32,8 @@
 //! ## core
 //! - [`sign`]: the pure signing core — SigV4, CloudFront, native HMAC, URL splitting,
 //!   detection, time windows, and [`sign::signer::OriginSigner`] (mint / verify / re-sign).
-//!   No IO, no clock, nothing from the floors above.
+//!   No IO, no clock, nothing from the floors above; its failures are its own
+//!   [`sign::Error`], converted into [`Error`] once, in [`origins`].
 //!
 //! ## policy
 //! - [`auth`]: who is calling ([`auth::Principal`] from API keys and JWTs, [`auth::Auth`]),

@@ -122,7 +122,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    println!("{}", e.json_body());
+                    println!("{}", edgesign::Error::from(e).json_body());
                     ExitCode::FAILURE
                 }
             }
@@ -345,7 +345,7 @@ fn sign_command(
             lifetime,
         })
         .map_err(|e| match e {
-            edgesign::Error::Internal(detail) => detail,
+            edgesign::sign::Error::Internal(detail) => detail,
             other => other.to_string(),
         })?;
     Ok(signed.url)

@@ -170,13 +170,15 @@ impl Minter {
         };
         if !signs_slowly(signer) {
             return self.sign_here(miss, now, |signed_at| {
-                signer.sign(&SignSpec {
-                    raw_key,
-                    method,
-                    params,
-                    signed_at,
-                    lifetime: signer.ttl,
-                })
+                signer
+                    .sign(&SignSpec {
+                        raw_key,
+                        method,
+                        params,
+                        signed_at,
+                        lifetime: signer.ttl,
+                    })
+                    .map_err(Error::from)
             });
         }
         let (raw_key, params): (String, Vec<String>) = (
@@ -185,13 +187,15 @@ impl Minter {
         );
         Box::pin(self.sign_blocking(miss, now, move |signer, signed_at| {
             let params: Vec<&str> = params.iter().map(String::as_str).collect();
-            signer.sign(&SignSpec {
-                raw_key: &raw_key,
-                method,
-                params: &params,
-                signed_at,
-                lifetime: signer.ttl,
-            })
+            signer
+                .sign(&SignSpec {
+                    raw_key: &raw_key,
+                    method,
+                    params: &params,
+                    signed_at,
+                    lifetime: signer.ttl,
+                })
+                .map_err(Error::from)
         }))
         .await
     }
@@ -223,7 +227,9 @@ impl Minter {
         };
         if !signs_slowly(signer) {
             return self.sign_here(miss, now, |signed_at| {
-                signer.resign(verified, signed_at, signer.ttl)
+                signer
+                    .resign(verified, signed_at, signer.ttl)
+                    .map_err(Error::from)
             });
         }
         // The blocking pool needs owned inputs: the URL is parsed and verified again there
@@ -233,7 +239,9 @@ impl Minter {
         Box::pin(self.sign_blocking(miss, now, move |signer, signed_at| {
             let url = RawUrl::parse(&text)?;
             let verified = signer.verify(&url, method, |_| None)?;
-            signer.resign(&verified, signed_at, signer.ttl)
+            signer
+                .resign(&verified, signed_at, signer.ttl)
+                .map_err(Error::from)
         }))
         .await
     }

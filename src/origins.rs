@@ -25,6 +25,18 @@ impl Origin {
     }
 }
 
+/// The boundary between the signing core and the service: the core's error becomes the
+/// service's, whose statuses and codes the core knows nothing of.
+impl From<crate::sign::Error> for crate::Error {
+    fn from(e: crate::sign::Error) -> Self {
+        match e {
+            crate::sign::Error::BadRequest(m) => crate::Error::BadRequest(m),
+            crate::sign::Error::InvalidSignature(m) => crate::Error::InvalidSignature(m),
+            crate::sign::Error::Internal(m) => crate::Error::Internal(m),
+        }
+    }
+}
+
 /// The origin named `name`, with its index.
 pub fn by_name<'o>(origins: &'o [Origin], name: &str) -> Option<(usize, &'o Origin)> {
     origins

@@ -208,13 +208,15 @@ async fn mint(
             let sign = move |raw_key: &str| {
                 let signer = &config.origins[idx].signer;
                 metrics.time_signing(signer.scheme_name(), || {
-                    signer.sign(&SignSpec {
-                        raw_key,
-                        method,
-                        params: &[],
-                        signed_at: now,
-                        lifetime,
-                    })
+                    signer
+                        .sign(&SignSpec {
+                            raw_key,
+                            method,
+                            params: &[],
+                            signed_at: now,
+                            lifetime,
+                        })
+                        .map_err(Error::from)
                 })
             };
             if !signs_slowly(&app.config.origins[idx].signer) {

@@ -17,9 +17,9 @@ use serde_json::Value;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use super::Error;
 use super::encoding::{cloudfront_b64_decode, cloudfront_b64_encode};
 use super::url::RawUrl;
-use crate::Error;
 
 /// Query parameters that carry CloudFront authentication; everything else is "extra".
 pub const AUTH_PARAMS: [&str; 5] = [

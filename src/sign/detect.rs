@@ -4,11 +4,11 @@
 
 use serde::Serialize;
 
+use super::Error;
 use super::encoding::{percent_decode, rfc3339};
 use super::signer::{OriginSigner, Scheme};
 use super::url::RawUrl;
 use super::{Method, cloudfront, native, sigv4};
-use crate::Error;
 
 /// What a URL says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -132,7 +132,7 @@ pub fn inspect(
                         Ok(_) => genuine = Some(true),
                         Err(e) => {
                             genuine = Some(false);
-                            reason = Some(e.public_message());
+                            reason = Some(e.to_string());
                         }
                     }
                 }

@@ -7,6 +7,8 @@
 //! - [`native`]: edgesign's HMAC links for `local` origins.
 //! - [`signer`]: one configured origin: mint, recognise, verify and re-sign its URLs.
 //! - [`detect`]: which scheme a URL carries, and what `edgesign inspect` reports.
+//!
+//! Its failures are its own [`Error`], converted into the service's error at the boundary.
 
 pub mod cloudfront;
 pub mod detect;
@@ -15,6 +17,24 @@ pub mod native;
 pub mod signer;
 pub mod sigv4;
 pub mod url;
+
+/// What the signing core can fail with; converted once, at the boundary, into the service's
+/// [`crate::Error`] (whose statuses the core knows nothing of).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input that cannot be a URL of any origin (not absolute, bad host, raw bytes that
+    /// must be percent-encoded).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A signature that does not verify, or a signed URL that is malformed, foreign or for
+    /// another object.
+    #[error("{0}")]
+    InvalidSignature(&'static str),
+    /// A key or credential that cannot sign (expired credentials, no key): not the input's
+    /// fault. The text is for the log.
+    #[error("{0}")]
+    Internal(String),
+}
 
 /// A MAC (HMAC over any digest) keyed with `key`. HMAC takes keys of any length (RFC 2104
 /// §2: a longer key is hashed first), so keying it cannot fail; this is the one place that

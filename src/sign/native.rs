@@ -8,9 +8,9 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::Error;
 use super::encoding::{b64url_decode, b64url_encode, canonical_component};
 use super::url::{query_segments, split_pair};
-use crate::Error;
 use crate::secret::Secret;
 
 /// Where local origins live on the proxy.

@@ -4,13 +4,13 @@
 //!
 //! Key rotation: the first key signs; every listed key verifies.
 
+use super::Error;
 use super::cloudfront::{self, HashAlgorithm, PolicyKind};
 use super::encoding::encode_key;
 use super::native::{self, NativeKey};
 use super::sigv4::{self, Credentials};
 use super::url::{RawUrl, UrlScheme, join};
 use super::{Method, Signed};
-use crate::Error;
 
 /// Where an origin's objects live: `scheme://authority<path_prefix>/<raw key>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,10 +16,10 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::Error;
 use super::Method;
 use super::encoding::{amz_date, canonical_component, hex_lower, parse_amz_date, uri_encode_into};
 use super::url::split_pair;
-use crate::Error;
 use crate::secret::Secret;
 
 /// The only algorithm SigV4 query auth knows.

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use crate::Error;
+use super::Error;
 
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
