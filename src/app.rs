@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Principal;
 use crate::cache::SignatureCache;
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::limit::Limiter;
 use crate::metrics::Metrics;
@@ -37,11 +37,8 @@ pub struct App {
     pub limiter: Arc<Limiter>,
     /// Process-wide metrics (they outlive reloads).
     pub metrics: Arc<Metrics>,
-}
-
-/// Now, in Unix seconds.
-pub fn now() -> u64 {
-    clock::unix_secs(clock::now())
+    /// Where requests read the time (the system clock but in tests).
+    pub clock: Clock,
 }
 
 impl App {
@@ -53,10 +50,19 @@ impl App {
 
     /// A ready service for `config` counting into `metrics`.
     pub fn with_metrics(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Self>, String> {
+        Self::with_clock(config, metrics, Clock::system())
+    }
+
+    /// A ready service for `config` reading the time from `clock`.
+    pub fn with_clock(
+        config: Config,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Result<Arc<Self>, String> {
         let limiter = Arc::new(Limiter::new(&config.rate_limit));
         let config = Arc::new(config);
         let minter = Minter::new(config.clone(), metrics.clone());
-        Self::assemble(config, metrics, limiter, minter)
+        Self::assemble(config, metrics, limiter, minter, clock)
     }
 
     /// The service for a reloaded `config`: same metrics; the rate limiter's buckets carry
@@ -69,8 +75,14 @@ impl App {
             Arc::new(Limiter::new(&config.rate_limit))
         };
         let config = Arc::new(config);
-        let minter = self.minter.reloaded(config.clone(), now());
-        Self::assemble(config, self.metrics.clone(), limiter, minter)
+        let minter = self.minter.reloaded(config.clone(), self.clock.unix_secs());
+        Self::assemble(
+            config,
+            self.metrics.clone(),
+            limiter,
+            minter,
+            self.clock.clone(),
+        )
     }
 
     fn assemble(
@@ -78,6 +90,7 @@ impl App {
         metrics: Arc<Metrics>,
         limiter: Arc<Limiter>,
         minter: Minter,
+        clock: Clock,
     ) -> Result<Arc<Self>, String> {
         let origin = OriginClient::new(&config.origin_client, &[], metrics.clone())?;
         Ok(Arc::new(App {
@@ -86,6 +99,7 @@ impl App {
             origin,
             limiter,
             metrics,
+            clock,
         }))
     }
 

@@ -22,6 +22,41 @@ pub fn unix_secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// Where a service reads the wall clock: the system's, or (in tests) one they move, so that
+/// crossing a time bucket takes no sleeping.
+#[derive(Clone, Default)]
+pub struct Clock(Option<std::sync::Arc<dyn Fn() -> u64 + Send + Sync>>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Clock(None)
+    }
+
+    /// A clock that reads `unix_secs()`.
+    pub fn from_fn(unix_secs: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Clock(Some(std::sync::Arc::new(unix_secs)))
+    }
+
+    /// Now, in Unix seconds.
+    pub fn unix_secs(&self) -> u64 {
+        match &self.0 {
+            None => unix_secs(now()),
+            Some(read) => read(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Clock(injected)"
+        } else {
+            "Clock(system)"
+        })
+    }
+}
+
 /// The instant `secs` seconds after the Unix epoch.
 pub fn from_unix_secs(secs: u64) -> SystemTime {
     UNIX_EPOCH + std::time::Duration::from_secs(secs)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 
-use crate::app::{App, Cx, now};
+use crate::app::{App, Cx};
 use crate::auth::policy::Verdict;
 use crate::auth::{self, Principal, keypath, overrides as override_policy, policy};
 use crate::cache::Entry;
@@ -166,7 +166,7 @@ impl App {
 
     /// Authenticates once and applies the rate limit, before any signing work.
     fn admit(&self, parts: &http::request::Parts, peer: SocketAddr) -> Result<Cx, Error> {
-        let now = now();
+        let now = self.clock.unix_secs();
         let ip = auth::client_ip(
             peer.ip(),
             &parts.headers,

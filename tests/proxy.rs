@@ -1095,3 +1095,54 @@ async fn a_cloudfront_ip_condition_is_checked_against_the_client_when_edgesign_f
     assert_eq!(streamed.text(), "from the distribution");
     assert_eq!(visits(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_bucket_mints_a_new_url_without_anyone_waiting_for_it() {
+    // The service reads a clock the test moves: no sleeping to cross a bucket.
+    let origin = s3_origin().await;
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://edge.example\"\n[cache]\nbucket = \"15m\"\n{}[[routes]]\nprefix = \"/files/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"public\"\n",
+        s3_origin_toml(&origin, "1h")
+    );
+    let config =
+        edgesign::config::Config::parse(&text, std::path::Path::new("."), &|_| None).unwrap();
+    let now = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let read = now.clone();
+    let app = edgesign::app::App::with_clock(
+        config,
+        std::sync::Arc::default(),
+        edgesign::clock::Clock::from_fn(move || read.load(std::sync::atomic::Ordering::SeqCst)),
+    )
+    .unwrap();
+    let peer: std::net::SocketAddr = "127.0.0.1:5555".parse().unwrap();
+    let ask = |at: u64| {
+        now.store(at, std::sync::atomic::Ordering::SeqCst);
+        let req = http::Request::get("/files/a.txt")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let app = app.clone();
+        async move {
+            let resp = app.handle(req, peer).await;
+            (
+                resp.headers()["location"].to_str().unwrap().to_owned(),
+                resp.headers()["cache-control"].to_str().unwrap().to_owned(),
+            )
+        }
+    };
+    // 2027-01-15T08:00:00Z, the start of a 15-minute bucket.
+    let bucket = 1_800_000_000;
+    let (first, age) = ask(bucket + 10).await;
+    assert_eq!(age, "private, max-age=890");
+    assert!(first.contains("X-Amz-Date=20270115T080000Z"), "{first}");
+    let (again, age) = ask(bucket + 100).await;
+    assert_eq!(
+        (again.as_str(), age.as_str()),
+        (first.as_str(), "private, max-age=800")
+    );
+    assert_eq!(app.cache().signing_ops(), 1, "the second was a cache hit");
+    let (next, age) = ask(bucket + 901).await;
+    assert_ne!(next, first, "a new bucket is a new URL");
+    assert!(next.contains("X-Amz-Date=20270115T081500Z"), "{next}");
+    assert_eq!(age, "private, max-age=899");
+    assert_eq!(app.cache().signing_ops(), 2);
+}
