@@ -76,6 +76,21 @@ fn dot_segment(seg: &[u8]) -> Option<bool> {
 /// Judges a raw key (as it appears in a path). `400 bad_request` when it is longer than
 /// [`MAX_KEY_BYTES`] or when its dot segments would climb above its root in any form.
 pub fn judge(raw_key: &str) -> Result<Judged<'_>, Error> {
+    // The common key (no escape, no segment that starts with a dot) in one pass, on every
+    // request of the hit path: its only form is itself.
+    let mut segment_start = true;
+    let plain = raw_key.len() <= MAX_KEY_BYTES
+        && raw_key.bytes().all(|b| {
+            let ok = b != b'%' && !(b == b'.' && segment_start);
+            segment_start = is_sep(b);
+            ok
+        });
+    if plain {
+        return Ok(Judged {
+            written: Cow::Borrowed(raw_key.as_bytes()),
+            others: Vec::new(),
+        });
+    }
     let written = percent_decode(raw_key);
     if written.len() > MAX_KEY_BYTES {
         return Err(Error::BadRequest(format!(
@@ -96,12 +111,15 @@ pub fn judge(raw_key: &str) -> Result<Judged<'_>, Error> {
                 .into(),
         )
     };
-    for form in std::iter::once(written.to_vec()).chain(others.clone()) {
-        if has_dots(&form) {
-            others.push(resolve(&form, true).ok_or_else(climbs)?);
-            others.push(resolve(&form, false).ok_or_else(climbs)?);
+    // Nothing is allocated for the common key: no escape, no dot segment.
+    let mut resolved = Vec::new();
+    for form in std::iter::once(&*written).chain(others.iter().map(Vec::as_slice)) {
+        if has_dots(form) {
+            resolved.push(resolve(form, true).ok_or_else(climbs)?);
+            resolved.push(resolve(form, false).ok_or_else(climbs)?);
         }
     }
+    others.extend(resolved);
     Ok(Judged { written, others })
 }
 
