@@ -114,6 +114,10 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
 #[derive(Clone)]
 pub struct OriginClient {
     client: Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>>,
+    /// HTTP/1.1 only, for requests sent to an `endpoint` other than the URL's host: over
+    /// HTTP/2 the request's `:authority` would be the endpoint while `Host` names the
+    /// domain, which RFC 9113 §8.3.1 makes malformed.
+    via_client: Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>>,
     response_timeout: Duration,
     metrics: Arc<Metrics>,
 }
@@ -140,17 +144,25 @@ impl OriginClient {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(settings.connect_timeout));
         let tls = crate::tls::client_config(extra_roots)?;
+        let via = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls.clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http.clone());
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(https);
+        let pooled = |builder: &mut hyper_util::client::legacy::Builder| {
+            builder.pool_idle_timeout(Duration::from_secs(30)).clone()
+        };
+        let client = pooled(&mut Client::builder(TokioExecutor::new())).build(https);
+        let via_client = pooled(&mut Client::builder(TokioExecutor::new())).build(via);
         Ok(OriginClient {
             client,
+            via_client,
             response_timeout: settings.response_timeout,
             metrics,
         })
@@ -207,7 +219,7 @@ impl OriginClient {
             req.headers_mut().insert(http::header::HOST, host);
         }
         let start = crate::clock::instant();
-        let result = self.send(req).await;
+        let result = self.send(req, via.is_some()).await;
         match &result {
             Ok(resp) => {
                 self.metrics.origin_answered(origin, start.elapsed());
@@ -221,8 +233,13 @@ impl OriginClient {
         result
     }
 
-    async fn send(&self, req: Request<Empty<Bytes>>) -> Result<Response<Incoming>, Error> {
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+    async fn send(
+        &self,
+        req: Request<Empty<Bytes>>,
+        via: bool,
+    ) -> Result<Response<Incoming>, Error> {
+        let client = if via { &self.via_client } else { &self.client };
+        match tokio::time::timeout(self.response_timeout, client.request(req)).await {
             Err(_) => Err(Error::OriginTimeout),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {

@@ -39,6 +39,24 @@ struct Ask<'a> {
     /// CloudFront policy's `IpAddress` is checked against the client and not the proxy.
     /// `None` when the client follows a redirect and the CDN checks it.
     fetched_for: Option<std::net::IpAddr>,
+    /// The part of the origin's keys the route serves, relative to the origin's base: a
+    /// host route's prefix without the origin's own path prefix (`public/` for
+    /// `prefix = "/public/"`), empty when the route serves every key.
+    scope: &'a str,
+}
+
+/// The keys a host route serves, relative to the origin's base: its prefix without the
+/// origin's path prefix (path-style S3: `/<bucket>`), ending in `/`; empty for every key.
+fn host_route_scope(route_prefix: &str, origin_path_prefix: &str) -> String {
+    let rel = route_prefix
+        .strip_prefix(origin_path_prefix)
+        .unwrap_or(route_prefix)
+        .trim_start_matches('/');
+    match rel {
+        "" => String::new(),
+        r if r.ends_with('/') => r.to_owned(),
+        r => format!("{r}/"),
+    }
 }
 
 /// `private, max-age=N` without going through `fmt`.
@@ -238,6 +256,11 @@ impl App {
             None => matched.raw_key,
             Some(_) => layout.key_of_path(path).ok_or(Error::NotFound)?,
         };
+        let scope = match route.host {
+            None => String::new(),
+            Some(_) => host_route_scope(&route.prefix, &layout.path_prefix),
+        };
+        let scope = scope.as_str();
         if raw_key.is_empty() {
             return Err(Error::NotFound);
         }
@@ -257,6 +280,7 @@ impl App {
             headers: &parts.headers,
             now: cx.now,
             fetched_for: (route.mode == Mode::Stream).then_some(cx.ip),
+            scope,
         };
         let (signed, rolls_at) = if Scheme::of_query(query) == Scheme::Unsigned {
             self.fresh_url(&ask, None, &overrides(query)).await?
@@ -287,7 +311,14 @@ impl App {
         let origin = &self.config.origins[ask.origin];
         // Judged before anything is verified, authorized or signed: a key that climbs above
         // its root is refused on every path.
-        keypath::judge(ask.raw_key)?;
+        let key = keypath::judge(ask.raw_key)?;
+        // A host route narrowed by its prefix serves only keys under it, in every form: its
+        // `public/../acme/x` is acme's object wherever dot segments are resolved.
+        if !key.all_start_with(ask.scope.as_bytes()) {
+            return Err(Error::BadRequest(
+                "the key's dot segments leave the route's prefix; such keys are not served".into(),
+            ));
+        }
         let Some((url, url_text)) = url else {
             self.authorize(ask, false)?;
             override_policy::check(params, ask.principal, self.needs_credentials(ask))?;
@@ -344,7 +375,11 @@ impl App {
             .strip_prefix(base.as_str())
             .ok_or(Error::Forbidden("the URL's policy covers other hosts"))?;
         let covered = keypath::judge_wildcard_prefix(rel)?;
-        if ask.access == Access::Public || policy::under_any(&origin.public_prefixes, &covered) {
+        // A public route is the whole origin's only without a host; a host route's prefix
+        // may be a part of it.
+        let public_route =
+            ask.access == Access::Public && covered.all_start_with(ask.scope.as_bytes());
+        if public_route || policy::under_any(&origin.public_prefixes, &covered) {
             return Ok(());
         }
         if !ask.principal.is_authenticated() {
@@ -523,6 +558,7 @@ impl App {
             headers: &parts.headers,
             now: cx.now,
             fetched_for: Some(cx.ip),
+            scope: "",
         };
         let (signed, _) = if Scheme::of_query(url.query) == Scheme::Unsigned {
             self.fresh_url(&ask, None, &overrides(url.query)).await?
@@ -570,6 +606,7 @@ impl App {
                 headers: &parts.headers,
                 now: cx.now,
                 fetched_for: None,
+                scope: "",
             };
             let (entry, rolls_at) =
                 Box::pin(self.fresh_url(&ask, Some((&url, &url_text)), &[])).await?;

@@ -59,7 +59,6 @@ pub enum Style {
 /// The one place an error becomes a response. A 5xx is logged here, once, with the request
 /// id, the route and the detail its client never sees.
 pub fn error(err: &Error, style: Style) -> Response<Body> {
-    log_server_error(err);
     let (status, content_type, body) = match style {
         Style::S3Xml => {
             let (status, body) = err.s3_xml_body();
@@ -79,6 +78,7 @@ pub fn error(err: &Error, style: Style) -> Response<Body> {
             (status, "application/json", err.json_body())
         }
     };
+    log_server_error(err, status);
     let mut resp = Response::new(full(body));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
@@ -90,7 +90,7 @@ pub fn error(err: &Error, style: Style) -> Response<Body> {
 /// An error as a whole HTTP/1.1 response, bytes ready for the wire, for the one answer
 /// written below hyper (an oversized request head, see `server`). It closes the connection.
 pub fn error_http1(err: &Error) -> Bytes {
-    log_server_error(err);
+    log_server_error(err, err.status());
     let body = err.json_body();
     let reason = StatusCode::from_u16(err.status())
         .ok()
@@ -125,10 +125,11 @@ fn error_headers(err: &Error, h: &mut HeaderMap) {
     }
 }
 
-/// Logs a 5xx once, with the detail its client does not see. Never a secret: details are
-/// origin names, statuses, I/O errors and internal states, never URLs or credentials.
-fn log_server_error(err: &Error) {
-    if err.status() < 500 {
+/// Logs a 5xx once (by the status actually sent: S3's `SlowDown` is a 503), with the detail
+/// its client does not see. Never a secret: details are origin names, statuses, I/O errors
+/// and internal states, never URLs or credentials.
+fn log_server_error(err: &Error, status: u16) {
+    if status < 500 {
         return;
     }
     let (id, route) = notes::current();
@@ -136,7 +137,7 @@ fn log_server_error(err: &Error) {
         target: "edgesign::error",
         request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
         route,
-        status = err.status(),
+        status,
         code = err.code(),
         detail = err.detail().unwrap_or("-"),
         "answered with a server-side error"

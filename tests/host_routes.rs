@@ -380,7 +380,7 @@ async fn a_host_route_takes_over_a_cloudfront_domain_fetched_from_its_endpoint()
     let pem = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/vectors/cloudfront_test_ec_key.pem");
     let cfg = format!(
-        "[[origins]]\nname = \"cdn\"\nkind = \"cloudfront\"\ndomain = \"{DOMAIN}\"\nendpoint = \"http://{addr}\"\nttl = \"1h\"\n[[origins.keys]]\nkey_pair_id = \"K2JCJMDEHXQW5F\"\nprivate_key_file = \"{}\"\n\n[[routes]]\nhost = \"{DOMAIN}\"\nprefix = \"/\"\norigin = \"cdn\"\nmode = \"stream\"\naccess = \"org\"\n[[routes]]\nhost = \"{DOMAIN}\"\nprefix = \"/acme/grace/\"\norigin = \"cdn\"\nmode = \"stream\"\naccess = \"org\"\nstale_grace = \"36500d\"\n[[routes]]\nprefix = \"/cf/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"org\"\n\n[auth]\n{}",
+        "[[origins]]\nname = \"cdn\"\nkind = \"cloudfront\"\ndomain = \"{DOMAIN}\"\nendpoint = \"http://{addr}\"\nttl = \"1h\"\n[[origins.keys]]\nkey_pair_id = \"K2JCJMDEHXQW5F\"\nprivate_key_file = \"{}\"\n\n[[routes]]\nhost = \"{DOMAIN}\"\nprefix = \"/\"\norigin = \"cdn\"\nmode = \"stream\"\naccess = \"org\"\n[[routes]]\nhost = \"{DOMAIN}\"\nprefix = \"/acme/grace/\"\norigin = \"cdn\"\nmode = \"stream\"\naccess = \"org\"\nstale_grace = \"36500d\"\n[[routes]]\nhost = \"{DOMAIN}\"\nprefix = \"/public/\"\norigin = \"cdn\"\nmode = \"stream\"\naccess = \"public\"\n[[routes]]\nprefix = \"/cf/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"org\"\n\n[auth]\n{}",
         pem.display(),
         api_keys_toml()
     );
@@ -472,6 +472,34 @@ async fn a_host_route_takes_over_a_cloudfront_domain_fetched_from_its_endpoint()
     let graced = canned(&format!("https://{DOMAIN}/acme/grace/a.txt"), now - 60);
     let got = to_edge(&proxy, DOMAIN, path_and_query(&graced), None).await;
     assert_eq!(got.status, 200, "{}", got.text());
+
+    // A host route narrowed to /public/ serves only that part of the distribution: no dot
+    // segment leads out of it, and no wildcard beyond it is renewed for anonymous callers.
+    let got = to_edge(&proxy, DOMAIN, "/public/a.txt", None).await;
+    assert_eq!(got.text(), "object at /public/a.txt");
+    for path in [
+        "/public/../acme/a.txt",
+        "/public/%2e%2e/acme/a.txt",
+        "/public//../acme/a.txt",
+    ] {
+        let got = to_edge(&proxy, DOMAIN, path, None).await;
+        assert_eq!(got.status, 400, "{path}: {}", got.text());
+    }
+    let everything = edgesign::sign::cloudfront::custom_policy(
+        &format!("https://{DOMAIN}/*"),
+        1_600_000_000,
+        None,
+        None,
+    );
+    let wide = sign(
+        &format!("https://{DOMAIN}/public/a.txt"),
+        edgesign::sign::cloudfront::PolicyKind::Custom(everything),
+    );
+    let got = to_edge(&proxy, DOMAIN, path_and_query(&wide), None).await;
+    assert_eq!(
+        got.status, 401,
+        "a whole-distribution policy renewed through /public/"
+    );
 
     // Every URL names the domain, the endpoint only where edgesign connects: a redirect
     // route's Location is https://<domain>/….
