@@ -58,6 +58,7 @@ fn bench(c: &mut Criterion) {
         let port = http.local_addr().unwrap().port();
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
+             [rate_limit]\nper_second = 100000000\nburst = 100000000\n\
              [[origins]]\nname = \"demo\"\nkind = \"local\"\nroot = \"root\"\n[[origins.keys]]\nkey_id = \"k1\"\nsecret = \"0123456789abcdef0123\"\n\
              [[origins]]\nname = \"docs\"\nkind = \"s3\"\nendpoint = \"http://{s3}\"\nregion = \"us-east-1\"\nbucket = \"bench\"\npath_style = true\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key = \"{SK}\"\n\
              [[routes]]\nprefix = \"/r/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"public\"\n\

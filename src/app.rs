@@ -92,7 +92,16 @@ impl App {
         minter: Minter,
         clock: Clock,
     ) -> Result<Arc<Self>, String> {
-        let origin = OriginClient::new(&config.origin_client, &[], metrics.clone())?;
+        let origin = OriginClient::new(&config.origin_client, metrics.clone())?;
+        let origins: Vec<(&str, &'static str)> = config
+            .signers()
+            .map(|s| (s.name.as_str(), s.scheme_name()))
+            .collect();
+        let mut listeners = vec!["http"];
+        if config.server.tls.is_some() {
+            listeners.push("https");
+        }
+        metrics.prime(&origins, &listeners, config.hash());
         Ok(Arc::new(App {
             config,
             minter,

@@ -38,6 +38,9 @@ pub struct CacheKey {
     /// retained conditions (signed headers, custom-policy conditions).
     variant: Box<str>,
     bucket_start: u64,
+    /// The origin's credential rotations so far (0 for keys in the config): a rotation
+    /// mints afresh at once, with the new credentials.
+    epoch: u64,
 }
 
 /// Compared by hand, eight bytes at a time, not by `str`'s `==`: that calls libc's `memcmp`,
@@ -48,6 +51,7 @@ impl PartialEq for CacheKey {
     fn eq(&self, other: &Self) -> bool {
         self.origin == other.origin
             && self.bucket_start == other.bucket_start
+            && self.epoch == other.epoch
             && self.method == other.method
             && same_bytes(self.raw_key.as_bytes(), other.raw_key.as_bytes())
             && same_bytes(self.params.as_bytes(), other.params.as_bytes())
@@ -64,6 +68,7 @@ impl std::hash::Hash for CacheKey {
         self.params.hash(state);
         self.variant.hash(state);
         self.bucket_start.hash(state);
+        self.epoch.hash(state);
     }
 }
 
@@ -97,7 +102,14 @@ impl CacheKey {
             params: params.join("&").into_boxed_str(),
             variant: variant.into(),
             bucket_start,
+            epoch: 0,
         }
+    }
+
+    /// This key for the origin's `epoch`-th credentials.
+    pub fn with_epoch(mut self, epoch: u64) -> Self {
+        self.epoch = epoch;
+        self
     }
 }
 

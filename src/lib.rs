@@ -54,6 +54,8 @@
 //! - [`local`]: serving a `local` origin's directory (ranges, conditionals, no escapes).
 //! - [`limit`]: the keyed rate limiter.
 //! - [`tls`]: the rustls configurations of the listener and of the origin client.
+//! - [`creds`]: S3 credentials from the AWS SDK's resolver (aws-config), refreshed before
+//!   they expire.
 //!
 //! ## state
 //! - [`minter`]: the [`minter::Minter`] — cache, RSA signing slots, the reload rule.
@@ -78,6 +80,7 @@ pub mod auth;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod creds;
 pub mod error;
 pub mod limit;
 pub mod local;

@@ -37,7 +37,10 @@ impl Limiter {
     /// one is free when it is empty. Buckets idle long enough to be full again are dropped
     /// now and then.
     pub fn check(&self, key: &RateKey) -> Result<(), Error> {
-        if CHECKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 0 {
+        if CHECKED
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(4096)
+        {
             self.buckets.retain_recent();
         }
         self.buckets.check_key(key).map_err(|not_until| {

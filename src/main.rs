@@ -3,29 +3,43 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+use clap::{CommandFactory, Parser, Subcommand};
 use edgesign::app::App;
 use edgesign::clock;
-use edgesign::config::Config;
+use edgesign::config::{Check, Config};
 use edgesign::server;
 use edgesign::sign::detect;
 use edgesign::sign::signer::{SignSpec, raw_key_of};
 use edgesign::sign::{Method, Window};
 use sha2::Digest;
 
-/// Exit status for a config that does not validate (sysexits EX_USAGE).
+/// Exit status for a config that does not validate (sysexits EX_USAGE), for every command.
 const EXIT_BAD_CONFIG: u8 = 64;
+
+/// `--version`: the crate version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("EDGESIGN_COMMIT"),
+    ")"
+);
+
+/// The config file when neither `--config` nor `EDGESIGN_CONFIG` names one.
+const DEFAULT_CONFIG: &str = "config.toml";
 
 #[derive(Parser)]
 #[command(
     name = "edgesign",
-    version,
+    version = VERSION,
     about = "Edge reverse proxy with inline re-signing of signed URLs"
 )]
 struct Cli {
-    /// Config file.
-    #[arg(long, global = true, default_value = "config.toml")]
-    config: PathBuf,
+    /// Config file [default: config.toml]. `inspect` reads a config only when one is named
+    /// here or in EDGESIGN_CONFIG, and then also says whether the URL is genuine.
+    #[arg(short = 'c', long, global = true, env = "EDGESIGN_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -41,7 +55,8 @@ enum Command {
         origin: String,
         /// Object key, as stored (it is percent-encoded for the URL).
         key: String,
-        /// Lifetime in seconds (default: the origin's ttl, bucketed).
+        /// Lifetime in seconds (default: the origin's ttl, bucketed). Above the scheme's
+        /// maximum (S3: 604800) it is refused, not shortened.
         #[arg(long)]
         expires_in: Option<u64>,
         /// GET or HEAD.
@@ -51,18 +66,36 @@ enum Command {
         #[arg(long)]
         at: Option<String>,
     },
-    /// Describe a URL as JSON: scheme, key, expiry, and (with a config) whether it is genuine.
+    /// Describe a URL as JSON: scheme, key, expiry; with a config (--config or
+    /// EDGESIGN_CONFIG) also whether it is genuine and which key verified it.
     Inspect {
         /// The URL.
         url: String,
     },
-    /// Validate the config; print every problem and exit 1 when it is bad.
-    Check,
-    /// Print the SHA-256 of an API key for `[[auth.api_keys]] sha256` (`-` reads stdin).
-    HashKey {
-        /// The key (`sk_…` / `pk_…`), or `-`.
-        key: String,
+    /// Validate the config as the server would before binding a port (keys, certificates,
+    /// the origin client's TLS); print every problem and exit 64 when it is bad.
+    Check {
+        /// Print the effective config (defaults filled in, secrets redacted).
+        #[arg(long)]
+        print: bool,
+        /// Do not require the environment variables named by `*_env` keys (CI without the
+        /// deployment's secrets).
+        #[arg(long)]
+        no_env: bool,
     },
+    /// Print the SHA-256 of an API key for `[[auth.api_keys]] sha256`. Without KEY (or
+    /// with `-`) the key is read from stdin, so it stays out of the shell's history.
+    HashKey {
+        /// The key (`sk_…` / `pk_…`), or `-` for stdin.
+        key: Option<String>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Manpage,
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
@@ -72,16 +105,32 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
+/// Everything serving needs that a config can fail: the listener's certificate and key, and
+/// the service (the origin client's TLS included). `check` runs exactly this.
+fn prepare(config: Config) -> Result<(Option<Arc<rustls::ServerConfig>>, Arc<App>), String> {
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(edgesign::tls::server_config)
+        .transpose()?;
+    let app = App::new(config)?;
+    Ok((tls, app))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config_given = std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
+    let config_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let config = match load(&cli.config) {
+            let config = match load(&config_path) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            serve(config, cli.config)
+            serve(config, config_path)
         }
         Command::Sign {
             origin,
@@ -90,7 +139,7 @@ fn main() -> ExitCode {
             method,
             at,
         } => {
-            let config = match load(&cli.config) {
+            let config = match load(&config_path) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -106,13 +155,12 @@ fn main() -> ExitCode {
             }
         }
         Command::Inspect { url } => {
-            let config = if config_given {
-                match load(&cli.config) {
+            let config = match &cli.config {
+                Some(path) => match load(path) {
                     Ok(c) => Some(c),
                     Err(code) => return code,
-                }
-            } else {
-                None
+                },
+                None => None,
             };
             let signers: Option<Vec<_>> = config.as_ref().map(|c| c.signers().collect());
             let now = clock::unix_secs(clock::now());
@@ -127,57 +175,86 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check => match Config::load(&cli.config) {
-            Ok(c) => {
-                println!(
-                    "{}: OK ({} origins, {} routes)",
-                    cli.config.display(),
-                    c.origins.len(),
-                    c.routes.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{}: invalid\n{e}", cli.config.display());
-                ExitCode::FAILURE
-            }
-        },
+        Command::Check { print, no_env } => check_command(&config_path, print, no_env),
         Command::HashKey { key } => {
-            let key = if key == "-" {
-                let mut s = String::new();
-                if std::io::stdin().read_line(&mut s).is_err() {
-                    eprintln!("edgesign hash-key: cannot read stdin");
-                    return ExitCode::FAILURE;
+            let key = match key.filter(|k| k != "-") {
+                Some(k) => k,
+                None => {
+                    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                        eprint!("API key (not echoed to history): ");
+                    }
+                    let mut s = String::new();
+                    if std::io::stdin().read_line(&mut s).is_err() {
+                        eprintln!("edgesign hash-key: cannot read stdin");
+                        return ExitCode::FAILURE;
+                    }
+                    s.trim_end_matches(['\r', '\n']).to_owned()
                 }
-                s.trim_end_matches(['\r', '\n']).to_owned()
-            } else {
-                key
             };
+            if key.is_empty() {
+                eprintln!("edgesign hash-key: the key is empty");
+                return ExitCode::FAILURE;
+            }
             println!("{}", hex::encode(sha2::Sha256::digest(key.as_bytes())));
             ExitCode::SUCCESS
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "edgesign",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Manpage => {
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("edgesign manpage: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
+}
+
+/// `check`: everything the server does before binding, then the warnings, then (with
+/// `--print`) the effective config with secrets redacted.
+fn check_command(path: &std::path::Path, print: bool, no_env: bool) -> ExitCode {
+    let config = match Config::load_with(path, Check { no_env }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: invalid\n{e}", path.display());
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    for w in &config.warnings {
+        eprintln!("{}: warning: {w}", path.display());
+    }
+    let effective = print.then(|| config.effective());
+    let (origins, routes) = (config.origins.len(), config.routes.len());
+    if let Err(e) = prepare(config) {
+        eprintln!("{}: invalid\n{e}", path.display());
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    }
+    if let Some(effective) = effective {
+        print!("{effective}");
+    }
+    println!(
+        "{}: OK ({origins} origins, {routes} routes)",
+        path.display()
+    );
+    ExitCode::SUCCESS
 }
 
 /// Loads certificates, binds, serves until SIGTERM or Ctrl-C, then drains. SIGHUP reloads
 /// `path`.
 fn serve(config: Config, path: PathBuf) -> ExitCode {
-    let tls = match config
-        .server
-        .tls
-        .as_ref()
-        .map(edgesign::tls::server_config)
-        .transpose()
-    {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("edgesign: invalid config:\n{e}");
-            return ExitCode::from(EXIT_BAD_CONFIG);
-        }
-    };
-    // Everything is built (the origin client's TLS included) before a port is bound.
-    let app = match App::new(config) {
-        Ok(app) => app,
+    let warnings = config.warnings.clone();
+    // Everything is built (certificates, the origin client's TLS) before a port is bound.
+    let (tls, app) = match prepare(config) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("edgesign: invalid config:\n{e}");
             return ExitCode::from(EXIT_BAD_CONFIG);
@@ -196,6 +273,9 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init()
     };
+    for w in &warnings {
+        tracing::warn!(config = %path.display(), "{w}");
+    }
     // Signals, reloads and the drain run here; connections run on the workers' runtime.
     let runtimes = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -335,15 +415,38 @@ fn sign_command(
     if lifetime == 0 {
         return Err("--expires-in must be at least 1".to_owned());
     }
+    if let Some(max) = origin.signer.max_lifetime().filter(|m| lifetime > *m) {
+        return Err(format!(
+            "--expires-in {lifetime} is above the {} maximum of {max} s; a signed URL cannot live longer",
+            origin.signer.scheme_name()
+        ));
+    }
+    // Credentials from the AWS SDK's resolver are asked for once.
+    let live = match (&origin.credentials, &origin.signer.kind) {
+        (Some(source), edgesign::sign::signer::Kind::S3(s3)) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start a runtime: {e}"))?;
+            vec![
+                rt.block_on(edgesign::creds::fetch_once(source, &s3.region))
+                    .map_err(|e| format!("cannot obtain credentials: {e}"))?,
+            ]
+        }
+        _ => Vec::new(),
+    };
     let signed = origin
         .signer
-        .sign(&SignSpec {
-            raw_key: &raw_key,
-            method,
-            params: &[],
-            signed_at,
-            lifetime,
-        })
+        .sign_with(
+            &SignSpec {
+                raw_key: &raw_key,
+                method,
+                params: &[],
+                signed_at,
+                lifetime,
+            },
+            &live,
+        )
         .map_err(|e| match e {
             edgesign::sign::Error::Internal(detail) => detail,
             other => other.to_string(),

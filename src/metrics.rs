@@ -11,7 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// `{route, status}`.
@@ -60,9 +60,185 @@ struct ResultLabel {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// Latency buckets, in seconds: fine below a millisecond (a cache hit, an HMAC), an RSA
+/// signature in the milliseconds, and bounds exactly at the usual SLO thresholds (100 ms,
+/// 250 ms, 1 s) so that `le="0.1"` and `le="1"` can be read straight off.
+const LATENCY_BUCKETS: [f64; 18] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 fn latency_histogram() -> Histogram {
-    // 10 µs .. ~42 s: a cache hit, an RSA signature and a slow origin all land in range.
-    Histogram::new(exponential_buckets(0.000_01, 4.0, 12))
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// `{version, commit}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabel {
+    version: &'static str,
+    commit: &'static str,
+}
+
+/// `{verdict}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabel {
+    verdict: &'static str,
+}
+
+/// What edgesign decided about a signed URL a client brought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlVerdict {
+    /// Genuine but expired, and re-signed (the caller re-authorized, or `stale_grace`).
+    Rescued,
+    /// Not genuine: tampered, foreign key, unknown key, or another region.
+    Forged,
+    /// Genuine and expired, and the caller could not be re-authorized.
+    ExpiredRefused,
+}
+
+impl UrlVerdict {
+    const ALL: [UrlVerdict; 3] = [
+        UrlVerdict::Rescued,
+        UrlVerdict::Forged,
+        UrlVerdict::ExpiredRefused,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            UrlVerdict::Rescued => "rescued",
+            UrlVerdict::Forged => "forged",
+            UrlVerdict::ExpiredRefused => "expired_refused",
+        }
+    }
+}
+
+/// The route kinds of `edgesign_requests_total{route}`, each exported from start-up with the
+/// error statuses in [`PRIMED_STATUSES`] at 0, so that an alert on a rate fires on the first
+/// error, not the second.
+pub const ROUTE_KINDS: [&str; 13] = [
+    "-",
+    "healthz",
+    "readyz",
+    "metrics",
+    "redirect",
+    "stream",
+    "proxy_file",
+    "local_origin",
+    "api_content_sign",
+    "api_files_signed_url",
+    "api_presign",
+    "api_native_sign",
+    "options",
+];
+
+/// Statuses exported at 0 for every route kind from start-up.
+const PRIMED_STATUSES: [u16; 7] = [401, 403, 429, 500, 502, 503, 504];
+
+/// The `kind`s of `edgesign_origin_errors_total`.
+pub const ORIGIN_ERROR_KINDS: [&str; 7] = [
+    "connect", "dns", "tls", "refused", "timeout", "status", "body",
+];
+
+/// `process_*` metrics read from `/proc/self` at each scrape (Linux; elsewhere none).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl ProcessCollector {
+    /// (CPU seconds, resident bytes, virtual bytes, start time as Unix seconds).
+    fn stat() -> Option<(f64, u64, u64, f64)> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // man 5 proc: utime 14, stime 15, starttime 22, vsize 23, rss 24 (1-based, counting
+        // pid and comm); here field n is f[n - 3].
+        let num = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
+        let ticks = 100.0; // USER_HZ on every Linux that edgesign builds for
+        let page = 4096;
+        let cpu = (num(14)? + num(15)?) as f64 / ticks;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())?;
+        let start = boot as f64 + num(22)? as f64 / ticks;
+        Some((cpu, num(24)? * page, num(23)?, start))
+    }
+
+    fn open_fds() -> Option<u64> {
+        Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+    }
+
+    fn max_fds() -> Option<u64> {
+        std::fs::read_to_string("/proc/self/limits")
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with("Max open files"))?
+            .split_whitespace()
+            .nth(3)?
+            .parse()
+            .ok()
+    }
+}
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::MetricType;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        if let Some((cpu, rss, vsize, start)) = Self::stat() {
+            let m = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time of this process, in seconds",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(cpu).encode(m)?;
+            let m = encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                "Resident memory of this process, in bytes",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::try_from(rss).unwrap_or(i64::MAX)).encode(m)?;
+            let m = encoder.encode_descriptor(
+                "process_virtual_memory_bytes",
+                "Virtual memory of this process, in bytes",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::try_from(vsize).unwrap_or(i64::MAX)).encode(m)?;
+            let m = encoder.encode_descriptor(
+                "process_start_time_seconds",
+                "When this process started, in Unix seconds",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(start).encode(m)?;
+        }
+        if let Some(fds) = Self::open_fds() {
+            let m = encoder.encode_descriptor(
+                "process_open_fds",
+                "File descriptors this process holds open",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::try_from(fds).unwrap_or(i64::MAX)).encode(m)?;
+        }
+        if let Some(max) = Self::max_fds() {
+            let m = encoder.encode_descriptor(
+                "process_max_fds",
+                "The limit on open file descriptors",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::try_from(max).unwrap_or(i64::MAX)).encode(m)?;
+        }
+        Ok(())
+    }
 }
 
 /// One thread's handles to the request metrics of one `{route, status}` of one [`Metrics`].
@@ -103,6 +279,10 @@ pub struct Metrics {
     connections: Family<ListenerLabel, Counter>,
     reloads: Family<ResultLabel, Counter>,
     ready: Gauge,
+    build_info: Family<BuildLabel, Gauge>,
+    config_hash: Gauge,
+    credentials_expiry: Family<OriginLabel, Gauge>,
+    verdicts: Family<VerdictLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -120,7 +300,9 @@ impl Default for Metrics {
 impl Metrics {
     /// A fresh registry with every metric registered under `edgesign_`.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("edgesign");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let registry = root.sub_registry_with_prefix("edgesign");
         let m = Metrics {
             id: METRICS_IDS.fetch_add(1, Ordering::Relaxed),
             requests: Family::default(),
@@ -137,6 +319,10 @@ impl Metrics {
             connections: Family::default(),
             reloads: Family::default(),
             ready: Gauge::default(),
+            build_info: Family::default(),
+            config_hash: Gauge::default(),
+            credentials_expiry: Family::default(),
+            verdicts: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -209,7 +395,94 @@ impl Metrics {
             "1 while /readyz answers 200, 0 while draining",
             m.ready.clone(),
         );
-        Metrics { registry, ..m }
+        registry.register(
+            "build_info",
+            "Always 1; the labels say which build runs",
+            m.build_info.clone(),
+        );
+        registry.register(
+            "config_hash",
+            "A 48-bit hash of the effective config (secrets excluded): one value across a fleet means one config",
+            m.config_hash.clone(),
+        );
+        registry.register(
+            "credentials_expiry_seconds",
+            "Seconds until the signing credentials of an origin expire (origins whose credentials expire)",
+            m.credentials_expiry.clone(),
+        );
+        registry.register(
+            "signed_url_verdicts",
+            "Signed URLs clients brought, by verdict: rescued (expired, re-signed), forged, expired_refused",
+            m.verdicts.clone(),
+        );
+        m.build_info
+            .get_or_create(&BuildLabel {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: env!("EDGESIGN_COMMIT"),
+            })
+            .set(1);
+        for v in UrlVerdict::ALL {
+            let _ = m
+                .verdicts
+                .get_or_create(&VerdictLabel { verdict: v.label() });
+        }
+        for result in ["ok", "error"] {
+            let _ = m.reloads.get_or_create(&ResultLabel { result });
+        }
+        for route in ROUTE_KINDS {
+            for status in PRIMED_STATUSES {
+                let _ = m.requests.get_or_create(&RouteStatus { route, status });
+            }
+        }
+        Metrics {
+            registry: root,
+            ..m
+        }
+    }
+
+    /// Exports at 0 the series a config will produce (its origins' errors and signing
+    /// schemes, its listeners), so that alerts fire on the first event; sets the config hash.
+    pub fn prime(
+        &self,
+        origins: &[(&str, &'static str)],
+        listeners: &[&'static str],
+        config_hash: u64,
+    ) {
+        for (origin, scheme) in origins {
+            for kind in ORIGIN_ERROR_KINDS {
+                let _ = self.origin_errors.get_or_create(&OriginError {
+                    origin: (*origin).to_owned(),
+                    kind,
+                });
+            }
+            let _ = self.signing_ops.get_or_create(&SchemeLabel { scheme });
+        }
+        for listener in listeners {
+            let _ = self.connections.get_or_create(&ListenerLabel { listener });
+            let _ = self
+                .open_connections
+                .get_or_create(&ListenerLabel { listener });
+        }
+        self.config_hash
+            .set(i64::try_from(config_hash & 0xffff_ffff_ffff).unwrap_or(0));
+    }
+
+    /// Counts a verdict on a signed URL a client brought.
+    pub fn url_verdict(&self, verdict: UrlVerdict) {
+        self.verdicts
+            .get_or_create(&VerdictLabel {
+                verdict: verdict.label(),
+            })
+            .inc();
+    }
+
+    /// Seconds until `origin`'s credentials expire (negative once they have).
+    pub fn set_credentials_expiry(&self, origin: &str, seconds: i64) {
+        self.credentials_expiry
+            .get_or_create(&OriginLabel {
+                origin: origin.to_owned(),
+            })
+            .set(seconds);
     }
 
     /// Counts one answered request.

@@ -9,6 +9,7 @@ use crate::Error;
 use crate::cache::{CacheKey, Entry, SignatureCache};
 use crate::clock;
 use crate::config::Config;
+use crate::creds::Live;
 use crate::metrics::Metrics;
 use crate::notes;
 use crate::sign::signer::{Kind, OriginSigner, SignSpec, Verified};
@@ -26,6 +27,8 @@ pub struct Minter {
     /// instead of a burst of misses starting hundreds of threads that share the cores
     /// unfairly (seconds of tail latency).
     slow_signing: tokio::sync::Semaphore,
+    /// Credentials the AWS SDK's resolver provides, for origins configured so.
+    pub live: Arc<Live>,
 }
 
 /// Whether an origin's signatures are slow enough (RSA, ~3 ms) to go to the blocking pool;
@@ -105,19 +108,30 @@ fn mints_alike(old: &Config, new: &Config, now: u64) -> bool {
 impl Minter {
     /// A minter for `config` with an empty cache.
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
+        let live = Arc::new(Live::new(&config, None));
+        Self::with_live(config, metrics, live)
+    }
+
+    fn with_live(config: Arc<Config>, metrics: Arc<Metrics>, live: Arc<Live>) -> Self {
         let cache = SignatureCache::new(
             config.cache.max_entries,
             config.cache.max_bytes,
             metrics.clone(),
         );
-        Self::with_cache(config, metrics, cache)
+        Self::with_cache(config, metrics, cache, live)
     }
 
-    fn with_cache(config: Arc<Config>, metrics: Arc<Metrics>, cache: SignatureCache) -> Self {
+    fn with_cache(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        cache: SignatureCache,
+        live: Arc<Live>,
+    ) -> Self {
         Minter {
             config,
             cache,
             metrics,
+            live,
             slow_signing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
@@ -130,10 +144,12 @@ impl Minter {
     /// URL back to be signed, which for RSA keys is milliseconds each. A changed key,
     /// endpoint or TTL starts an empty cache.
     pub fn reloaded(&self, config: Arc<Config>, now: u64) -> Self {
+        // Provided credentials carry over for origins whose source is unchanged.
+        let live = Arc::new(Live::new(&config, Some(&self.live)));
         if mints_alike(&self.config, &config, now) {
-            Self::with_cache(config, self.metrics.clone(), self.cache.clone())
+            Self::with_cache(config, self.metrics.clone(), self.cache.clone(), live)
         } else {
-            Self::new(config, self.metrics.clone())
+            Self::with_live(config, self.metrics.clone(), live)
         }
     }
 
@@ -163,7 +179,10 @@ impl Minter {
         now: u64,
     ) -> Result<(Arc<Entry>, u64), Error> {
         let signer = &self.config.origins[origin_idx].signer;
-        let key = |start| CacheKey::new(origin_idx, raw_key, method, params, "", start);
+        let held = self.live.held(origin_idx, now)?;
+        let epoch = self.live.epoch(origin_idx);
+        let key =
+            |start| CacheKey::new(origin_idx, raw_key, method, params, "", start).with_epoch(epoch);
         let miss = match self.lookup(origin_idx, now, key) {
             Ok(hit) => return Ok(hit),
             Err(miss) => miss,
@@ -171,13 +190,16 @@ impl Minter {
         if !signs_slowly(signer) {
             return self.sign_here(miss, now, |signed_at| {
                 signer
-                    .sign(&SignSpec {
-                        raw_key,
-                        method,
-                        params,
-                        signed_at,
-                        lifetime: signer.ttl,
-                    })
+                    .sign_with(
+                        &SignSpec {
+                            raw_key,
+                            method,
+                            params,
+                            signed_at,
+                            lifetime: signer.ttl,
+                        },
+                        held.as_deref().map_or(&[], Vec::as_slice),
+                    )
                     .map_err(Error::from)
             });
         }
@@ -210,6 +232,8 @@ impl Minter {
         now: u64,
     ) -> Result<(Arc<Entry>, u64), Error> {
         let signer = &self.config.origins[origin_idx].signer;
+        let held = self.live.held(origin_idx, now)?;
+        let epoch = self.live.epoch(origin_idx);
         let (params, variant) = (verified.params(), verified.variant());
         let key = |start| {
             CacheKey::new(
@@ -220,6 +244,7 @@ impl Minter {
                 &variant,
                 start,
             )
+            .with_epoch(epoch)
         };
         let miss = match self.lookup(origin_idx, now, key) {
             Ok(hit) => return Ok(hit),
@@ -228,7 +253,12 @@ impl Minter {
         if !signs_slowly(signer) {
             return self.sign_here(miss, now, |signed_at| {
                 signer
-                    .resign(verified, signed_at, signer.ttl)
+                    .resign_with(
+                        verified,
+                        signed_at,
+                        signer.ttl,
+                        held.as_deref().map_or(&[], Vec::as_slice),
+                    )
                     .map_err(Error::from)
             });
         }

@@ -10,10 +10,20 @@ pub fn healthz() -> Response<Body> {
     json(StatusCode::OK, r#"{"status":"ok"}"#)
 }
 
-/// `GET /readyz`: 200 with a loaded config, 503 once draining.
-pub fn readyz(draining: bool) -> Response<Body> {
+/// `GET /readyz`: 200 with a loaded config, 503 once draining, and 503 while an origin whose
+/// credentials the SDK provides holds none that are valid (`unready` names them).
+pub fn readyz(draining: bool, unready: &[&str]) -> Response<Body> {
     if draining {
         json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+    } else if !unready.is_empty() {
+        let body = serde_json::json!({
+            "status": "no_credentials",
+            "origins": unready,
+        });
+        let mut resp = crate::respond::json(StatusCode::SERVICE_UNAVAILABLE, body.to_string());
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
     } else {
         json(StatusCode::OK, r#"{"status":"ready"}"#)
     }

@@ -67,18 +67,41 @@ impl Default for Resolver {
     }
 }
 
-type Resolved = Result<std::vec::IntoIter<std::net::SocketAddr>, std::io::Error>;
+type Resolved = Result<std::vec::IntoIter<std::net::SocketAddr>, DnsError>;
+
+/// A name the resolver could not look up (told apart from other connect failures in the
+/// log and in `edgesign_origin_errors_total{kind="dns"}`).
+#[derive(Debug)]
+pub struct DnsError {
+    name: String,
+    source: std::io::Error,
+}
+
+impl std::fmt::Display for DnsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DNS lookup of {:?} failed: {}", self.name, self.source)
+    }
+}
+
+impl std::error::Error for DnsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
 
 impl tower_service::Service<Name> for Resolver {
     type Response = std::vec::IntoIter<std::net::SocketAddr>;
-    type Error = std::io::Error;
+    type Error = DnsError;
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Resolved> + Send>>;
 
     fn poll_ready(
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.system.poll_ready(cx)
+        self.system.poll_ready(cx).map_err(|source| DnsError {
+            name: String::new(),
+            source,
+        })
     }
 
     fn call(&mut self, name: Name) -> Self::Future {
@@ -91,23 +114,65 @@ impl tower_service::Service<Name> for Resolver {
             return Box::pin(std::future::ready(Ok(loopback.into_iter())));
         }
         let resolving = self.system.call(name);
-        Box::pin(async move { Ok(resolving.await?.collect::<Vec<_>>().into_iter()) })
+        Box::pin(async move {
+            match resolving.await {
+                Ok(addrs) => Ok(addrs.collect::<Vec<_>>().into_iter()),
+                Err(source) => Err(DnsError { name: host, source }),
+            }
+        })
     }
 }
 
-/// Whether an error of the client was a timeout (the connect timeout surfaces as an
-/// `io::Error` of kind `TimedOut` somewhere down the error's source chain).
-fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+/// Why a request to an origin failed, read down the error's source chain: the `kind` of
+/// `edgesign_origin_errors_total` (`dns`, `tls`, `refused`, `timeout`, `connect`) and a
+/// sentence for the log.
+fn classify(e: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
+    let mut chain = Vec::new();
     let mut cause = Some(e);
-    while let Some(c) = cause {
-        if c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    // An `io::Error` wrapping another error hides it from `source()` (hyper-rustls wraps the
+    // TLS error's `io::Error` in another one), so the walk steps into `get_ref()` too.
+    fn next<'e>(
+        c: &'e (dyn std::error::Error + 'static),
+    ) -> Option<&'e (dyn std::error::Error + 'static)> {
+        match c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
         {
-            return true;
+            Some(inner) => Some(inner),
+            None => c.source(),
         }
-        cause = c.source();
     }
-    false
+    while let Some(c) = cause {
+        if let Some(dns) = c.downcast_ref::<DnsError>() {
+            return ("dns", dns.to_string());
+        }
+        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+            return ("tls", format!("TLS handshake failed: {tls}"));
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::TimedOut => {
+                    return (
+                        "timeout",
+                        "connect timed out (origin_client.connect_timeout)".into(),
+                    );
+                }
+                std::io::ErrorKind::ConnectionRefused => {
+                    return ("refused", io.to_string());
+                }
+                _ => {}
+            }
+        }
+        let text = c.to_string();
+        if !chain
+            .last()
+            .is_some_and(|last: &String| last.ends_with(&text))
+        {
+            chain.push(text);
+        }
+        cause = next(c);
+    }
+    ("connect", chain.join(": "))
 }
 
 /// The pooled client.
@@ -131,19 +196,14 @@ impl std::fmt::Debug for OriginClient {
 }
 
 impl OriginClient {
-    /// A client with `[origin_client]`'s timeouts. `extra_roots` are PEM CA certificates to
-    /// trust besides the webpki roots (for private origins). Latency and failures are
-    /// counted into `metrics`.
-    pub fn new(
-        settings: &Settings,
-        extra_roots: &[rustls_pki_types::CertificateDer<'static>],
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, String> {
+    /// A client with `[origin_client]`'s timeouts and trust (`ca_file`, `web_roots`).
+    /// Latency and failures are counted into `metrics`.
+    pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> Result<Self, String> {
         let mut http = HttpConnector::new_with_resolver(Resolver::default());
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(settings.connect_timeout));
-        let tls = crate::tls::client_config(extra_roots)?;
+        let tls = crate::tls::client_config(&settings.ca_roots, settings.web_roots)?;
         let via = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls.clone())
             .https_or_http()
@@ -219,36 +279,79 @@ impl OriginClient {
             req.headers_mut().insert(http::header::HOST, host);
         }
         let start = crate::clock::instant();
-        let result = self.send(req, via.is_some()).await;
-        match &result {
-            Ok(resp) => {
+        let client = if via.is_some() {
+            &self.via_client
+        } else {
+            &self.client
+        };
+        let target = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        match tokio::time::timeout(self.response_timeout, client.request(req)).await {
+            Ok(Ok(resp)) => {
                 self.metrics.origin_answered(origin, start.elapsed());
                 if !is_passed_status(resp.status()) {
                     self.metrics.origin_error(origin, "status");
                 }
+                Ok(resp)
             }
-            Err(Error::OriginTimeout) => self.metrics.origin_error(origin, "timeout"),
-            Err(_) => self.metrics.origin_error(origin, "connect"),
-        }
-        result
-    }
-
-    async fn send(
-        &self,
-        req: Request<Empty<Bytes>>,
-        via: bool,
-    ) -> Result<Response<Incoming>, Error> {
-        let client = if via { &self.via_client } else { &self.client };
-        match tokio::time::timeout(self.response_timeout, client.request(req)).await {
-            Err(_) => Err(Error::OriginTimeout),
-            Ok(Ok(resp)) => Ok(resp),
+            Err(_) => {
+                self.metrics.origin_error(origin, "timeout");
+                Err(Error::OriginTimeout)
+            }
             Ok(Err(e)) => {
-                if timed_out(&e) {
+                let (kind, why) = classify(&e);
+                self.metrics.origin_error(origin, kind);
+                if kind == "timeout" {
                     Err(Error::OriginTimeout)
                 } else {
-                    Err(Error::OriginUnavailable(format!("{e:?}")))
+                    Err(Error::OriginUnavailable(format!(
+                        "origin {origin} at {target}: {why}"
+                    )))
                 }
             }
+        }
+    }
+
+    /// The error code and message an origin put in an error body (S3's XML
+    /// `<Code>`/`<Message>`, or a JSON `code`/`message`), for the log: at most 8 KiB read, for
+    /// at most a second. Never sent to the client.
+    pub async fn error_summary(body: Incoming) -> Option<String> {
+        use http_body_util::BodyExt;
+        let limited = http_body_util::Limited::new(body, 8 * 1024);
+        let bytes = tokio::time::timeout(Duration::from_secs(1), limited.collect())
+            .await
+            .ok()?
+            .ok()?
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        let between = |open: &str, close: &str| {
+            let start = text.find(open)? + open.len();
+            let len = text[start..].find(close)?;
+            Some(text[start..start + len].trim().to_owned())
+        };
+        let code = between("<Code>", "</Code>");
+        let message = between("<Message>", "</Message>");
+        let (code, message) = match (code, message) {
+            (None, None) => {
+                let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+                let field = |k: &str| {
+                    v.get(k)
+                        .or_else(|| v.get("error").and_then(|e| e.get(k)))
+                        .and_then(|x| x.as_str())
+                        .map(str::to_owned)
+                };
+                (field("code"), field("message"))
+            }
+            other => other,
+        };
+        let clip = |s: String| s.chars().take(200).collect::<String>();
+        match (code.map(clip), message.map(clip)) {
+            (Some(c), Some(m)) => Some(format!("{c}: {m}")),
+            (Some(x), None) | (None, Some(x)) => Some(x),
+            (None, None) => None,
         }
     }
 }

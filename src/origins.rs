@@ -12,6 +12,19 @@ pub struct Origin {
     pub signer: OriginSigner,
     /// Key prefixes anyone may read without a signature.
     pub public_prefixes: Vec<String>,
+    /// Where an S3 origin's signing credentials come from when the AWS SDK's resolver
+    /// provides them (`source`), instead of keys in the config.
+    pub credentials: Option<CredentialSource>,
+}
+
+/// `[[origins.keys]] source`: the AWS SDK's credential resolver, and a role on top.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSource {
+    /// `None`: the SDK's default chain (environment, profile, web identity, ECS container,
+    /// IMDSv2). `Some(name)`: that profile of `~/.aws/config` and `~/.aws/credentials`.
+    pub profile: Option<String>,
+    /// A role assumed (STS `AssumeRole`) with those credentials.
+    pub assume_role: Option<String>,
 }
 
 impl Origin {

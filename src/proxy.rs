@@ -14,8 +14,9 @@ use crate::app::{App, Cx};
 use crate::auth::policy::Verdict;
 use crate::auth::{self, Principal, keypath, overrides as override_policy, policy};
 use crate::cache::Entry;
+use crate::metrics::UrlVerdict;
 use crate::notes;
-use crate::origin::PASSED_RESPONSE_HEADERS;
+use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS};
 use crate::origins::{self, Origin};
 use crate::respond::{self, Body, BoxError, Style, empty};
 use crate::route::{Access, Mode};
@@ -328,13 +329,26 @@ impl App {
                 .await;
         };
         let header = |name: &str| ask.headers.get(name).and_then(|v| v.to_str().ok());
-        let verified = origin.signer.verify(url, ask.method, header)?;
-        if let (Some(client), Some(range)) = (ask.fetched_for, verified.source_ip.as_deref()) {
-            if !cloudfront::source_ip_admits(range, client) {
-                return Err(Error::Forbidden(
-                    "the URL's policy does not admit this client's address",
-                ));
-            }
+        let known = self.minter.live.known(ask.origin);
+        let verified = origin
+            .signer
+            .verify_with(
+                url,
+                ask.method,
+                header,
+                known.as_deref().map_or(&[], Vec::as_slice),
+            )
+            .inspect_err(|e| {
+                if matches!(e, crate::sign::Error::InvalidSignature(_)) {
+                    self.metrics.url_verdict(UrlVerdict::Forged);
+                }
+            })?;
+        if let (Some(client), Some(range)) = (ask.fetched_for, verified.source_ip.as_deref())
+            && !cloudfront::source_ip_admits(range, client)
+        {
+            return Err(Error::Forbidden(
+                "the URL's policy does not admit this client's address",
+            ));
         }
         let in_grace = match policy::verdict(
             verified.expires_at,
@@ -354,14 +368,20 @@ impl App {
             }
             Verdict::RenewInGrace => true,
             Verdict::RenewForCaller => {
-                self.authorize(ask, true)?;
+                self.authorize(ask, true)
+                    .inspect_err(|_| self.metrics.url_verdict(UrlVerdict::ExpiredRefused))?;
                 false
             }
         };
         if let Some(prefix) = verified.wildcard_prefix() {
-            self.may_renew_wildcard(ask, &prefix, in_grace)?;
+            self.may_renew_wildcard(ask, &prefix, in_grace)
+                .inspect_err(|_| self.metrics.url_verdict(UrlVerdict::ExpiredRefused))?;
         }
-        Box::pin(self.minter.resign(ask.origin, &verified, url_text, ask.now)).await
+        let renewed = Box::pin(self.minter.resign(ask.origin, &verified, url_text, ask.now)).await;
+        if renewed.is_ok() {
+            self.metrics.url_verdict(UrlVerdict::Rescued);
+        }
+        renewed
     }
 
     /// A wildcard policy re-signed keeps its wildcard, so it is renewed only inside this
@@ -495,11 +515,18 @@ impl App {
                 return Err(Error::RangeNotSatisfiable { content_range });
             }
             400..=499 => {
-                return Err(Error::OriginRejected(named(
-                    "to a URL edgesign signed or verified",
+                let said = OriginClient::error_summary(upstream.into_body()).await;
+                return Err(Error::OriginRejected(named(&format!(
+                    "to a URL edgesign signed or verified{}",
+                    said.map(|s| format!(" ({s})")).unwrap_or_default()
+                ))));
+            }
+            _ => {
+                let said = OriginClient::error_summary(upstream.into_body()).await;
+                return Err(Error::OriginUnavailable(named(
+                    &said.map(|s| format!("({s})")).unwrap_or_default(),
                 )));
             }
-            _ => return Err(Error::OriginUnavailable(named(""))),
         }
         let (up, body) = upstream.into_parts();
         let mut resp = Response::new(
@@ -591,7 +618,14 @@ impl App {
             parts.uri.path()
         );
         let url = RawUrl::parse(&url_text)?;
-        let verified = origin.signer.verify(&url, method, |_| None)?;
+        let verified = origin
+            .signer
+            .verify(&url, method, |_| None)
+            .inspect_err(|e| {
+                if matches!(e, crate::sign::Error::InvalidSignature(_)) {
+                    self.metrics.url_verdict(UrlVerdict::Forged);
+                }
+            })?;
         if cx.now >= verified.expires_at {
             // A stale link is rescued like any stale URL (DESIGN §2): the caller is
             // re-authorized as on an org route (anonymous callers of a non-public key: 401),

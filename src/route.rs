@@ -54,13 +54,13 @@ pub struct Matched<'p> {
 /// Splits a `Host` / `:authority` value into lower-case name and port.
 fn split_host(host: &str) -> (String, Option<u16>) {
     let host = host.trim();
-    if let Some(rest) = host.strip_prefix('[') {
-        if let Some((v6, port)) = rest.split_once(']') {
-            return (
-                v6.to_ascii_lowercase(),
-                port.strip_prefix(':').and_then(|p| p.parse().ok()),
-            );
-        }
+    if let Some(rest) = host.strip_prefix('[')
+        && let Some((v6, port)) = rest.split_once(']')
+    {
+        return (
+            v6.to_ascii_lowercase(),
+            port.strip_prefix(':').and_then(|p| p.parse().ok()),
+        );
     }
     match host.rsplit_once(':') {
         Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => {

@@ -40,19 +40,22 @@ pub fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
-/// The origin client's TLS: the webpki roots and `extra_roots` (PEM CA certificates of
-/// private origins), ring, TLS 1.2 and 1.3. An error here stops start-up (or refuses a
+/// The origin client's TLS: the webpki roots (unless `web_roots` is false) and
+/// `extra_roots` (`origin_client.ca_file`: the CA certificates of private origins), ring,
+/// TLS 1.2 and 1.3. An error here stops start-up (or refuses a
 /// reload): a client that trusted no certificate would fail every HTTPS origin later.
 pub fn client_config(
     extra_roots: &[CertificateDer<'static>],
+    web_roots: bool,
 ) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    let mut roots = rustls::RootCertStore::empty();
+    if web_roots {
+        roots.roots = webpki_roots::TLS_SERVER_ROOTS.to_vec();
+    }
     for (i, c) in extra_roots.iter().enumerate() {
         roots
             .add(c.clone())
-            .map_err(|e| format!("origin_client: CA certificate {i} is unusable ({e})"))?;
+            .map_err(|e| format!("origin_client.ca_file: certificate {i} is unusable ({e})"))?;
     }
     Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

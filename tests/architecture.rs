@@ -19,7 +19,7 @@ const FLOORS: [(&str, &[&str]); 8] = [
     ("config", &["config"]),
     (
         "shell leaves",
-        &["cache", "origin", "local", "limit", "tls"],
+        &["cache", "origin", "local", "limit", "tls", "creds"],
     ),
     ("state", &["minter", "app"]),
     ("handlers", &["proxy", "api"]),

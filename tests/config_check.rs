@@ -1,5 +1,5 @@
 //! `edgesign check` through the built binary: a good config passes; each kind of mistake
-//! exits 1 with the key path named, and no secret from the file is ever printed.
+//! exits 64 (EX_USAGE, as every command does for a bad config) with the key path named, and no secret from the file is ever printed.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -97,12 +97,12 @@ fn tempdir() -> std::path::PathBuf {
     d
 }
 
-/// Asserts the config is refused with exit 1 and a line naming `path` and containing `words`.
+/// Asserts the config is refused with exit 64 (EX_USAGE) and a line naming `path` and containing `words`.
 fn refused(config: &str, files: &[(&str, &str)], env: &[(&str, &str)], path: &str, words: &str) {
     let run = check(config, files, env);
     assert_eq!(
-        run.code, 1,
-        "expected exit 1, got {}:\n{}",
+        run.code, 64,
+        "expected exit 64, got {}:\n{}",
         run.code, run.stderr
     );
     assert!(
@@ -158,7 +158,7 @@ fn a_syntax_error_names_the_line_but_not_its_content() {
         "secret_access_key = s3cr3t-VALUE-that-must-never-print",
     );
     let run = check(&cfg, &[], &[]);
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 64);
     assert!(run.stderr.contains("line 28"), "{}", run.stderr);
 }
 
@@ -216,7 +216,7 @@ fn inline_and_env_secret_together() {
         &[],
         &[],
         "origins[1].keys[0].secret_access_key",
-        "not both",
+        "set only one of",
     );
 }
 
@@ -567,4 +567,90 @@ fn server_limits_out_of_range() {
         &[],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn credential_sources_are_checked_key_by_key() {
+    let key = "access_key_id = \"AKIAIOSFODNN7EXAMPLE\"\nsecret_access_key = \"s3cr3t-VALUE-that-must-never-print\"";
+    assert!(GOOD.contains(key), "the fixture changed");
+    let with = |block: &str| GOOD.replace(key, block);
+    // The SDK's chain, a profile, and a role on top of either: accepted.
+    for ok in [
+        "source = \"default\"",
+        "source = \"profile\"\nprofile = \"signer\"",
+        "source = \"default\"\nassume_role = \"arn:aws:iam::123456789012:role/edgesign\"",
+    ] {
+        let run = check(&with(ok), &[], &[]);
+        assert_eq!(run.code, 0, "{ok}: {}", run.stderr);
+    }
+    for (block, path, words) in [
+        (
+            "source = \"imds\"",
+            "origins[1].keys[0].source",
+            "is not \"default\" or \"profile\"",
+        ),
+        (
+            "source = \"profile\"",
+            "origins[1].keys[0].profile",
+            "missing",
+        ),
+        (
+            "source = \"default\"\nprofile = \"x\"",
+            "origins[1].keys[0].profile",
+            "source = \"profile\"",
+        ),
+        (
+            "assume_role = \"arn:aws:iam::1:role/x\"",
+            "origins[1].keys[0].source",
+            "missing",
+        ),
+        (
+            "source = \"default\"\nassume_role = \"edgesign-signer\"",
+            "origins[1].keys[0].assume_role",
+            "role ARN",
+        ),
+        (
+            "source = \"default\"\naccess_key_id = \"AKIAIOSFODNN7EXAMPLE\"",
+            "origins[1].keys[0].access_key_id",
+            "not used with source",
+        ),
+    ] {
+        refused(&with(block), &[], &[], path, words);
+    }
+}
+
+#[test]
+fn secrets_from_files_are_trimmed_and_checked() {
+    let dir = std::env::temp_dir().join(format!("edgesign-secret-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let inline = "secret_access_key = \"s3cr3t-VALUE-that-must-never-print\"";
+    let file = dir.join("s3.secret");
+    std::fs::write(&file, "s3cr3t-VALUE-that-must-never-print\n").unwrap();
+    let from_file = GOOD.replace(
+        inline,
+        &format!("secret_access_key_file = \"{}\"", file.display()),
+    );
+    let run = check(&from_file, &[], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let missing = GOOD.replace(inline, "secret_access_key_file = \"no-such.secret\"");
+    refused(
+        &missing,
+        &[],
+        &[],
+        "origins[1].keys[0].secret_access_key_file",
+        "no such file",
+    );
+    let empty = dir.join("empty.secret");
+    std::fs::write(&empty, "\n").unwrap();
+    let empty = GOOD.replace(
+        inline,
+        &format!("secret_access_key_file = \"{}\"", empty.display()),
+    );
+    refused(
+        &empty,
+        &[],
+        &[],
+        "origins[1].keys[0].secret_access_key_file",
+        "is empty",
+    );
 }

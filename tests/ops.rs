@@ -218,7 +218,8 @@ async fn metrics_count_requests_cache_signing_origins_and_connections() {
             1.0,
         ),
         (
-            r#"edgesign_origin_errors_total{origin="dead",kind="connect"}"#,
+            // Nothing listens there: told apart from DNS, TLS and timeouts.
+            r#"edgesign_origin_errors_total{origin="dead",kind="refused"}"#,
             1.0,
         ),
         // Five requests, each on a connection of its own, plus the scrape itself.
@@ -558,10 +559,10 @@ async fn read_response(sock: &mut TcpStream, len: usize) -> String {
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     loop {
-        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            if got.len() >= at + 4 + len {
-                return String::from_utf8_lossy(&got).into_owned();
-            }
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n")
+            && got.len() >= at + 4 + len
+        {
+            return String::from_utf8_lossy(&got).into_owned();
         }
         let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
             .await
@@ -808,7 +809,7 @@ async fn access_logs_describe_every_request_and_never_hold_a_secret() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://edge.example\"\n[rate_limit]\nper_second = 1\nburst = 30\n{}{}\n[[origins]]\nname = \"cdn\"\nkind = \"cloudfront\"\ndomain = \"d111111abcdef8.cloudfront.net\"\nttl = \"1h\"\n[[origins.keys]]\nkey_pair_id = \"K2JCJMDEHXQW5F\"\nprivate_key_file = \"{}\"\n[[routes]]\nprefix = \"/org/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"org\"\n[[routes]]\nprefix = \"/s/\"\norigin = \"docs\"\nmode = \"stream\"\naccess = \"org\"\n[[routes]]\nprefix = \"/cf/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"org\"\n[auth]\njwt_hs256_secret = \"{hs_secret}\"\n{}\n[compat]\ncontent_sign_origin = \"docs\"\nfiles_origin = \"docs\"\nfiles_key_prefix = \"acme/files/\"\npresign_origin = \"docs\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://edge.example\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n[rate_limit]\nper_second = 1\nburst = 30\n{}{}\n[[origins]]\nname = \"cdn\"\nkind = \"cloudfront\"\ndomain = \"d111111abcdef8.cloudfront.net\"\nttl = \"1h\"\n[[origins.keys]]\nkey_pair_id = \"K2JCJMDEHXQW5F\"\nprivate_key_file = \"{}\"\n[[routes]]\nprefix = \"/org/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"org\"\n[[routes]]\nprefix = \"/s/\"\norigin = \"docs\"\nmode = \"stream\"\naccess = \"org\"\n[[routes]]\nprefix = \"/cf/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"org\"\n[auth]\njwt_hs256_secret = \"{hs_secret}\"\n{}\n[compat]\ncontent_sign_origin = \"docs\"\nfiles_origin = \"docs\"\nfiles_key_prefix = \"acme/files/\"\npresign_origin = \"docs\"\n",
             s3_origin_toml(&origin, "1h"),
             local_origin(&root, KEY_1).replace("/d/", "/ld/").replace("/r/", "/lr/"),
             cf_pem.display(),
@@ -961,7 +962,14 @@ async fn access_logs_describe_every_request_and_never_hold_a_secret() {
         ),
         ("GET", "/nowhere".into(), "", ("x-none", ""), 404),
         ("GET", "/healthz".into(), "", ("x-none", ""), 200),
-        ("GET", "/readyz".into(), "", ("x-none", ""), 200),
+        // Through a trusted balancer: the line names the client it forwarded for.
+        (
+            "GET",
+            "/readyz".into(),
+            "",
+            ("x-forwarded-for", "203.0.113.7"),
+            200,
+        ),
         ("GET", "/metrics".into(), "", ("x-none", ""), 200),
     ];
     let mut kinds = 0;
@@ -1041,6 +1049,15 @@ async fn access_logs_describe_every_request_and_never_hold_a_secret() {
     assert_eq!(
         (stream["route"].as_str(), stream["bytes"].as_u64()),
         (Some("stream"), Some(6))
+    );
+    // Every byte went out over HTTP/1.1 (which stops polling at Content-Length): complete.
+    assert_eq!(stream["complete"], true, "{stream}");
+    assert_eq!(find("/proxy/file", 200)["fields"]["complete"], true);
+    let forwarded = &find("/readyz", 200)["fields"];
+    assert_eq!(
+        (forwarded["client"].as_str(), forwarded["peer"].as_str()),
+        (Some("203.0.113.7"), Some("127.0.0.1")),
+        "the client is the one the trusted balancer names: {forwarded}"
     );
     assert_eq!(find("/proxy/file", 200)["fields"]["route"], "proxy_file");
     assert_eq!(find("/v1/sign", 200)["fields"]["route"], "api_native_sign");

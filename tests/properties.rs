@@ -208,10 +208,9 @@ fn check_all_tampers(
         .iter()
         .filter_map(|n| url.find(&format!("{n}=")))
         .min()
+        && first_auth > q + 1
     {
-        if first_auth > q + 1 {
-            ranges.push(("parameter", q + 1..first_auth - 1));
-        }
+        ranges.push(("parameter", q + 1..first_auth - 1));
     }
     for (what, range) in ranges {
         if let Some(t) = tamper(url, range, pick) {

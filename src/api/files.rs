@@ -47,14 +47,18 @@ async fn exists(app: &Arc<App>, idx: usize, raw_key: &str, now: u64) -> Result<(
             .await
             .map(|_| ());
     }
+    let held = app.minter.live.held(idx, now)?;
     let head = app.metrics.time_signing(signer.scheme_name(), || {
-        signer.sign(&SignSpec {
-            raw_key,
-            method: Method::Head,
-            params: &[],
-            signed_at: now,
-            lifetime: 60,
-        })
+        signer.sign_with(
+            &SignSpec {
+                raw_key,
+                method: Method::Head,
+                params: &[],
+                signed_at: now,
+                lifetime: 60,
+            },
+            held.as_deref().map_or(&[], Vec::as_slice),
+        )
     })?;
     let resp = app
         .origin

@@ -205,17 +205,21 @@ async fn mint(
     match lifetime {
         Some(lifetime) => {
             let (now, config, metrics) = (cx.now, app.config.clone(), app.metrics.clone());
+            let held = app.minter.live.held(idx, now)?;
             let sign = move |raw_key: &str| {
                 let signer = &config.origins[idx].signer;
                 metrics.time_signing(signer.scheme_name(), || {
                     signer
-                        .sign(&SignSpec {
-                            raw_key,
-                            method,
-                            params: &[],
-                            signed_at: now,
-                            lifetime,
-                        })
+                        .sign_with(
+                            &SignSpec {
+                                raw_key,
+                                method,
+                                params: &[],
+                                signed_at: now,
+                                lifetime,
+                            },
+                            held.as_deref().map_or(&[], Vec::as_slice),
+                        )
                         .map_err(Error::from)
                 })
             };

@@ -103,10 +103,10 @@ pub fn verify(auth: &Auth, token: &str, now: u64) -> Result<Claims, Error> {
             return Err(bad("token not valid yet"));
         }
     }
-    if let Some(iss) = &auth.issuer {
-        if claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
-            return Err(bad("token issuer not accepted"));
-        }
+    if let Some(iss) = &auth.issuer
+        && claims.get("iss").and_then(Value::as_str) != Some(iss.as_str())
+    {
+        return Err(bad("token issuer not accepted"));
     }
     if let Some(aud) = &auth.audience {
         let ok = match claims.get("aud") {

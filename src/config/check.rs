@@ -18,11 +18,21 @@ pub(super) struct Checker<'a> {
     pub(super) errors: Vec<ConfigError>,
     pub(super) base_dir: &'a Path,
     pub(super) env: EnvLookup<'a>,
+    /// `check --no-env`: an unset `<key>_env` variable is not an error.
+    pub(super) no_env: bool,
+    pub(super) warnings: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
     pub(super) fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(ConfigError {
             path: path.into(),
             message: message.into(),
         });
@@ -67,49 +77,81 @@ impl Checker<'_> {
         }
     }
 
-    /// Exactly one of an inline secret or the name of an environment variable holding it.
+    /// Exactly one of an inline secret, the name of an environment variable holding it
+    /// (`<key>_env`), or a file whose trimmed content it is (`<key>_file`). Both are read
+    /// again on every load, so a SIGHUP picks up a rotated secret.
     pub(super) fn secret(
         &mut self,
         path: &str,
         key: &str,
-        inline: Option<&String>,
-        env_name: Option<&String>,
+        from: SecretFrom<'_>,
         required: bool,
     ) -> Option<Secret> {
-        match (inline, env_name) {
-            (Some(_), Some(_)) => {
-                self.err(
-                    format!("{path}.{key}"),
-                    format!("set either {key} or {key}_env, not both"),
-                );
-                None
-            }
-            (Some(v), None) if v.is_empty() => {
+        let given = [
+            from.inline.is_some(),
+            from.env.is_some(),
+            from.file.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() > 1 {
+            self.err(
+                format!("{path}.{key}"),
+                format!("set only one of {key}, {key}_env or {key}_file"),
+            );
+            return None;
+        }
+        if let Some(v) = from.inline {
+            if v.is_empty() {
                 self.err(format!("{path}.{key}"), "is empty");
-                None
+                return None;
             }
-            (Some(v), None) => Some(Secret::new(v.clone())),
-            (None, Some(var)) => match (self.env)(var) {
+            return Some(Secret::new(v.clone()));
+        }
+        if let Some(var) = from.env {
+            return match (self.env)(var) {
                 Some(v) if !v.is_empty() => Some(Secret::new(v)),
+                // `check --no-env`: the variable is the deployment's business.
+                _ if self.no_env => Some(Secret::new(NO_ENV_PLACEHOLDER.to_owned())),
                 _ => {
                     self.err(
                         format!("{path}.{key}_env"),
-                        format!("environment variable {var:?} is not set or empty; export it or use {key}"),
+                        format!(
+                            "environment variable {var:?} is not set or empty; export it, or use {key} or {key}_file"
+                        ),
                     );
                     None
                 }
-            },
-            (None, None) if required => {
-                self.err(
-                    format!("{path}.{key}"),
-                    format!("missing; set {key} or {key}_env"),
-                );
-                None
-            }
-            (None, None) => None,
+            };
         }
+        if let Some(file) = from.file {
+            let text = self.read_file(&format!("{path}.{key}_file"), file)?;
+            let text = text.trim();
+            if text.is_empty() {
+                self.err(format!("{path}.{key}_file"), format!("{file:?} is empty"));
+                return None;
+            }
+            return Some(Secret::new(text.to_owned()));
+        }
+        if required {
+            self.err(
+                format!("{path}.{key}"),
+                format!("missing; set {key}, {key}_env or {key}_file"),
+            );
+        }
+        None
     }
 }
+
+/// Where one secret may come from: inline, `<key>_env` or `<key>_file`.
+#[derive(Clone, Copy, Default)]
+pub(super) struct SecretFrom<'r> {
+    pub(super) inline: Option<&'r String>,
+    pub(super) env: Option<&'r String>,
+    pub(super) file: Option<&'r String>,
+}
+
+/// What `check --no-env` puts in place of a secret whose variable is not exported: long
+/// enough for every length rule, and never served (only `check` parses that way).
+const NO_ENV_PLACEHOLDER: &str = "check-no-env-placeholder-0123456789abcdef";
 
 pub(super) fn parse_rfc3339(s: &str) -> Option<u64> {
     humantime::parse_rfc3339(s)

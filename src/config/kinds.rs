@@ -5,6 +5,8 @@ use crate::sign::native::NativeKey;
 use crate::sign::signer::{self, CloudFront, CloudFrontKey, Kind, Layout, Local, OriginSigner, S3};
 use crate::sign::sigv4::{self, Credentials};
 
+use crate::origins::CredentialSource;
+
 use super::check::*;
 use super::raw::*;
 use super::*;
@@ -49,8 +51,12 @@ pub(super) fn validate_origin(
         );
     }
     let kind = o.kind.as_deref().unwrap_or("");
+    let mut credentials = None;
     let signer_kind = match kind {
-        "s3" => validate_s3(path, &o, ttl, c).map(Kind::S3),
+        "s3" => validate_s3(path, &o, ttl, c).map(|(s3, source)| {
+            credentials = source;
+            Kind::S3(s3)
+        }),
         "cloudfront" => validate_cloudfront(path, &o, c).map(Kind::CloudFront),
         "local" => validate_local(path, &name, &o, server, c).map(Kind::Local),
         other => {
@@ -68,10 +74,17 @@ pub(super) fn validate_origin(
             kind: signer_kind,
         },
         public_prefixes: o.public_prefixes,
+        credentials,
     })
 }
 
-pub(super) fn validate_s3(path: &str, o: &RawOrigin, ttl: u64, c: &mut Checker<'_>) -> Option<S3> {
+/// An S3 origin, and where its credentials come from when the SDK's resolver provides them.
+pub(super) fn validate_s3(
+    path: &str,
+    o: &RawOrigin,
+    ttl: u64,
+    c: &mut Checker<'_>,
+) -> Option<(S3, Option<CredentialSource>)> {
     forbid(
         c,
         path,
@@ -140,20 +153,25 @@ pub(super) fn validate_s3(path: &str, o: &RawOrigin, ttl: u64, c: &mut Checker<'
         }
     };
     let mut keys = Vec::new();
+    let mut source = None;
     for (j, k) in o.keys.iter().enumerate() {
         let kp = format!("{path}.keys[{j}]");
         forbid(
             c,
             &kp,
             "s3",
-            &[
-                ("key_pair_id", k.key_pair_id.is_some()),
-                ("private_key_file", k.private_key_file.is_some()),
-                ("key_id", k.key_id.is_some()),
-                ("secret", k.secret.is_some()),
-                ("secret_env", k.secret_env.is_some()),
-            ],
+            &[&k.cloudfront_fields()[..], &k.local_fields()[..]].concat(),
         );
+        if k.source.is_some() || k.assume_role.is_some() || k.profile.is_some() {
+            if j > 0 {
+                c.err(
+                    format!("{kp}.source"),
+                    "a key whose credentials the SDK provides signs, so it must be the first key; later keys only verify",
+                );
+            }
+            source = credential_source(&kp, k, c);
+            continue;
+        }
         let Some(ak) = k
             .access_key_id
             .clone()
@@ -165,15 +183,21 @@ pub(super) fn validate_s3(path: &str, o: &RawOrigin, ttl: u64, c: &mut Checker<'
         let secret = c.secret(
             &kp,
             "secret_access_key",
-            k.secret_access_key.as_ref(),
-            k.secret_access_key_env.as_ref(),
+            SecretFrom {
+                inline: k.secret_access_key.as_ref(),
+                env: k.secret_access_key_env.as_ref(),
+                file: k.secret_access_key_file.as_ref(),
+            },
             true,
         );
         let token = c.secret(
             &kp,
             "session_token",
-            k.session_token.as_ref(),
-            k.session_token_env.as_ref(),
+            SecretFrom {
+                inline: k.session_token.as_ref(),
+                env: k.session_token_env.as_ref(),
+                file: k.session_token_file.as_ref(),
+            },
             false,
         );
         let expires_at = match k.expires_at.as_deref() {
@@ -193,11 +217,84 @@ pub(super) fn validate_s3(path: &str, o: &RawOrigin, ttl: u64, c: &mut Checker<'
             keys.push(Credentials::new(ak, secret, token, expires_at));
         }
     }
-    Some(S3 {
-        layout,
-        region,
-        bucket,
-        keys,
+    Some((
+        S3 {
+            layout,
+            region,
+            bucket,
+            keys,
+        },
+        source,
+    ))
+}
+
+/// `source = "default" | "profile"` (with `profile`), and `assume_role` on top: the AWS
+/// SDK's own resolver, in place of keys written in the config.
+fn credential_source(kp: &str, k: &RawKey, c: &mut Checker<'_>) -> Option<CredentialSource> {
+    let credential_fields = ["source", "profile", "assume_role"];
+    for (name, set) in k.s3_fields() {
+        if set && !credential_fields.contains(&name) {
+            c.err(
+                format!("{kp}.{name}"),
+                "is not used with source: the SDK's resolver provides the credentials; remove it",
+            );
+        }
+    }
+    let profile = match (k.source.as_deref(), k.profile.as_deref()) {
+        (Some("default"), None) => None,
+        (Some("default"), Some(_)) => {
+            c.err(
+                format!("{kp}.profile"),
+                "names a profile, so write source = \"profile\"",
+            );
+            return None;
+        }
+        (Some("profile"), Some(p)) if !p.is_empty() => Some(p.to_owned()),
+        (Some("profile"), _) => {
+            c.err(
+                format!("{kp}.profile"),
+                "missing: source = \"profile\" needs profile = \"<name in ~/.aws/config>\"",
+            );
+            return None;
+        }
+        (None, _) => {
+            c.err(
+                format!("{kp}.source"),
+                "missing: profile and assume_role sit on top of source = \"default\" or \"profile\"",
+            );
+            return None;
+        }
+        (Some(other), _) => {
+            c.err(
+                format!("{kp}.source"),
+                format!("{other:?} is not \"default\" or \"profile\""),
+            );
+            return None;
+        }
+    };
+    let assume_role = match k.assume_role.as_deref() {
+        None => None,
+        Some(arn)
+            if arn.starts_with("arn:")
+                && arn
+                    .split(':')
+                    .nth(5)
+                    .is_some_and(|r| r.starts_with("role/"))
+                && !arn.contains(char::is_whitespace) =>
+        {
+            Some(arn.to_owned())
+        }
+        Some(arn) => {
+            c.err(
+                format!("{kp}.assume_role"),
+                format!("{arn:?} is not a role ARN like \"arn:aws:iam::123456789012:role/name\""),
+            );
+            return None;
+        }
+    };
+    Some(CredentialSource {
+        profile,
+        assume_role,
     })
 }
 
@@ -274,12 +371,7 @@ pub(super) fn validate_cloudfront(
             c,
             &kp,
             "cloudfront",
-            &[
-                ("access_key_id", k.access_key_id.is_some()),
-                ("secret_access_key", k.secret_access_key.is_some()),
-                ("key_id", k.key_id.is_some()),
-                ("secret", k.secret.is_some()),
-            ],
+            &[&k.s3_fields()[..], &k.local_fields()[..]].concat(),
         );
         let Some(id) = k
             .key_pair_id
@@ -364,12 +456,7 @@ pub(super) fn validate_local(
             c,
             &kp,
             "local",
-            &[
-                ("access_key_id", k.access_key_id.is_some()),
-                ("secret_access_key", k.secret_access_key.is_some()),
-                ("key_pair_id", k.key_pair_id.is_some()),
-                ("private_key_file", k.private_key_file.is_some()),
-            ],
+            &[&k.s3_fields()[..], &k.cloudfront_fields()[..]].concat(),
         );
         let Some(id) = k.key_id.clone().filter(|i| valid_name(i)) else {
             c.err(
@@ -381,8 +468,11 @@ pub(super) fn validate_local(
         if let Some(secret) = c.secret(
             &kp,
             "secret",
-            k.secret.as_ref(),
-            k.secret_env.as_ref(),
+            SecretFrom {
+                inline: k.secret.as_ref(),
+                env: k.secret_env.as_ref(),
+                file: k.secret_file.as_ref(),
+            },
             true,
         ) {
             if secret.expose().len() < 16 {

@@ -11,6 +11,7 @@ use crate::sign::signer::{Layout, OriginSigner};
 
 mod check;
 mod kinds;
+mod print;
 mod raw;
 
 use check::*;
@@ -25,6 +26,14 @@ use raw::*;
 use crate::auth::{ApiKey, ApiKeyKind, Auth};
 use crate::origins::Origin;
 use crate::route::{Access, Mode, Route};
+
+/// How a config is checked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Check {
+    /// `check --no-env`: an unset `<key>_env` variable is not an error (CI validates a
+    /// config without the deployment's secrets). A config parsed so is for checking only.
+    pub no_env: bool,
+}
 
 /// The validated configuration.
 #[derive(Debug)]
@@ -45,6 +54,9 @@ pub struct Config {
     pub compat: Compat,
     /// `[origin_client]`.
     pub origin_client: OriginClient,
+    /// Things that work but are probably not meant (`check` prints them; the server logs
+    /// them at start-up).
+    pub warnings: Vec<ConfigError>,
 }
 
 /// `[server]`.
@@ -130,8 +142,13 @@ pub struct Compat {
 }
 
 /// `[origin_client]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OriginClient {
+    /// CA certificates from `ca_file` (PEM), trusted for HTTPS origins.
+    pub ca_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
+    /// Whether the public web roots are trusted too (`web_roots`, default true; false
+    /// trusts `ca_file` alone).
+    pub web_roots: bool,
     /// TCP (+TLS) connect timeout.
     pub connect_timeout: Duration,
     /// Time until response headers.
@@ -174,6 +191,11 @@ impl std::error::Error for ConfigErrors {}
 impl Config {
     /// Reads and validates `path`; relative file names inside resolve against its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_with(path, Check::default())
+    }
+
+    /// [`Config::load`], with `check`'s options.
+    pub fn load_with(path: &Path, opts: Check) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 path: path.display().to_string(),
@@ -184,12 +206,22 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        Config::parse(&text, base, &|k| std::env::var(k).ok())
+        Config::parse_with(&text, base, &|k| std::env::var(k).ok(), opts)
     }
 
     /// Parses and validates config text. Never echoes the text: a syntax error is reported by
     /// line and column with the parser's message only, since the line may hold a secret.
     pub fn parse(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
+        Config::parse_with(text, base_dir, env, Check::default())
+    }
+
+    /// [`Config::parse`], with `check`'s options.
+    pub fn parse_with(
+        text: &str,
+        base_dir: &Path,
+        env: EnvLookup<'_>,
+        opts: Check,
+    ) -> Result<Config, ConfigErrors> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let at = e
                 .span()
@@ -209,10 +241,17 @@ impl Config {
             errors: Vec::new(),
             base_dir,
             env,
+            no_env: opts.no_env,
+            warnings: Vec::new(),
         };
         let config = validate(raw, &mut c);
         if c.errors.is_empty() {
-            config.ok_or_else(|| ConfigErrors(vec![]))
+            config
+                .map(|mut config| {
+                    config.warnings = std::mem::take(&mut c.warnings);
+                    config
+                })
+                .ok_or_else(|| ConfigErrors(vec![]))
         } else {
             Err(ConfigErrors(c.errors))
         }
@@ -230,6 +269,7 @@ impl Config {
 }
 
 fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
+    let public_url_given = raw.server.public_url.is_some();
     let server = validate_server(raw.server, c);
     let bucket = c
         .duration("cache.bucket", raw.cache.bucket.as_deref(), "15m")
@@ -270,13 +310,13 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
     let mut names = HashSet::new();
     for (i, o) in raw.origins.into_iter().enumerate() {
         let path = format!("origins[{i}]");
-        if let Some(n) = &o.name {
-            if !names.insert(n.clone()) {
-                c.err(
-                    format!("{path}.name"),
-                    format!("origin {n:?} is defined twice"),
-                );
-            }
+        if let Some(n) = &o.name
+            && !names.insert(n.clone())
+        {
+            c.err(
+                format!("{path}.name"),
+                format!("origin {n:?} is defined twice"),
+            );
         }
         if let Some(origin) = validate_origin(&path, o, &server, cache.bucket, c) {
             origins.push(origin);
@@ -380,19 +420,18 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         if mode == Mode::Redirect {
             check_no_self_redirect(&path, &origins[origin], &server, c);
             // A route that takes over the origin's own hostname would redirect to itself.
-            if let Some((name, _)) = &host {
-                if origins[origin]
+            if let Some((name, _)) = &host
+                && origins[origin]
                     .signer
                     .layout()
                     .connect_target()
                     .0
                     .eq_ignore_ascii_case(name)
-                {
-                    c.err(
+            {
+                c.err(
                         format!("{path}.mode"),
                         format!("this route serves the origin's own host {name:?}; a redirect would come straight back, so use mode = \"stream\""),
                     );
-                }
             }
         }
         routes.push(Route {
@@ -453,12 +492,34 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
             raw.origin_client.response_timeout.as_deref(),
             "30s",
         ),
+        ca_roots: ca_roots(c, raw.origin_client.ca_file.as_deref()),
+        web_roots: raw.origin_client.web_roots.unwrap_or(true),
     };
+    if !origin_client.web_roots && origin_client.ca_roots.is_empty() {
+        c.err(
+            "origin_client.web_roots",
+            "is false but no ca_file is set: no HTTPS origin could be trusted",
+        );
+    }
     if origin_client.connect_timeout.is_zero() {
         c.err("origin_client.connect_timeout", "must be above 0");
     }
     if origin_client.response_timeout.is_zero() {
         c.err("origin_client.response_timeout", "must be above 0");
+    }
+    if !public_url_given
+        && server.listen.ip().is_unspecified()
+        && origins
+            .iter()
+            .any(|o| matches!(o.signer.kind, crate::sign::signer::Kind::Local(_)))
+    {
+        c.warn(
+            "server.public_url",
+            format!(
+                "not set, so links to local origins name http://{}, which no client can reach; set it to the address clients use",
+                server.listen
+            ),
+        );
     }
     Some(Config {
         server,
@@ -473,7 +534,41 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         },
         compat,
         origin_client,
+        warnings: Vec::new(),
     })
+}
+
+/// The CA certificates of `origin_client.ca_file`, each checked as a trust anchor.
+fn ca_roots(
+    c: &mut Checker<'_>,
+    file: Option<&str>,
+) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    use rustls_pki_types::pem::PemObject;
+    let Some(file) = file else {
+        return Vec::new();
+    };
+    let key = "origin_client.ca_file";
+    let Some(pem) = c.read_file(key, file) else {
+        return Vec::new();
+    };
+    let certs: Result<Vec<_>, _> =
+        rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
+    match certs {
+        Ok(certs) if certs.is_empty() => {
+            c.err(key, format!("{file:?} holds no PEM certificate"));
+            Vec::new()
+        }
+        // Each is checked as a trust anchor when the origin client is built, before a port
+        // is bound (and by `check`).
+        Ok(certs) => certs,
+        Err(e) => {
+            c.err(
+                key,
+                format!("{file:?} is not a PEM certificate bundle ({e})"),
+            );
+            Vec::new()
+        }
+    }
 }
 
 fn parse_route_host(h: &str) -> Option<(String, Option<u16>)> {
@@ -510,21 +605,21 @@ fn validate_server(s: RawServer, c: &mut Checker<'_>) -> Server {
                 );
                 fallback
             });
-            if let Some(pem) = c.read_file("server.tls_cert", &cert) {
-                if !pem.contains("-----BEGIN CERTIFICATE-----") {
-                    c.err(
-                        "server.tls_cert",
-                        format!("{cert:?} holds no PEM certificate"),
-                    );
-                }
+            if let Some(pem) = c.read_file("server.tls_cert", &cert)
+                && !pem.contains("-----BEGIN CERTIFICATE-----")
+            {
+                c.err(
+                    "server.tls_cert",
+                    format!("{cert:?} holds no PEM certificate"),
+                );
             }
-            if let Some(pem) = c.read_file("server.tls_key", &key) {
-                if !pem.contains("PRIVATE KEY-----") {
-                    c.err(
-                        "server.tls_key",
-                        format!("{key:?} holds no PEM private key"),
-                    );
-                }
+            if let Some(pem) = c.read_file("server.tls_key", &key)
+                && !pem.contains("PRIVATE KEY-----")
+            {
+                c.err(
+                    "server.tls_key",
+                    format!("{key:?} holds no PEM private key"),
+                );
             }
             Some(Tls {
                 listen,
@@ -642,8 +737,11 @@ fn validate_auth(a: RawAuth, c: &mut Checker<'_>) -> Auth {
     let jwt_hs256_secret = c.secret(
         "auth",
         "jwt_hs256_secret",
-        a.jwt_hs256_secret.as_ref(),
-        a.jwt_hs256_secret_env.as_ref(),
+        SecretFrom {
+            inline: a.jwt_hs256_secret.as_ref(),
+            env: a.jwt_hs256_secret_env.as_ref(),
+            file: a.jwt_hs256_secret_file.as_ref(),
+        },
         false,
     );
     if jwt_hs256_secret
@@ -692,14 +790,14 @@ fn validate_auth(a: RawAuth, c: &mut Checker<'_>) -> Auth {
                 continue;
             }
         };
-        if let Some(org) = &k.org {
-            if !crate::auth::jwt::valid_org(org) {
-                c.err(
+        if let Some(org) = &k.org
+            && !crate::auth::jwt::valid_org(org)
+        {
+            c.err(
                     format!("{p}.org"),
                     format!("{org:?} is not an org name: use letters, digits, \".\", \"_\" and \"-\" (not starting with \".\"), or leave org out for an admin key"),
                 );
-                continue;
-            }
+            continue;
         }
         api_keys.push(ApiKey {
             sha256: bytes,

@@ -121,14 +121,63 @@ pub(super) struct RawKey {
     pub(super) access_key_id: Option<String>,
     pub(super) secret_access_key: Option<String>,
     pub(super) secret_access_key_env: Option<String>,
+    pub(super) secret_access_key_file: Option<String>,
     pub(super) session_token: Option<String>,
     pub(super) session_token_env: Option<String>,
+    pub(super) session_token_file: Option<String>,
     pub(super) expires_at: Option<String>,
     pub(super) key_pair_id: Option<String>,
     pub(super) private_key_file: Option<String>,
     pub(super) key_id: Option<String>,
     pub(super) secret: Option<String>,
     pub(super) secret_env: Option<String>,
+    pub(super) secret_file: Option<String>,
+    pub(super) source: Option<String>,
+    pub(super) profile: Option<String>,
+    pub(super) assume_role: Option<String>,
+}
+
+impl RawKey {
+    /// The fields of an S3 key, by name, and whether each is set.
+    pub(super) fn s3_fields(&self) -> [(&'static str, bool); 11] {
+        [
+            ("access_key_id", self.access_key_id.is_some()),
+            ("secret_access_key", self.secret_access_key.is_some()),
+            (
+                "secret_access_key_env",
+                self.secret_access_key_env.is_some(),
+            ),
+            (
+                "secret_access_key_file",
+                self.secret_access_key_file.is_some(),
+            ),
+            ("session_token", self.session_token.is_some()),
+            ("session_token_env", self.session_token_env.is_some()),
+            ("session_token_file", self.session_token_file.is_some()),
+            ("expires_at", self.expires_at.is_some()),
+            ("source", self.source.is_some()),
+            ("profile", self.profile.is_some()),
+            ("assume_role", self.assume_role.is_some()),
+        ]
+    }
+
+    /// The fields of a CloudFront key.
+    pub(super) fn cloudfront_fields(&self) -> [(&'static str, bool); 2] {
+        [
+            ("key_pair_id", self.key_pair_id.is_some()),
+            ("private_key_file", self.private_key_file.is_some()),
+        ]
+    }
+
+    /// The fields of a local origin's key.
+    pub(super) fn local_fields(&self) -> [(&'static str, bool); 4] {
+        [
+            ("key_id", self.key_id.is_some()),
+            ("secret", self.secret.is_some()),
+            ("secret_env", self.secret_env.is_some()),
+            ("secret_file", self.secret_file.is_some()),
+        ]
+    }
 }
 
 impl std::fmt::Debug for RawKey {
@@ -155,6 +204,7 @@ pub(super) struct RawAuth {
     pub(super) cookie: Option<String>,
     pub(super) jwt_hs256_secret: Option<String>,
     pub(super) jwt_hs256_secret_env: Option<String>,
+    pub(super) jwt_hs256_secret_file: Option<String>,
     #[serde(default)]
     pub(super) jwt_rs256_public_key_files: Vec<String>,
     pub(super) issuer: Option<String>,
@@ -199,4 +249,6 @@ pub(super) struct RawCompat {
 pub(super) struct RawOriginClient {
     pub(super) connect_timeout: Option<String>,
     pub(super) response_timeout: Option<String>,
+    pub(super) ca_file: Option<String>,
+    pub(super) web_roots: Option<bool>,
 }

@@ -100,6 +100,8 @@ pub struct Running {
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tracker: TaskTracker,
+    /// Where background work (credential refresh) runs.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Running {
@@ -156,7 +158,13 @@ impl Running {
             .map(crate::tls::server_config)
             .transpose()?;
         let max_connections = now.max_connections;
-        self.shared.app.store(old.reloaded(config)?);
+        let app = old.reloaded(config)?;
+        {
+            // Origins whose credential source is new start asking for credentials.
+            let _on = self.runtime.enter();
+            app.minter.live.start(&app.metrics);
+        }
+        self.shared.app.store(app);
         self.shared.tls.store(tls);
         resize(&self.shared, max_connections);
         Ok(())
@@ -211,6 +219,10 @@ pub fn serve_on(
     let tracker = TaskTracker::new();
     let max_connections = app.config.server.max_connections;
     app.metrics.set_ready(true);
+    {
+        let _on = runtime.enter();
+        app.minter.live.start(&app.metrics);
+    }
     let shared = Arc::new(Shared {
         app: ArcSwap::new(app),
         tls: ArcSwapOption::new(listeners.https.as_ref().map(|(_, cfg)| cfg.clone())),
@@ -240,6 +252,7 @@ pub fn serve_on(
         shared,
         stop,
         tracker,
+        runtime: runtime.clone(),
     })
 }
 

@@ -41,8 +41,15 @@ pub(super) async fn answer(
         peer,
         // Kept only while the access log is on: a shared handle to the URI (only its path
         // is ever logged), which otherwise pins hyper's read buffer for nothing.
-        target: tracing::enabled!(target: "edgesign::access", tracing::Level::INFO)
-            .then(|| (req.method().clone(), req.uri().clone())),
+        target: tracing::enabled!(target: "edgesign::access", tracing::Level::INFO).then(|| {
+            // The client as `trusted_proxies` yields it (not the balancer in front).
+            let client = crate::auth::client_ip(
+                peer.ip(),
+                req.headers(),
+                &app.config.server.trusted_proxies,
+            );
+            (req.method().clone(), req.uri().clone(), client)
+        }),
         version: req.version(),
         route: "-",
         cache: "-",
@@ -55,11 +62,12 @@ pub(super) async fn answer(
             }
             "/readyz" => {
                 notes::note_route("readyz");
-                ops::readyz(draining)
+                ops::readyz(draining, &app.minter.live.unready(app.clock.unix_secs()))
             }
             "/metrics" => {
                 notes::note_route("metrics");
                 if metrics_allowed(&req, peer, &app) {
+                    app.minter.live.export(&app.metrics, app.clock.unix_secs());
                     ops::metrics(&app.metrics, app.cache().entries_now())
                 } else {
                     let denied = crate::Error::Forbidden("metrics are not served to this address");
@@ -99,9 +107,17 @@ pub(super) async fn answer(
     };
     // Bodies that have something to send are watched for send_timeout (a redirect has none).
     let sending = (!resp.body().is_end_stream()).then(|| activity.sending());
+    // HTTP/1.1 stops polling a body once Content-Length bytes are written, so the end of the
+    // stream is never seen there: all of them sent is complete too.
+    let expected = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     resp.map(|body| Accounted {
         body,
         bytes: 0,
+        expected,
         complete: false,
         sending,
         done: Some(Done {
@@ -201,8 +217,8 @@ pub(super) fn log_safe(path: &str) -> std::borrow::Cow<'_, str> {
 pub(super) struct AccessLine {
     id: HeaderValue,
     peer: SocketAddr,
-    /// Method and URI, while the access log is on.
-    target: Option<(http::Method, http::Uri)>,
+    /// Method, URI and client address, while the access log is on.
+    target: Option<(http::Method, http::Uri, std::net::IpAddr)>,
     version: http::Version,
     route: &'static str,
     cache: &'static str,
@@ -222,6 +238,8 @@ pub(super) struct Done {
 pub(super) struct Accounted {
     body: Body,
     bytes: u64,
+    /// The response's Content-Length, when it has one.
+    expected: Option<u64>,
     complete: bool,
     /// Its progress, for send_timeout.
     sending: Option<Arc<Sending>>,
@@ -274,14 +292,16 @@ impl Drop for Accounted {
         if let (Some(sending), Some(activity)) = (&self.sending, &done.in_flight.0) {
             activity.sent(sending);
         }
-        let complete = self.complete || self.body.is_end_stream();
+        let complete =
+            self.complete || self.body.is_end_stream() || self.expected == Some(self.bytes);
         let now = crate::clock::instant();
         let took = now.saturating_duration_since(done.start);
         let l = &done.line;
-        if let Some((method, uri)) = &l.target {
+        if let Some((method, uri, client)) = &l.target {
             tracing::info!(
                 target: "edgesign::access",
                 request_id = l.id.to_str().unwrap_or("-"),
+                client = %client,
                 peer = %l.peer.ip(),
                 method = %method,
                 path = &*log_safe(uri.path()),

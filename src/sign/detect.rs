@@ -36,6 +36,9 @@ pub struct Inspection {
     /// Whether the signature verifies under the configured keys (only with a config).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub genuine: Option<bool>,
+    /// The configured key that verified it (access key ID, `Key-Pair-Id` or `key_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// Why it is not genuine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -103,6 +106,7 @@ pub fn inspect(
 
     let mut origin = None;
     let mut genuine = None;
+    let mut key_id = None;
     let mut reason = None;
     let mut raw_key = match scheme {
         Scheme::Sigv4 => guess_s3_key(&parsed),
@@ -129,7 +133,10 @@ pub fn inspect(
                         .verify(&parsed, Method::Get, |_| None)
                         .or_else(|_| o.verify(&parsed, Method::Head, |_| None));
                     match verdict {
-                        Ok(_) => genuine = Some(true),
+                        Ok(v) => {
+                            genuine = Some(true);
+                            key_id = Some(v.key_id);
+                        }
                         Err(e) => {
                             genuine = Some(false);
                             reason = Some(e.to_string());
@@ -156,6 +163,7 @@ pub fn inspect(
         expired: expires_at.map(|e| now >= e),
         params,
         genuine,
+        key_id,
         reason,
     })
 }

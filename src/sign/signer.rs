@@ -268,6 +268,8 @@ pub struct Verified<'u> {
     pub valid_from: Option<u64>,
     /// The client addresses it is for (CloudFront `IpAddress`), as the policy writes them.
     pub source_ip: Option<String>,
+    /// The configured key that verified it (access key ID, `Key-Pair-Id` or `key_id`).
+    pub key_id: String,
     method: Method,
     url: RawUrl<'u>,
     detail: Detail<'u>,
@@ -380,6 +382,14 @@ impl OriginSigner {
         }
     }
 
+    /// The longest lifetime the scheme allows a URL (S3: 7 days), if it has a limit.
+    pub fn max_lifetime(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::S3(_) => Some(sigv4::MAX_EXPIRES),
+            Kind::CloudFront(_) | Kind::Local(_) => None,
+        }
+    }
+
     /// The URL layout of this origin.
     pub fn layout(&self) -> &Layout {
         match &self.kind {
@@ -415,10 +425,16 @@ impl OriginSigner {
     /// Mints a fresh URL with the first key. `expires_at` is honest: the requested lifetime,
     /// capped by the scheme's maximum (S3: 7 days) and the credentials' own expiry.
     pub fn sign(&self, spec: &SignSpec<'_>) -> Result<Signed, Error> {
+        self.sign_with(spec, &[])
+    }
+
+    /// [`OriginSigner::sign`], where an S3 origin whose credentials come from a provider
+    /// signs with `live` (newest first) instead of its configured keys.
+    pub fn sign_with(&self, spec: &SignSpec<'_>, live: &[Credentials]) -> Result<Signed, Error> {
         let no_key = || Error::Internal(format!("origin {} has no signing key", self.name));
         match &self.kind {
             Kind::S3(s3) => {
-                let creds = s3.keys.first().ok_or_else(no_key)?;
+                let creds = live.first().or(s3.keys.first()).ok_or_else(no_key)?;
                 let path = s3.layout.path_of(spec.raw_key);
                 let req = sigv4::Request {
                     method: spec.method,
@@ -471,6 +487,18 @@ impl OriginSigner {
         method: Method,
         header: impl Fn(&str) -> Option<&'h str>,
     ) -> Result<Verified<'u>, Error> {
+        self.verify_with(url, method, header, &[])
+    }
+
+    /// [`OriginSigner::verify`], where an S3 origin also knows the `live` credentials a
+    /// provider handed it (the current ones and those it replaced).
+    pub fn verify_with<'u, 'h>(
+        &self,
+        url: &RawUrl<'u>,
+        method: Method,
+        header: impl Fn(&str) -> Option<&'h str>,
+        live: &[Credentials],
+    ) -> Result<Verified<'u>, Error> {
         let forged = Error::InvalidSignature("signature does not match");
         let raw_key = self
             .key_of(url)
@@ -481,9 +509,9 @@ impl OriginSigner {
                 if parsed.region != s3.region {
                     return Err(Error::InvalidSignature("signed for another region"));
                 }
-                let creds = s3
-                    .keys
+                let creds = live
                     .iter()
+                    .chain(&s3.keys)
                     .find(|k| k.access_key_id == parsed.access_key_id)
                     .ok_or(Error::InvalidSignature("unknown access key"))?;
                 let host = url.signing_host();
@@ -502,6 +530,7 @@ impl OriginSigner {
                     expires_at: parsed.expires_at(),
                     valid_from: Some(parsed.signed_at),
                     source_ip: None,
+                    key_id: creds.access_key_id.clone(),
                     method,
                     url: url.clone(),
                     detail: Detail::Sigv4 { parsed, headers },
@@ -527,6 +556,7 @@ impl OriginSigner {
                     expires_at: conditions.date_less_than,
                     valid_from: conditions.date_greater_than,
                     source_ip: conditions.source_ip,
+                    key_id: key.key_pair_id.clone(),
                     method,
                     url: url.clone(),
                     detail: Detail::CloudFront {
@@ -551,6 +581,7 @@ impl OriginSigner {
                     expires_at: parsed.expires,
                     valid_from: None,
                     source_ip: None,
+                    key_id: key.key_id.clone(),
                     method,
                     url: url.clone(),
                     detail: Detail::Native {
@@ -565,6 +596,17 @@ impl OriginSigner {
     /// parameters in the same order, same signed headers; CloudFront custom policies keep
     /// their `Resource`, `DateGreaterThan` and `IpAddress`. Signed by the first key.
     pub fn resign(&self, v: &Verified<'_>, signed_at: u64, lifetime: u64) -> Result<Signed, Error> {
+        self.resign_with(v, signed_at, lifetime, &[])
+    }
+
+    /// [`OriginSigner::resign`] with an S3 origin's `live` credentials (newest first).
+    pub fn resign_with(
+        &self,
+        v: &Verified<'_>,
+        signed_at: u64,
+        lifetime: u64,
+        live: &[Credentials],
+    ) -> Result<Signed, Error> {
         let no_key = || Error::Internal(format!("origin {} has no signing key", self.name));
         let base = format!(
             "{}://{}{}",
@@ -574,7 +616,7 @@ impl OriginSigner {
         );
         match (&self.kind, &v.detail) {
             (Kind::S3(s3), Detail::Sigv4 { parsed, headers }) => {
-                let creds = s3.keys.first().ok_or_else(no_key)?;
+                let creds = live.first().or(s3.keys.first()).ok_or_else(no_key)?;
                 let headers: Vec<(&str, &str)> = headers
                     .iter()
                     .map(|(n, v)| (n.as_str(), v.as_str()))

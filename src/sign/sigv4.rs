@@ -90,25 +90,25 @@ impl SigningKeyCache {
     /// A keyed HMAC for (date, region, service), derived once and then reused.
     pub fn get(&self, secret: &Secret, date: &[u8; 8], region: &str, service: &str) -> HmacSha256 {
         let hit = |k: &CachedKey| k.date == *date && &*k.region == region && &*k.service == service;
-        if let Ok(slots) = self.slots.read() {
-            if let Some(k) = slots.iter().find(|k| hit(k)) {
-                return k.mac.clone();
-            }
+        if let Ok(slots) = self.slots.read()
+            && let Some(k) = slots.iter().find(|k| hit(k))
+        {
+            return k.mac.clone();
         }
         let key = derive_signing_key(secret.expose(), date, region, service);
         let mac: HmacSha256 = super::keyed(&key);
-        if let Ok(mut slots) = self.slots.write() {
-            if !slots.iter().any(hit) {
-                if slots.len() == CACHE_SLOTS {
-                    slots.remove(0);
-                }
-                slots.push(CachedKey {
-                    date: *date,
-                    region: region.into(),
-                    service: service.into(),
-                    mac: mac.clone(),
-                });
+        if let Ok(mut slots) = self.slots.write()
+            && !slots.iter().any(hit)
+        {
+            if slots.len() == CACHE_SLOTS {
+                slots.remove(0);
             }
+            slots.push(CachedKey {
+                date: *date,
+                region: region.into(),
+                service: service.into(),
+                mac: mac.clone(),
+            });
         }
         mac
     }

@@ -96,7 +96,16 @@ pub async fn s3_origin_virtual_host() -> S3Origin {
 }
 
 async fn start_s3(virtual_host: bool) -> S3Origin {
-    use s3s::auth::SimpleAuth;
+    start_s3_with(virtual_host, s3s::auth::SimpleAuth::from_single(AK, SK)).await
+}
+
+/// Starts s3s + s3s-fs (path-style) whose keys `auth` knows: for credentials that a
+/// stand-in credential service hands out while the test runs.
+pub async fn s3_origin_with_auth(auth: impl s3s::auth::S3Auth) -> S3Origin {
+    start_s3_with(false, auth).await
+}
+
+async fn start_s3_with(virtual_host: bool, auth: impl s3s::auth::S3Auth) -> S3Origin {
     use s3s::service::S3ServiceBuilder;
     let root = tempdir("s3");
     std::fs::create_dir_all(root.join(BUCKET)).unwrap();
@@ -104,7 +113,7 @@ async fn start_s3(virtual_host: bool) -> S3Origin {
     let addr = listener.local_addr().unwrap();
     let fs = s3s_fs::FileSystem::new(&root).unwrap();
     let mut b = S3ServiceBuilder::new(fs);
-    b.set_auth(SimpleAuth::from_single(AK, SK));
+    b.set_auth(auth);
     if virtual_host {
         b.set_host(s3s::host::SingleDomain::new(&format!("localhost:{}", addr.port())).unwrap());
     }
