@@ -8,6 +8,7 @@ use crate::auth::Principal;
 use crate::cache::SignatureCache;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::keyset::KeySet;
 use crate::limit::Limiter;
 use crate::metrics::Metrics;
 use crate::minter::Minter;
@@ -39,6 +40,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Where requests read the time (the system clock but in tests).
     pub clock: Clock,
+    /// RS256 keys from `auth.jwks_url`, by `kid`.
+    pub keys: KeySet,
 }
 
 impl App {
@@ -62,7 +65,8 @@ impl App {
         let limiter = Arc::new(Limiter::new(&config.rate_limit));
         let config = Arc::new(config);
         let minter = Minter::new(config.clone(), metrics.clone());
-        Self::assemble(config, metrics, limiter, minter, clock)
+        let keys = KeySet::new(config.auth.jwks.as_ref(), None);
+        Self::assemble(config, metrics, limiter, minter, clock, keys)
     }
 
     /// The service for a reloaded `config`: same metrics; the rate limiter's buckets carry
@@ -76,12 +80,14 @@ impl App {
         };
         let config = Arc::new(config);
         let minter = self.minter.reloaded(config.clone(), self.clock.unix_secs());
+        let keys = KeySet::new(config.auth.jwks.as_ref(), Some(&self.keys));
         Self::assemble(
             config,
             self.metrics.clone(),
             limiter,
             minter,
             self.clock.clone(),
+            keys,
         )
     }
 
@@ -91,6 +97,7 @@ impl App {
         limiter: Arc<Limiter>,
         minter: Minter,
         clock: Clock,
+        keys: KeySet,
     ) -> Result<Arc<Self>, String> {
         let origin = OriginClient::new(&config.origin_client, metrics.clone())?;
         let origins: Vec<(&str, &'static str)> = config
@@ -109,7 +116,24 @@ impl App {
             limiter,
             metrics,
             clock,
+            keys,
         }))
+    }
+
+    /// Starts the background work of this config that is not running yet: credential
+    /// refresh for origins whose keys the AWS SDK provides, and the JWKS refresh.
+    pub fn start(&self) {
+        self.minter.live.start(&self.metrics);
+        self.keys.start(&self.origin);
+    }
+
+    /// Origins (or `jwks`) whose keys are missing: `/readyz` answers 503 while any is.
+    pub fn unready(&self) -> Vec<&str> {
+        let mut missing = self.minter.live.unready(self.clock.unix_secs());
+        if self.keys.missing() {
+            missing.push("auth.jwks_url");
+        }
+        missing
     }
 
     /// The signature cache (counts for tests and metrics).

@@ -1,4 +1,4 @@
-//! The signature cache (DESIGN.md §3): moka, keyed by (origin, object key, method,
+//! The signature cache (docs/http.md, stable links): moka, keyed by (origin, object key, method,
 //! overrides, variant, bucket start), each entry living until its bucket ends, bounded by
 //! `cache.max_entries` and by `cache.max_bytes` (see [`SignatureCache::new`]). Concurrent misses for one key sign once (moka's `try_get_with` is
 //! single-flight). A hit performs no HMAC or RSA operation.

@@ -94,7 +94,7 @@ impl Error {
         }
     }
 
-    /// The machine-readable code of DESIGN.md §5 (lower_snake).
+    /// The machine-readable code of docs/errors.md (lower_snake).
     pub fn code(&self) -> &'static str {
         match self {
             Error::BadRequest(_) => "bad_request",

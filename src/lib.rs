@@ -12,8 +12,9 @@
 //!                                           └─ JSON signing APIs ┘             time-bucketed)        stream from origin
 //! ```
 //!
-//! The contract (HTTP surface, CLI, config keys, error codes) is DESIGN.md; this crate is a
-//! pure signing core with no IO and no clock, wrapped by a thin shell.
+//! The reference (HTTP surface, config keys, error codes, CLI) is in `docs/`: `http.md`,
+//! `config.md`, `errors.md`, `cli.md`. This crate is a pure signing core with no IO and no
+//! clock, wrapped by a thin shell.
 //!
 //! # Layout
 //! Every module lives on a floor and imports only from its own floor or below; no two
@@ -54,6 +55,8 @@
 //! - [`local`]: serving a `local` origin's directory (ranges, conditionals, no escapes).
 //! - [`limit`]: the keyed rate limiter.
 //! - [`tls`]: the rustls configurations of the listener and of the origin client.
+//! - [`keyset`]: the JWKS of `auth.jwks_url`, by `kid`, refreshed on a timer and on an
+//!   unknown `kid`.
 //! - [`creds`]: S3 credentials from the AWS SDK's resolver (aws-config), refreshed before
 //!   they expire.
 //!
@@ -82,6 +85,7 @@ pub mod clock;
 pub mod config;
 pub mod creds;
 pub mod error;
+pub mod keyset;
 pub mod limit;
 pub mod local;
 pub mod metrics;

@@ -11,13 +11,14 @@ pub fn healthz() -> Response<Body> {
 }
 
 /// `GET /readyz`: 200 with a loaded config, 503 once draining, and 503 while an origin whose
-/// credentials the SDK provides holds none that are valid (`unready` names them).
+/// credentials the SDK provides holds none that are valid, or no JWKS is held yet
+/// (`unready` names them).
 pub fn readyz(draining: bool, unready: &[&str]) -> Response<Body> {
     if draining {
         json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
     } else if !unready.is_empty() {
         let body = serde_json::json!({
-            "status": "no_credentials",
+            "status": "no_keys",
             "origins": unready,
         });
         let mut resp = crate::respond::json(StatusCode::SERVICE_UNAVAILABLE, body.to_string());

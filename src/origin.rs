@@ -315,6 +315,32 @@ impl OriginClient {
         }
     }
 
+    /// `GET url` for a small document (a JWKS): the body, at most `max` bytes, within the
+    /// response timeout; any status but 200 is an error.
+    pub async fn get_small(&self, url: &str, max: usize) -> Result<Bytes, String> {
+        use http_body_util::BodyExt;
+        let uri: http::Uri = url.parse().map_err(|_| format!("{url:?} is not a URL"))?;
+        let req = Request::get(uri)
+            .header(http::header::USER_AGENT, "edgesign")
+            .header(http::header::ACCEPT, "application/json")
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        let fetched = async {
+            let resp = self.client.request(req).await.map_err(|e| classify(&e).1)?;
+            if resp.status() != StatusCode::OK {
+                return Err(format!("answered {}", resp.status()));
+            }
+            let body = http_body_util::Limited::new(resp.into_body(), max)
+                .collect()
+                .await
+                .map_err(|e| format!("reading the body: {e}"))?;
+            Ok(body.to_bytes())
+        };
+        tokio::time::timeout(self.response_timeout, fetched)
+            .await
+            .map_err(|_| "no answer within origin_client.response_timeout".to_owned())?
+    }
+
     /// The error code and message an origin put in an error body (S3's XML
     /// `<Code>`/`<Message>`, or a JSON `code`/`message`), for the log: at most 8 KiB read, for
     /// at most a second. Never sent to the client.

@@ -2,7 +2,7 @@
 //!
 //! Every request ends here in exactly one place that turns an [`Error`] into a response
 //! ([`error_response`]); a request that arrived as an S3 SigV4 URL gets S3's XML error, every
-//! other one the JSON body of DESIGN.md §5.
+//! other one the JSON body of docs/errors.md.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -164,7 +164,11 @@ impl App {
         if let Some(api) = api {
             notes::note_route(api.route_name());
         }
-        let result = match self.admit(&parts, peer) {
+        let mut admitted = self.admit(&parts, peer);
+        if self.config.auth.jwks.is_some() && self.may_know_more_keys(&parts, &admitted) {
+            admitted = Box::pin(self.admit_with_fresh_keys(&parts, peer, admitted)).await;
+        }
+        let result = match admitted {
             Err(e) => Err(e),
             Ok(cx) => match api {
                 // The signing APIs and the cold routes below are boxed: an async fn's future is
@@ -183,6 +187,39 @@ impl App {
         }
     }
 
+    /// Whether the request's token names a `kid` the JWKS in hand lacks, and it was not
+    /// admitted as itself (refused, or a session cookie read as anonymous).
+    fn may_know_more_keys(
+        &self,
+        parts: &http::request::Parts,
+        admitted: &Result<Cx, Error>,
+    ) -> bool {
+        let unauthenticated = match admitted {
+            Err(Error::Unauthorized(_)) => true,
+            Ok(cx) => !cx.principal.is_authenticated(),
+            Err(_) => false,
+        };
+        unauthenticated
+            && self
+                .keys
+                .with(|jwks| auth::unknown_kid(&self.config.auth, &parts.headers, jwks))
+                .is_some()
+    }
+
+    /// Fetches the JWKS again (rate-limited) and admits the request once more if it did.
+    async fn admit_with_fresh_keys(
+        &self,
+        parts: &http::request::Parts,
+        peer: SocketAddr,
+        first: Result<Cx, Error>,
+    ) -> Result<Cx, Error> {
+        if self.keys.refresh_for_unknown_kid(&self.origin).await {
+            self.admit(parts, peer)
+        } else {
+            first
+        }
+    }
+
     /// Authenticates once and applies the rate limit, before any signing work.
     fn admit(&self, parts: &http::request::Parts, peer: SocketAddr) -> Result<Cx, Error> {
         let now = self.clock.unix_secs();
@@ -191,7 +228,10 @@ impl App {
             &parts.headers,
             &self.config.server.trusted_proxies,
         );
-        let principal = match auth::authenticate(&self.config.auth, &parts.headers, now) {
+        let authenticated = self
+            .keys
+            .with(|jwks| auth::authenticate(&self.config.auth, &parts.headers, now, jwks));
+        let principal = match authenticated {
             Ok(p) => p,
             // Failed logins count against the client's address, so guessing is limited too.
             Err(e) => {
@@ -248,7 +288,7 @@ impl App {
         });
         let origin = &self.config.origins[route.origin];
         let layout = origin.signer.layout();
-        // DESIGN §1 "Hosts and the two kinds of route": a route without `host` lives on the
+        // docs/http.md, host routes: a route without `host` lives on the
         // proxy's name and its prefix stands for the origin's base; a route with `host` takes
         // over the origin's own name, where the path is the origin's own URL path, exactly as
         // the client holds it (`/<bucket>/<key>` for path-style S3).
@@ -298,8 +338,8 @@ impl App {
         self.deliver(route.mode, &signed, rolls_at, &ask).await
     }
 
-    /// DESIGN.md §1's decision. Unsigned (`url` is `None`): the caller is authorized and a
-    /// bucketed URL minted. Signed: verified; genuine and valid → the URL itself (a
+    /// The decision of docs/http.md (signed URLs on a route). Unsigned (`url` is `None`):
+    /// the caller is authorized and a bucketed URL minted. Signed: verified; genuine and valid → the URL itself (a
     /// capability); genuine and expired → re-authorized (unless in `stale_grace`) and
     /// re-signed exactly; forged → `InvalidSignature`. Returns the URL and when the answer
     /// stops being cacheable.
@@ -499,7 +539,7 @@ impl App {
         let via = origin.signer.fetched_from();
         let upstream = self.origin.fetch(name, method, url, via, headers).await?;
         let status = upstream.status();
-        // DESIGN §1 "Origin errors in stream mode": the status is kept, the origin's error
+        // docs/http.md, stream mode and origin errors: the status is kept, the origin's error
         // body (bucket names, request ids, hosts) never reaches the client.
         let named = |what: &str| format!("origin {name} answered {status} {what}");
         match status.as_u16() {
@@ -627,7 +667,7 @@ impl App {
                 }
             })?;
         if cx.now >= verified.expires_at {
-            // A stale link is rescued like any stale URL (DESIGN §2): the caller is
+            // A stale link is rescued like any stale URL (docs/http.md): the caller is
             // re-authorized as on an org route (anonymous callers of a non-public key: 401),
             // then sent to a fresh link.
             let ask = Ask {

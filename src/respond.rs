@@ -46,7 +46,7 @@ pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 /// How an error is written for its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
-    /// `{"code": "lower_snake", "message": …}` (DESIGN.md §5).
+    /// `{"code": "lower_snake", "message": …}` (docs/errors.md).
     Json,
     /// S3's `<Error><Code>…</Code><Message>…</Message></Error>`, with the status S3 uses.
     S3Xml,

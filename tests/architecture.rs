@@ -19,7 +19,9 @@ const FLOORS: [(&str, &[&str]); 8] = [
     ("config", &["config"]),
     (
         "shell leaves",
-        &["cache", "origin", "local", "limit", "tls", "creds"],
+        &[
+            "cache", "origin", "local", "limit", "tls", "creds", "keyset",
+        ],
     ),
     ("state", &["minter", "app"]),
     ("handlers", &["proxy", "api"]),

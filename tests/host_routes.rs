@@ -59,7 +59,7 @@ fn s3_host_route_config(endpoint: &str, bucket_path_style: bool, host: &str) -> 
     )
 }
 
-/// The four cases of DESIGN §1's table for one botocore URL scheme, on a host route.
+/// The four cases of the table of docs/http.md for one botocore URL scheme, on a host route.
 async fn rescue_like_the_store(
     proxy: &Proxy,
     origin: &S3Origin,

@@ -49,7 +49,7 @@ pub(super) async fn handle(
     let origin = &app.config.origins[idx];
     let url = origin.signer.layout().object_url(&raw_key);
     // Public objects are anyone's to read: any authenticated caller, whatever its org, gets
-    // the unsigned URL (DESIGN §5).
+    // the unsigned URL (docs/http.md, JSON signing APIs).
     if origin.is_public(&raw_key) {
         return Ok(json!({ "url": url, "signed_url": null }));
     }

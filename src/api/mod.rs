@@ -1,4 +1,4 @@
-//! The JSON signing APIs, drop-in compatible with three existing products (DESIGN.md §5),
+//! The JSON signing APIs, drop-in compatible with three existing products (docs/http.md),
 //! plus edgesign's own `/v1/sign`. One file per family; this module reads bodies, renders
 //! errors in each family's own code style, and holds what they share.
 //!

@@ -13,6 +13,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::Auth;
+use super::jwks::JwkSet;
 use crate::Error;
 
 /// Clock skew allowed on `exp` and `nbf`.
@@ -40,8 +41,24 @@ pub fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3 && token.starts_with("eyJ")
 }
 
-/// Verifies signature, `exp`, `nbf`, and `iss` / `aud` when configured.
-pub fn verify(auth: &Auth, token: &str, now: u64) -> Result<Claims, Error> {
+/// The `kid` of an RS256 token that `jwks` does not hold, when the token names one: the
+/// case in which a fresh copy of the key set may help.
+pub fn unknown_kid(token: &str, jwks: &JwkSet) -> Option<String> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let header: Value = serde_json::from_slice(&b64(token.split('.').next()?).ok()?).ok()?;
+    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+        return None;
+    }
+    let kid = header.get("kid")?.as_str()?;
+    (jwks.get(kid).is_none() && kid.len() <= 256).then(|| kid.to_owned())
+}
+
+/// Verifies signature, `exp`, `nbf`, and `iss` / `aud` when configured. RS256 tokens are
+/// checked against the key `jwks` holds under their `kid`, else against the configured
+/// public key files.
+pub fn verify(auth: &Auth, token: &str, now: u64, jwks: &JwkSet) -> Result<Claims, Error> {
     let bad = Error::Unauthorized;
     if token.len() > MAX_TOKEN_LEN {
         return Err(bad("token too long"));
@@ -77,11 +94,19 @@ pub fn verify(auth: &Auth, token: &str, now: u64) -> Result<Claims, Error> {
         Some("RS256") => {
             let sig = rsa::pkcs1v15::Signature::try_from(sig.as_slice())
                 .map_err(|_| bad("invalid token signature"))?;
-            let ok = auth.jwt_rs256_public_keys.iter().any(|k| {
+            let check = |k: &rsa::RsaPublicKey| {
                 rsa::pkcs1v15::VerifyingKey::<Sha256>::new(k.clone())
                     .verify(signing_input.as_bytes(), &sig)
                     .is_ok()
-            });
+            };
+            let by_kid = header
+                .get("kid")
+                .and_then(Value::as_str)
+                .and_then(|kid| jwks.get(kid));
+            let ok = match by_kid {
+                Some(k) => check(k),
+                None => auth.jwt_rs256_public_keys.iter().any(check),
+            };
             if !ok {
                 return Err(bad("invalid token signature"));
             }
@@ -180,6 +205,7 @@ mod tests {
             cookie: "s".into(),
             jwt_hs256_secret: Some(crate::secret::Secret::new(secret)),
             jwt_rs256_public_keys: vec![],
+            jwks: None,
             issuer: None,
             audience: None,
             api_keys: vec![],
@@ -193,7 +219,7 @@ mod tests {
             "{head}.{body}.{}",
             URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
         );
-        let claims = verify(&auth, &token, 1_900_000_000).unwrap();
+        let claims = verify(&auth, &token, 1_900_000_000, &JwkSet::default()).unwrap();
         assert_eq!(claims.org.as_deref(), Some("acme"));
     }
 }

@@ -9,6 +9,7 @@
 //! - [`policy`]: route access (`public` / `authenticated` / `org`) and org scope.
 
 pub mod api_key;
+pub mod jwks;
 pub mod jwt;
 pub mod keypath;
 pub mod overrides;
@@ -18,6 +19,7 @@ use http::HeaderMap;
 
 use crate::Error;
 use crate::secret::Secret;
+use jwks::JwkSet;
 
 /// `secret` or `public` API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +52,31 @@ pub struct Auth {
     pub jwt_hs256_secret: Option<Secret>,
     /// RS256 public keys.
     pub jwt_rs256_public_keys: Vec<rsa::RsaPublicKey>,
+    /// Where RS256 keys are published by `kid` (`jwks_url`), and how often they are read
+    /// again.
+    pub jwks: Option<JwksSource>,
     /// Required `iss`.
     pub issuer: Option<String>,
     /// Required `aud`.
     pub audience: Option<String>,
     /// API keys.
     pub api_keys: Vec<ApiKey>,
+}
+
+/// `auth.jwks_url` and `auth.jwks_refresh`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksSource {
+    /// The JWKS document's URL (http or https).
+    pub url: String,
+    /// How often it is fetched again.
+    pub refresh: std::time::Duration,
+}
+
+/// The `kid` of the request's RS256 token when `jwks` does not hold it (a fresh copy of the
+/// key set may know it).
+pub fn unknown_kid(auth: &Auth, headers: &HeaderMap, jwks: &JwkSet) -> Option<String> {
+    let token = bearer(headers).or_else(|| cookie(headers, &auth.cookie))?;
+    jwt::unknown_kid(token, jwks)
 }
 
 /// An authenticated (or anonymous) caller.
@@ -191,7 +212,12 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Authenticates a request from its headers at `now`: `Authorization: Bearer` (API key or
 /// JWT), `X-Api-Key`, or the session cookie (JWT). No credentials → `Anonymous`; credentials
 /// that do not check out → `401 unauthorized` (a bad key is never silently anonymous).
-pub fn authenticate(auth: &Auth, headers: &HeaderMap, now: u64) -> Result<Principal, Error> {
+pub fn authenticate(
+    auth: &Auth,
+    headers: &HeaderMap,
+    now: u64,
+    jwks: &JwkSet,
+) -> Result<Principal, Error> {
     let token = match bearer(headers) {
         Some(t) => t,
         None if headers.contains_key(http::header::AUTHORIZATION) => {
@@ -203,7 +229,7 @@ pub fn authenticate(auth: &Auth, headers: &HeaderMap, now: u64) -> Result<Princi
         // routes, so a cookie that does not verify counts as no credentials.
         None => {
             return Ok(match cookie(headers, &auth.cookie) {
-                Some(t) if jwt::looks_like_jwt(t) => jwt::verify(auth, t, now)
+                Some(t) if jwt::looks_like_jwt(t) => jwt::verify(auth, t, now, jwks)
                     .map(|c| Principal::Jwt {
                         subject: c.subject,
                         org: c.org,
@@ -223,7 +249,7 @@ pub fn authenticate(auth: &Auth, headers: &HeaderMap, now: u64) -> Result<Princi
             .ok_or(Error::Unauthorized("invalid API key"));
     }
     if jwt::looks_like_jwt(token) {
-        let claims = jwt::verify(auth, token, now)?;
+        let claims = jwt::verify(auth, token, now, jwks)?;
         return Ok(Principal::Jwt {
             subject: claims.subject,
             org: claims.org,

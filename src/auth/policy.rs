@@ -13,7 +13,7 @@ use crate::route::Access;
 /// `DateGreaterThan`) and still be served: S3 allows 15 minutes of clock skew.
 pub const CLOCK_SKEW: u64 = 900;
 
-/// What to do with a genuine signed URL at `now` (DESIGN.md §1's table).
+/// What to do with a genuine signed URL at `now` (the table in docs/http.md, signed URLs on a route).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Not valid yet, even allowing for clock skew: refused.

@@ -767,6 +767,27 @@ fn validate_auth(a: RawAuth, c: &mut Checker<'_>) -> Auth {
             }
         }
     }
+    let jwks = a.jwks_url.as_deref().map(|url| {
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
+        if !ok {
+            c.err(
+                "auth.jwks_url",
+                format!("{url:?} is not an http(s) URL like \"https://auth.example.com/.well-known/jwks.json\""),
+            );
+        }
+        let refresh = c.duration("auth.jwks_refresh", a.jwks_refresh.as_deref(), "5m");
+        if refresh < Duration::from_secs(1) {
+            c.err("auth.jwks_refresh", "must be at least 1s");
+        }
+        crate::auth::JwksSource {
+            url: url.to_owned(),
+            refresh,
+        }
+    });
+    if a.jwks_refresh.is_some() && a.jwks_url.is_none() {
+        c.err("auth.jwks_refresh", "is set but auth.jwks_url is not");
+    }
     let mut api_keys = Vec::new();
     for (i, k) in a.api_keys.iter().enumerate() {
         let p = format!("auth.api_keys[{i}]");
@@ -809,6 +830,7 @@ fn validate_auth(a: RawAuth, c: &mut Checker<'_>) -> Auth {
         org_claim: a.org_claim.unwrap_or_else(|| "org".to_owned()),
         cookie: a.cookie.unwrap_or_else(|| "edgesign_session".to_owned()),
         jwt_hs256_secret,
+        jwks,
         jwt_rs256_public_keys,
         issuer: a.issuer,
         audience: a.audience,

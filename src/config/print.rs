@@ -130,6 +130,10 @@ impl Config {
         if a.jwt_hs256_secret.is_some() {
             auth.insert("jwt_hs256_secret".into(), Value::String(REDACTED.into()));
         }
+        if let Some(j) = &a.jwks {
+            auth.insert("jwks_url".into(), Value::String(j.url.clone()));
+            auth.insert("jwks_refresh".into(), secs(j.refresh));
+        }
         for (k, v) in [("issuer", &a.issuer), ("audience", &a.audience)] {
             if let Some(v) = v {
                 auth.insert(k.into(), Value::String(v.clone()));

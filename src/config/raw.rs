@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 // ---------------------------------------------------------------------------------------
-// Raw structs: exactly the keys of DESIGN.md §8, nothing else.
+// Raw structs: exactly the keys of docs/config.md, nothing else.
 // ---------------------------------------------------------------------------------------
 
 /// Smallest `server.max_header_size` (hyper's read buffer cannot be smaller).
@@ -207,6 +207,8 @@ pub(super) struct RawAuth {
     pub(super) jwt_hs256_secret_file: Option<String>,
     #[serde(default)]
     pub(super) jwt_rs256_public_key_files: Vec<String>,
+    pub(super) jwks_url: Option<String>,
+    pub(super) jwks_refresh: Option<String>,
     pub(super) issuer: Option<String>,
     pub(super) audience: Option<String>,
     #[serde(default)]

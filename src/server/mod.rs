@@ -162,7 +162,7 @@ impl Running {
         {
             // Origins whose credential source is new start asking for credentials.
             let _on = self.runtime.enter();
-            app.minter.live.start(&app.metrics);
+            app.start();
         }
         self.shared.app.store(app);
         self.shared.tls.store(tls);
@@ -221,7 +221,7 @@ pub fn serve_on(
     app.metrics.set_ready(true);
     {
         let _on = runtime.enter();
-        app.minter.live.start(&app.metrics);
+        app.start();
     }
     let shared = Arc::new(Shared {
         app: ArcSwap::new(app),

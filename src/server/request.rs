@@ -62,7 +62,7 @@ pub(super) async fn answer(
             }
             "/readyz" => {
                 notes::note_route("readyz");
-                ops::readyz(draining, &app.minter.live.unready(app.clock.unix_secs()))
+                ops::readyz(draining, &app.unready())
             }
             "/metrics" => {
                 notes::note_route("metrics");

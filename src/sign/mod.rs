@@ -77,7 +77,7 @@ impl Method {
     }
 }
 
-/// The signing window that holds `now` (DESIGN.md §2): every replica with the same config
+/// The signing window that holds `now` (docs/http.md, stable links): every replica with the same config
 /// computes the same window, so it mints the same URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
