@@ -130,6 +130,15 @@ fn harden(h: &mut HeaderMap, private: bool) {
     }
 }
 
+/// The methods a path answers: the signing APIs take `POST`, everything else `GET`/`HEAD`.
+fn allow(api: bool) -> HeaderValue {
+    HeaderValue::from_static(if api {
+        "POST, OPTIONS"
+    } else {
+        "GET, HEAD, OPTIONS"
+    })
+}
+
 fn request_method(m: &http::Method) -> Result<Method, Error> {
     match *m {
         http::Method::GET => Ok(Method::Get),
@@ -161,6 +170,10 @@ impl App {
             .is_some_and(|q| Scheme::of_query(q) == Scheme::Sigv4)
             && !matches!(path, "/proxy/file" | "/api/v1/proxy/file");
         let api = api::Api::of(&parts.method, path);
+        if parts.method == http::Method::OPTIONS {
+            notes::note_route("options");
+            return self.options(&parts, peer, api.is_some());
+        }
         if let Some(api) = api {
             notes::note_route(api.route_name());
         }
@@ -174,17 +187,53 @@ impl App {
                 // The signing APIs and the cold routes below are boxed: an async fn's future is
                 // as large as its largest path, and the redirect hit path should not move
                 // kilobytes of stream and API state around on every request.
-                Some(api) => return Box::pin(api::handle(self, api, &parts, body, &cx)).await,
+                Some(api) => {
+                    let mut resp = Box::pin(api::handle(self, api, &parts, body, &cx)).await;
+                    api::cors(&self.config.cors, &parts.headers, resp.headers_mut(), false);
+                    return resp;
+                }
                 None => self.dispatch(&parts, &cx).await,
             },
         };
-        match (result, api) {
+        let not_allowed = matches!(result, Err(Error::MethodNotAllowed));
+        let mut resp = match (result, api) {
             (Ok(resp), _) => resp,
             (Err(e), Some(api)) => respond::error(&e, api.style()),
             (Err(e), None) => {
                 respond::error(&e, if s3_client { Style::S3Xml } else { Style::Json })
             }
+        };
+        if not_allowed {
+            resp.headers_mut()
+                .insert(header::ALLOW, allow(api.is_some()));
         }
+        if api.is_some() {
+            api::cors(&self.config.cors, &parts.headers, resp.headers_mut(), false);
+        }
+        resp
+    }
+
+    /// `OPTIONS`: `204` with `Allow`, and for the signing APIs a CORS preflight answer when
+    /// the page's origin is in `[cors] allow_origins`. Rate-limited like any anonymous call.
+    fn options(&self, parts: &http::request::Parts, peer: SocketAddr, api: bool) -> Response<Body> {
+        if let Err(e) = self.admit(parts, peer) {
+            return respond::error(&e, Style::Json);
+        }
+        let mut resp = Response::new(empty());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        let all = parts.uri.path() == "*";
+        resp.headers_mut().insert(
+            header::ALLOW,
+            if all {
+                HeaderValue::from_static("GET, HEAD, POST, OPTIONS")
+            } else {
+                allow(api)
+            },
+        );
+        if api {
+            api::cors(&self.config.cors, &parts.headers, resp.headers_mut(), true);
+        }
+        resp
     }
 
     /// Whether the request's token names a `kid` the JWKS in hand lacks, and it was not

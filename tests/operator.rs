@@ -552,3 +552,126 @@ async fn metrics_exist_before_their_first_event() {
         assert_eq!(m[&series], n, "{series}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_answers_allow_and_the_signing_apis_speak_cors_to_listed_origins() {
+    let dir = tempdir("cors");
+    std::fs::create_dir_all(dir.join("root/acme")).unwrap();
+    std::fs::write(dir.join("root/acme/doc.txt"), "doc").unwrap();
+    let edge = spawn_with(
+        "cors",
+        &format!(
+            "public_url = \"http://edge.example\"\n[[origins]]\nname = \"demo\"\nkind = \"local\"\nroot = \"{}\"\nttl = \"1h\"\n[[origins.keys]]\nkey_id = \"k1\"\nsecret = \"a-local-origin-key-0123456789abcdef\"\n[[routes]]\nprefix = \"/d/\"\norigin = \"demo\"\nmode = \"redirect\"\naccess = \"org\"\n[cors]\nallow_origins = [\"https://app.example.com\"]\n{}",
+            dir.join("root").display(),
+            api_keys_toml()
+        ),
+        &[],
+    );
+    let base = edge.base.clone();
+    let app = ("origin", "https://app.example.com");
+    let evil = ("origin", "https://evil.example");
+
+    let route = send("OPTIONS", &format!("{base}/d/acme/doc.txt"), &[]).await;
+    assert_eq!(route.status, 204);
+    assert_eq!(route.header("allow"), "GET, HEAD, OPTIONS");
+    let not_allowed = send("DELETE", &format!("{base}/d/acme/doc.txt"), &[]).await;
+    assert_eq!(not_allowed.status, 405);
+    assert_eq!(not_allowed.header("allow"), "GET, HEAD, OPTIONS");
+
+    // A preflight from a listed page: the method, the headers, credentials, cached 10 min.
+    let api = format!("{base}/v1/sign");
+    let preflight = send(
+        "OPTIONS",
+        &api,
+        &[
+            app,
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "authorization, content-type",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("allow"), "POST, OPTIONS");
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert_eq!(preflight.header("access-control-allow-credentials"), "true");
+    assert_eq!(preflight.header("access-control-allow-methods"), "POST");
+    assert!(
+        preflight
+            .header("access-control-allow-headers")
+            .contains("authorization")
+    );
+    assert_eq!(preflight.header("vary"), "Origin");
+    // From any other page: no CORS headers, so the browser keeps the answer from it.
+    let foreign = send(
+        "OPTIONS",
+        &api,
+        &[evil, ("access-control-request-method", "POST")],
+    )
+    .await;
+    assert_eq!(foreign.status, 204);
+    assert!(foreign.headers.get("access-control-allow-origin").is_none());
+
+    let bearer = format!("Bearer {SK_ACME}");
+    let body = r#"{"origin": "demo", "key": "acme/doc.txt"}"#;
+    let signed = post(&api, body, &[app, ("authorization", &bearer)]).await;
+    assert_eq!(signed.status, 200, "{}", signed.text());
+    assert_eq!(
+        signed.header("access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert_eq!(
+        signed.header("access-control-expose-headers"),
+        "x-request-id"
+    );
+    let refused = post(&api, body, &[app]).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("access-control-allow-origin"),
+        "https://app.example.com",
+        "the page can read why it was refused"
+    );
+    // An API whose origin is not configured is not served here: 404, as for the others.
+    let unserved = post(
+        &format!("{base}/generate-presigned-url"),
+        r#"{"key": "acme/doc.txt"}"#,
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(unserved.status, 404, "{}", unserved.text());
+    let elsewhere = post(&api, body, &[evil, ("authorization", &bearer)]).await;
+    assert_eq!(elsewhere.status, 200);
+    assert!(
+        elsewhere
+            .headers
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    // A wildcard or a spelling browsers never send is a config error naming the key.
+    let config = dir.join("bad.toml");
+    for (bad, words) in [
+        ("*", "is not allowed"),
+        ("https://App.example.com/", "is not an origin"),
+    ] {
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:18082\"\n[cors]\nallow_origins = [\"{bad}\"]\n"
+            ),
+        )
+        .unwrap();
+        let out = run(&["check", "--config", config.to_str().unwrap()], &[], None);
+        assert_eq!(out.code, 64, "{bad}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("cors.allow_origins[0]") && out.stderr.contains(words),
+            "{bad}: {}",
+            out.stderr
+        );
+    }
+}

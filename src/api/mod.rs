@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::Error;
 use crate::app::{App, Cx};
 use crate::auth::{Principal, policy};
+use crate::config::Cors;
 use crate::minter::signs_slowly;
 use crate::respond::{self, Body, BoxError, Style};
 use crate::route::Access;
@@ -81,6 +82,52 @@ impl Api {
             Api::Presign => "api_presign",
             Api::NativeSign => "api_native_sign",
         }
+    }
+}
+
+/// CORS for the signing APIs: when the request's `Origin` is one of `[cors] allow_origins`,
+/// the answer lets that page read it (with credentials: the APIs take a key or a session). A
+/// `preflight` also names the method and the headers a page may send. Other origins get no
+/// CORS headers, so the browser keeps the answer from the page.
+pub fn cors(cors: &Cors, request: &http::HeaderMap, answer: &mut http::HeaderMap, preflight: bool) {
+    use http::header;
+    if cors.allow_origins.is_empty() {
+        return;
+    }
+    answer.append(header::VARY, http::HeaderValue::from_static("Origin"));
+    let Some(origin) = request.get(header::ORIGIN) else {
+        return;
+    };
+    if !cors
+        .allow_origins
+        .iter()
+        .any(|o| o.as_bytes() == origin.as_bytes())
+    {
+        return;
+    }
+    answer.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    answer.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        http::HeaderValue::from_static("true"),
+    );
+    if preflight {
+        answer.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            http::HeaderValue::from_static("POST"),
+        );
+        answer.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            http::HeaderValue::from_static("authorization, content-type, x-api-key"),
+        );
+        answer.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            http::HeaderValue::from_static("600"),
+        );
+    } else {
+        answer.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            http::HeaderValue::from_static("x-request-id"),
+        );
     }
 }
 

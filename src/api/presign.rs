@@ -20,7 +20,8 @@ pub(super) async fn handle(app: &Arc<App>, json: &Value, cx: &Cx) -> Result<Valu
         .config
         .compat
         .presign_origin
-        .ok_or_else(|| Error::Internal("compat.presign_origin is not configured".into()))?;
+        // Not configured: this API is not served here (as the other compatible APIs answer).
+        .ok_or(Error::NotFound)?;
     let signed = mint(app, idx, &encode_key(key), Method::Get, Some(3600), cx).await?;
     Ok(json!({ "url": signed.url }))
 }

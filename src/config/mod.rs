@@ -54,6 +54,8 @@ pub struct Config {
     pub compat: Compat,
     /// `[origin_client]`.
     pub origin_client: OriginClient,
+    /// `[cors]`.
+    pub cors: Cors,
     /// Things that work but are probably not meant (`check` prints them; the server logs
     /// them at start-up).
     pub warnings: Vec<ConfigError>,
@@ -139,6 +141,13 @@ pub struct Compat {
     pub files_key_prefix: String,
     /// Origin for `/generate-presigned-url`.
     pub presign_origin: Option<usize>,
+}
+
+/// `[cors]`: browser origins that may call the JSON signing APIs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cors {
+    /// Exact origins (`https://app.example.com`), compared with the `Origin` header.
+    pub allow_origins: Vec<String>,
 }
 
 /// `[origin_client]`.
@@ -481,6 +490,7 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         files_key_prefix: raw.compat.files_key_prefix.unwrap_or_default(),
         presign_origin: compat_origin("presign_origin", raw.compat.presign_origin, c),
     };
+    let cors = cors(c, raw.cors);
     let origin_client = OriginClient {
         connect_timeout: c.duration(
             "origin_client.connect_timeout",
@@ -534,8 +544,40 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         },
         compat,
         origin_client,
+        cors,
         warnings: Vec::new(),
     })
+}
+
+/// `[cors] allow_origins`: each a browser origin, `scheme://host[:port]` exactly as browsers
+/// send it (lower case, no path, no trailing slash). `*` is refused: the signing APIs take
+/// credentials, and a wildcard would hand them to every site.
+fn cors(c: &mut Checker<'_>, raw: RawCors) -> Cors {
+    for (i, o) in raw.allow_origins.iter().enumerate() {
+        let path = format!("cors.allow_origins[{i}]");
+        if o == "*" {
+            c.err(
+                path,
+                "\"*\" is not allowed: the signing APIs take credentials; list each origin",
+            );
+            continue;
+        }
+        let ok = Layout::new(o, "").is_ok()
+            && !o.ends_with('/')
+            && o.to_ascii_lowercase() == *o
+            && (o.starts_with("https://") || o.starts_with("http://"));
+        if !ok {
+            c.err(
+                path,
+                format!(
+                    "{o:?} is not an origin like \"https://app.example.com\" (lower case, no path)"
+                ),
+            );
+        }
+    }
+    Cors {
+        allow_origins: raw.allow_origins,
+    }
 }
 
 /// The CA certificates of `origin_client.ca_file`, each checked as a trust anchor.

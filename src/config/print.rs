@@ -162,6 +162,9 @@ impl Config {
             "ca_certificates" => int(oc.ca_roots.len()),
             "web_roots" => Value::Boolean(oc.web_roots),
         };
+        let cors = table! {
+            "allow_origins" => strings(&self.cors.allow_origins),
+        };
         let top = table! {
             "server" => Value::Table(server),
             "cache" => Value::Table(cache),
@@ -171,6 +174,7 @@ impl Config {
             "rate_limit" => Value::Table(rate_limit),
             "compat" => Value::Table(compat),
             "origin_client" => Value::Table(origin_client),
+            "cors" => Value::Table(cors),
         };
         toml::to_string_pretty(&top).unwrap_or_default()
     }

@@ -34,6 +34,15 @@ pub(super) struct RawConfig {
     pub(super) compat: RawCompat,
     #[serde(default)]
     pub(super) origin_client: RawOriginClient,
+    #[serde(default)]
+    pub(super) cors: RawCors,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCors {
+    #[serde(default)]
+    pub(super) allow_origins: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
