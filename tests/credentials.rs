@@ -447,3 +447,67 @@ async fn web_identity_and_assume_role_against_moto_sts() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_profile_signs_and_a_missing_one_keeps_the_origin_unready() {
+    let origin = s3_origin().await;
+    origin.put("acme/profile.txt", b"from a profile");
+    let dir = tempdir("creds-profile");
+    let credentials = dir.join("credentials");
+    std::fs::write(
+        &credentials,
+        format!("[default]\naws_access_key_id = AKIADEFAULTNOTUSED00\naws_secret_access_key = not-this-one\n\n[signer]\naws_access_key_id = {AK}\naws_secret_access_key = {SK}\n"),
+    )
+    .unwrap();
+    let mut env = sdk_env(&dir);
+    env.retain(|(k, _)| k != "AWS_SHARED_CREDENTIALS_FILE");
+    env.push((
+        "AWS_SHARED_CREDENTIALS_FILE".into(),
+        credentials.display().to_string(),
+    ));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let block = |name: &str, profile: &str| {
+        format!(
+            "[[origins]]\nname = \"{name}\"\nkind = \"s3\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nbucket = \"{BUCKET}\"\npath_style = true\nttl = \"1h\"\n[[origins.keys]]\nsource = \"profile\"\nprofile = \"{profile}\"\n[[routes]]\nprefix = \"/{name}/\"\norigin = \"{name}\"\nmode = \"redirect\"\naccess = \"public\"\n",
+            origin.endpoint()
+        )
+    };
+    let edge = spawn_with(
+        "creds-profile",
+        &format!("{}{}", block("good", "signer"), block("absent", "nobody")),
+        &env,
+    );
+    let base = edge.base.clone();
+    // The provider answers within moments of start-up.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            get(&format!("{base}/good/acme/profile.txt"), &[])
+                .await
+                .status
+                == 302
+        })
+        .await,
+        "{}",
+        edge.log()
+    );
+    let good = get(&format!("{base}/good/acme/profile.txt"), &[]).await;
+    let url = good.header("location").to_owned();
+    assert_eq!(access_key(&url), AK, "{url}");
+    let fetched = get(&url, &[]).await;
+    assert_eq!(
+        (fetched.status.as_u16(), fetched.text()),
+        (200, "from a profile".into())
+    );
+    // A profile that does not exist: that origin answers 503 and keeps /readyz at 503,
+    // naming it; the other origin serves on.
+    assert_eq!(
+        get(&format!("{base}/absent/acme/profile.txt"), &[])
+            .await
+            .status,
+        503
+    );
+    let ready = get(&format!("{base}/readyz"), &[]).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["origins"], json!(["absent"]));
+    assert!(!edge.log().contains(SK), "the secret reached the log");
+}
