@@ -38,6 +38,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 # a private CA comes in through origin_client.ca_file.
 FROM debian:bookworm-slim
 
+# ca-certificates: the AWS SDK's own HTTPS calls (STS for web identity and assume_role, SSO)
+# trust the system's CA store; the origin client has the web roots built in.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 # A fixed numeric UID/GID, so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 RUN groupadd --system --gid 10001 edgesign \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -136,6 +136,25 @@ impl App {
         missing
     }
 
+    /// Brings the gauges read at scrape time up to date: credential expiry (provided, and
+    /// static keys with `expires_at`) and readiness.
+    pub fn export_gauges(&self, draining: bool) {
+        let now = self.clock.unix_secs();
+        self.minter.live.export(&self.metrics, now);
+        for o in &self.config.origins {
+            if let crate::sign::signer::Kind::S3(s3) = &o.signer.kind
+                && o.credentials.is_none()
+                && let Some(expires_at) = s3.keys.first().and_then(|k| k.expires_at)
+            {
+                let left =
+                    i64::try_from(expires_at).unwrap_or(i64::MAX) - i64::try_from(now).unwrap_or(0);
+                self.metrics.set_credentials_expiry(&o.signer.name, left);
+            }
+        }
+        self.metrics
+            .set_ready(!draining && self.unready().is_empty());
+    }
+
     /// The signature cache (counts for tests and metrics).
     pub fn cache(&self) -> &SignatureCache {
         &self.minter.cache

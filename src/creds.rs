@@ -39,6 +39,8 @@ pub struct Cell {
     origin: String,
     source: CredentialSource,
     region: String,
+    /// `origin_client.ca_file` (PEM) and `web_roots`, for the SDK's own HTTPS (STS, SSO).
+    trust: Trust,
     /// Newest first; empty until the provider first answers.
     current: ArcSwap<Vec<Credentials>>,
     epoch: AtomicU64,
@@ -100,6 +102,41 @@ fn clone_credentials(c: &Credentials) -> Credentials {
     )
 }
 
+/// What the SDK's HTTPS client trusts: the system's roots unless `web_roots = false`, and
+/// the CA certificates of `origin_client.ca_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Trust {
+    system_roots: bool,
+    extra_pem: Vec<String>,
+}
+
+impl Trust {
+    fn of(config: &Config) -> Trust {
+        use base64::Engine as _;
+        let pem = |der: &[u8]| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).unwrap_or_default())
+                .collect();
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            )
+        };
+        Trust {
+            system_roots: config.origin_client.web_roots,
+            extra_pem: config
+                .origin_client
+                .ca_roots
+                .iter()
+                .map(|c| pem(c.as_ref()))
+                .collect(),
+        }
+    }
+}
+
 /// The provided credentials of one config's origins, by origin index.
 #[derive(Debug)]
 pub struct Live {
@@ -113,6 +150,7 @@ impl Live {
     /// The cells of `config`'s origins; those of `previous` whose source, role and region
     /// are unchanged carry over with their credentials and refresh task.
     pub fn new(config: &Config, previous: Option<&Live>) -> Self {
+        let trust = Trust::of(config);
         let cells = config
             .origins
             .iter()
@@ -123,7 +161,10 @@ impl Live {
                 };
                 let reused = previous.and_then(|p| {
                     p.cells.iter().flatten().find(|c| {
-                        c.origin == o.signer.name && &c.source == source && c.region == s3.region
+                        c.origin == o.signer.name
+                            && &c.source == source
+                            && c.region == s3.region
+                            && c.trust == trust
                     })
                 });
                 Some(reused.cloned().unwrap_or_else(|| {
@@ -131,6 +172,7 @@ impl Live {
                         origin: o.signer.name.clone(),
                         source: source.clone(),
                         region: s3.region.clone(),
+                        trust: trust.clone(),
                         current: ArcSwap::from_pointee(Vec::new()),
                         epoch: AtomicU64::new(0),
                         started: AtomicBool::new(false),
@@ -146,10 +188,10 @@ impl Live {
         for cell in self.cells.iter().flatten() {
             if !cell.started.swap(true, Ordering::SeqCst) {
                 let (weak, metrics) = (Arc::downgrade(cell), metrics.clone());
-                let source = cell.source.clone();
-                let region = cell.region.clone();
+                let (source, region) = (cell.source.clone(), cell.region.clone());
+                let trust = cell.trust.clone();
                 tokio::spawn(async move {
-                    let provider = provider(&source, &region).await;
+                    let provider = provider(&source, &region, &trust).await;
                     refresh(weak, provider, metrics).await;
                 });
             }
@@ -204,20 +246,28 @@ impl Live {
             .collect()
     }
 
-    /// Sets `edgesign_credentials_expiry_seconds` for every origin whose credentials
-    /// expire.
+    /// Sets `edgesign_credentials_expiry_seconds` for every origin whose provided
+    /// credentials expire, and 0 for one that holds none yet (so that an alert on credentials
+    /// about to expire fires for credentials that never came, too).
     pub fn export(&self, metrics: &Metrics, now: u64) {
         for cell in self.cells.iter().flatten() {
-            if let Some(left) = cell.remaining(now) {
-                metrics.set_credentials_expiry(&cell.origin, left);
+            let held = !cell.current.load().is_empty();
+            match cell.remaining(now) {
+                Some(left) => metrics.set_credentials_expiry(&cell.origin, left),
+                None if !held => metrics.set_credentials_expiry(&cell.origin, 0),
+                None => {}
             }
         }
     }
 }
 
 /// Asks `source`'s provider once (for `edgesign sign` on the command line).
-pub async fn fetch_once(source: &CredentialSource, region: &str) -> Result<Credentials, String> {
-    let got = provider(source, region)
+pub async fn fetch_once(
+    config: &Config,
+    source: &CredentialSource,
+    region: &str,
+) -> Result<Credentials, String> {
+    let got = provider(source, region, &Trust::of(config))
         .await
         .provide_credentials()
         .await
@@ -232,16 +282,30 @@ pub async fn fetch_once(source: &CredentialSource, region: &str) -> Result<Crede
 
 /// The SDK's provider for `source`: the default chain or a profile, with `AssumeRole` on
 /// top when set. HTTPS (STS, SSO) goes over rustls with ring, like every other client here.
-async fn provider(source: &CredentialSource, region: &str) -> SharedCredentialsProvider {
+async fn provider(
+    source: &CredentialSource,
+    region: &str,
+    trust: &Trust,
+) -> SharedCredentialsProvider {
     use aws_config::BehaviorVersion;
     use aws_config::default_provider::credentials::DefaultCredentialsChain;
     use aws_config::provider_config::ProviderConfig;
     use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
     use aws_types::region::Region;
 
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    let mut store = tls::TrustStore::empty().with_native_roots(trust.system_roots);
+    for pem in &trust.extra_pem {
+        store = store.with_pem_certificate(pem.as_bytes());
+    }
+    let builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+    let http = match tls::TlsContext::builder().with_trust_store(store).build() {
+        Ok(ctx) => builder.tls_context(ctx).build_https(),
+        Err(e) => {
+            tracing::warn!(target: "edgesign::credentials", error = %e, "the SDK's TLS settings are unusable; using its defaults");
+            builder.build_https()
+        }
+    };
     let region = Region::new(region.to_owned());
     let conf = ProviderConfig::default()
         .with_http_client(http.clone())

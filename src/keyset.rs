@@ -35,6 +35,8 @@ struct Shared {
     /// When the last fetch for an unknown `kid` started (the timed ones do not count).
     last: tokio::sync::Mutex<Option<Instant>>,
     started: AtomicBool,
+    /// The origin client of the newest config (a reload may change `ca_file`).
+    client: ArcSwapOption<OriginClient>,
 }
 
 impl KeySet {
@@ -51,6 +53,7 @@ impl KeySet {
                         current: ArcSwapOption::empty(),
                         last: tokio::sync::Mutex::new(None),
                         started: AtomicBool::new(false),
+                        client: ArcSwapOption::empty(),
                     })
                 })
         });
@@ -76,14 +79,15 @@ impl KeySet {
             .is_some_and(|s| s.current.load().is_none())
     }
 
-    /// Starts the timed refresh, on the current runtime, unless it runs already.
+    /// Starts the timed refresh, on the current runtime, unless it runs already; from now on
+    /// it fetches with `client` (the newest config's).
     pub fn start(&self, client: &OriginClient) {
         let Some(shared) = &self.shared else { return };
+        shared.client.store(Some(Arc::new(client.clone())));
         if shared.started.swap(true, Ordering::SeqCst) {
             return;
         }
-        let (weak, client) = (Arc::downgrade(shared), client.clone());
-        tokio::spawn(refresh_loop(weak, client));
+        tokio::spawn(refresh_loop(Arc::downgrade(shared)));
     }
 
     /// A token named a `kid` the set does not hold: fetches the set again now, unless such a
@@ -124,11 +128,13 @@ async fn fetch(shared: &Shared, client: &OriginClient) {
 
 /// Fetches the set now and every `refresh` (a second apart while none is held), for as
 /// long as the set is in use.
-async fn refresh_loop(shared: Weak<Shared>, client: OriginClient) {
+async fn refresh_loop(shared: Weak<Shared>) {
     loop {
         let wait = {
             let Some(s) = shared.upgrade() else { return };
-            fetch(&s, &client).await;
+            if let Some(client) = s.client.load_full() {
+                fetch(&s, &client).await;
+            }
             if s.current.load().is_none() {
                 Duration::from_secs(1)
             } else {

@@ -429,7 +429,7 @@ fn sign_command(
                 .build()
                 .map_err(|e| format!("cannot start a runtime: {e}"))?;
             vec![
-                rt.block_on(edgesign::creds::fetch_once(source, &s3.region))
+                rt.block_on(edgesign::creds::fetch_once(config, source, &s3.region))
                     .map_err(|e| format!("cannot obtain credentials: {e}"))?,
             ]
         }

@@ -407,7 +407,7 @@ impl Metrics {
         );
         registry.register(
             "credentials_expiry_seconds",
-            "Seconds until the signing credentials of an origin expire (origins whose credentials expire)",
+            "Seconds until the signing credentials of an origin expire (origins whose credentials expire; 0 while provided credentials have not come)",
             m.credentials_expiry.clone(),
         );
         registry.register(

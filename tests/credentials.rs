@@ -220,6 +220,13 @@ async fn ecs_credentials_rotate_and_no_url_outlives_them() {
     assert_eq!(ready.json()["origins"], json!(["docs"]));
     let refused = get(&format!("{base}/r/acme/report.txt"), &[]).await;
     assert_eq!(refused.status, 503, "{}", refused.text());
+    // The alerts see it too: not ready, and credentials that "expire" now.
+    assert_eq!(metric(&base, "edgesign_ready").await, 0.0);
+    let text = get(&format!("{base}/metrics"), &[]).await.text();
+    assert!(
+        text.contains("edgesign_credentials_expiry_seconds{origin=\"docs\"} 0"),
+        "{text}"
+    );
     assert!(
         edge.wait_for_log("cannot obtain signing credentials", Duration::from_secs(10))
             .await,
@@ -238,6 +245,7 @@ async fn ecs_credentials_rotate_and_no_url_outlives_them() {
         edge.log()
     );
 
+    assert_eq!(metric(&base, "edgesign_ready").await, 1.0);
     let first = get(&format!("{base}/r/acme/report.txt"), &[]).await;
     assert_eq!(first.status, 302, "{}", first.text());
     let url = first.header("location").to_owned();

@@ -292,7 +292,7 @@ fn check_prints_the_effective_config_without_secrets_validates_without_env_and_w
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"0.0.0.0:18080\"\n[[origins]]\nname = \"demo\"\nkind = \"local\"\nroot = \"{}\"\n[[origins.keys]]\nkey_id = \"k1\"\nsecret = \"{inline}\"\n[[origins.keys]]\nkey_id = \"k2\"\nsecret_file = \"{}\"\n[[origins]]\nname = \"docs\"\nkind = \"s3\"\nregion = \"eu-west-1\"\nbucket = \"docs\"\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key_env = \"EDGESIGN_TEST_UNSET_SECRET\"\n",
+            "[server]\nlisten = \"0.0.0.0:18080\"\n[[origins]]\nname = \"demo\"\nkind = \"local\"\nroot = \"{}\"\n[[origins.keys]]\nkey_id = \"k1\"\nsecret = \"{inline}\"\n[[origins.keys]]\nkey_id = \"k2\"\nsecret_file = \"{}\"\n[[origins]]\nname = \"docs\"\nkind = \"s3\"\nregion = \"eu-west-1\"\nbucket = \"docs\"\n[[origins.keys]]\naccess_key_id = \"{AK}\"\nsecret_access_key_env = \"EDGESIGN_TEST_UNSET_SECRET\"\n[[origins]]\nname = \"irsa\"\nkind = \"s3\"\nregion = \"eu-west-1\"\nbucket = \"docs\"\n[[origins.keys]]\nsource = \"default\"\nassume_role = \"arn:aws:iam::123456789012:role/signer\"\n",
             root.display(),
             key_file.display()
         ),
@@ -354,6 +354,13 @@ fn check_prints_the_effective_config_without_secrets_validates_without_env_and_w
     assert_eq!(
         effective["origins"][1]["keys"][0]["secret_access_key"].as_str(),
         Some("<redacted>")
+    );
+    // Where provided credentials come from is part of the effective config (and its hash).
+    let provided = &effective["origins"][2]["keys"][0];
+    assert_eq!(provided["source"].as_str(), Some("default"), "{provided}");
+    assert_eq!(
+        provided["assume_role"].as_str(),
+        Some("arn:aws:iam::123456789012:role/signer")
     );
     assert_eq!(
         effective["server"]["public_url"].as_str(),

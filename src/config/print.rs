@@ -206,9 +206,20 @@ impl Config {
             Kind::S3(s3) => {
                 t.insert("region".into(), Value::String(s3.region.clone()));
                 t.insert("bucket".into(), Value::String(s3.bucket.clone()));
-                s3.keys
-                    .iter()
-                    .map(|k| {
+                let provided = o.credentials.iter().map(|c| {
+                    let mut kt = table! {
+                        "source" => Value::String(if c.profile.is_some() { "profile" } else { "default" }.into()),
+                    };
+                    if let Some(p) = &c.profile {
+                        kt.insert("profile".into(), Value::String(p.clone()));
+                    }
+                    if let Some(r) = &c.assume_role {
+                        kt.insert("assume_role".into(), Value::String(r.clone()));
+                    }
+                    Value::Table(kt)
+                });
+                provided
+                    .chain(s3.keys.iter().map(|k| {
                         let mut kt = table! {
                             "access_key_id" => Value::String(k.access_key_id.clone()),
                             "secret_access_key" => Value::String(REDACTED.into()),
@@ -220,7 +231,7 @@ impl Config {
                             kt.insert("expires_at".into(), rfc3339(e));
                         }
                         Value::Table(kt)
-                    })
+                    }))
                     .collect()
             }
             Kind::CloudFront(cf) => {

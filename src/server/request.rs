@@ -67,7 +67,7 @@ pub(super) async fn answer(
             "/metrics" => {
                 notes::note_route("metrics");
                 if metrics_allowed(&req, peer, &app) {
-                    app.minter.live.export(&app.metrics, app.clock.unix_secs());
+                    app.export_gauges(draining);
                     ops::metrics(&app.metrics, app.cache().entries_now())
                 } else {
                     let denied = crate::Error::Forbidden("metrics are not served to this address");
