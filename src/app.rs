@@ -8,6 +8,7 @@ use crate::auth::Principal;
 use crate::cache::SignatureCache;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::fleet::Fleet;
 use crate::keyset::KeySet;
 use crate::limit::Limiter;
 use crate::metrics::Metrics;
@@ -42,6 +43,8 @@ pub struct App {
     pub clock: Clock,
     /// RS256 keys from `auth.jwks_url`, by `kid`.
     pub keys: KeySet,
+    /// Revocations (in Redis with `[fleet]`, else in this process).
+    pub fleet: Fleet,
 }
 
 impl App {
@@ -66,7 +69,8 @@ impl App {
         let config = Arc::new(config);
         let minter = Minter::new(config.clone(), metrics.clone());
         let keys = KeySet::new(config.auth.jwks.as_ref(), None);
-        Self::assemble(config, metrics, limiter, minter, clock, keys)
+        let fleet = Fleet::new(config.fleet.as_ref(), None);
+        Self::assemble(config, metrics, limiter, minter, clock, keys, fleet)
     }
 
     /// The service for a reloaded `config`: same metrics; the rate limiter's buckets carry
@@ -81,6 +85,7 @@ impl App {
         let config = Arc::new(config);
         let minter = self.minter.reloaded(config.clone(), self.clock.unix_secs());
         let keys = KeySet::new(config.auth.jwks.as_ref(), Some(&self.keys));
+        let fleet = Fleet::new(config.fleet.as_ref(), Some(&self.fleet));
         Self::assemble(
             config,
             self.metrics.clone(),
@@ -88,6 +93,7 @@ impl App {
             minter,
             self.clock.clone(),
             keys,
+            fleet,
         )
     }
 
@@ -98,6 +104,7 @@ impl App {
         minter: Minter,
         clock: Clock,
         keys: KeySet,
+        fleet: Fleet,
     ) -> Result<Arc<Self>, String> {
         let origin = OriginClient::new(&config.origin_client, metrics.clone())?;
         let origins: Vec<(&str, &'static str)> = config
@@ -117,6 +124,7 @@ impl App {
             metrics,
             clock,
             keys,
+            fleet,
         }))
     }
 
@@ -125,6 +133,26 @@ impl App {
     pub fn start(&self) {
         self.minter.live.start(&self.metrics);
         self.keys.start(&self.origin);
+        self.fleet.start(&self.metrics);
+    }
+
+    /// `403 revoked` when a revocation covers `raw_key` of the origin `origin_idx`.
+    pub fn check_revoked(
+        &self,
+        origin_idx: usize,
+        raw_key: &str,
+        now: u64,
+    ) -> Result<(), crate::Error> {
+        let set = self.fleet.revocations();
+        if set.is_empty() {
+            return Ok(());
+        }
+        let key = crate::auth::keypath::judge(raw_key)?;
+        let origin = &self.config.origins[origin_idx].signer.name;
+        match set.of_key(origin, &key, now) {
+            Some(_) => Err(crate::Error::Revoked),
+            None => Ok(()),
+        }
     }
 
     /// Origins (or `jwks`) whose keys are missing: `/readyz` answers 503 while any is.

@@ -210,6 +210,7 @@ impl SignatureCache {
                     u32::try_from((bytes as u64 + ENTRY_OVERHEAD).max(floor)).unwrap_or(u32::MAX)
                 })
                 .expire_after(UntilBucketEnds)
+                .support_invalidation_closures()
                 .build_with_hasher(foldhash::fast::RandomState::default()),
             id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
             hasher: foldhash::fast::RandomState::default(),
@@ -298,6 +299,17 @@ impl SignatureCache {
     /// Entries currently held (approximate, as moka counts).
     pub fn entries(&self) -> u64 {
         self.inner.entry_count()
+    }
+
+    /// Drops the URLs of `origin` whose raw key is `covered` (a revocation). Entries still in
+    /// a thread's hit table are never served for such a key: revocations are asked first.
+    pub fn drop_keys(&self, origin: usize, covered: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        let dropped = self
+            .inner
+            .invalidate_entries_if(move |k, _| k.origin == origin && covered(&k.raw_key));
+        if let Err(e) = dropped {
+            tracing::warn!(error = %e, "cannot drop cached URLs of a revocation; they expire with their bucket");
+        }
     }
 
     /// Entries held, once moka has applied its pending inserts and evictions.

@@ -211,9 +211,10 @@ impl Live {
             return Ok(None);
         };
         if !cell.valid(now) {
-            return Err(crate::Error::Unavailable(
-                "the signing credentials of this origin are not available; retry shortly",
-            ));
+            return Err(crate::Error::NoCredentials(format!(
+                "origin {} holds no valid credentials from its source",
+                cell.origin
+            )));
         }
         Ok(Some(cell.current.load_full()))
     }

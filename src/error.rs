@@ -25,6 +25,9 @@ pub enum Error {
     /// A signature that does not verify (forged, tampered, or for another object).
     #[error("{0}")]
     InvalidSignature(&'static str),
+    /// The object, prefix or caller is revoked (`/v1/revocations`).
+    #[error("revoked")]
+    Revoked,
     /// `/proxy/file` was asked for a URL that belongs to no configured origin.
     #[error("the URL does not belong to a configured origin")]
     ForbiddenOrigin,
@@ -65,9 +68,13 @@ pub enum Error {
     /// edgesign cannot take the request now (every connection slot is held); retry soon.
     #[error("{0}")]
     Unavailable(&'static str),
-    /// The origin did not answer in time.
+    /// The origin did not answer in time (the detail says which timeout, for the log).
     #[error("origin timeout")]
-    OriginTimeout,
+    OriginTimeout(String),
+    /// An origin whose credentials the AWS SDK provides holds none that are valid (the
+    /// string names the origin, for the log); retry soon.
+    #[error("the signing credentials of this origin are not available; retry shortly")]
+    NoCredentials(String),
     /// Our fault: a bug or an unusable credential. The string is for the log only.
     #[error("internal error")]
     Internal(String),
@@ -79,7 +86,10 @@ impl Error {
         match self {
             Error::BadRequest(_) => 400,
             Error::Unauthorized(_) | Error::Expired => 401,
-            Error::Forbidden(_) | Error::InvalidSignature(_) | Error::ForbiddenOrigin => 403,
+            Error::Forbidden(_)
+            | Error::InvalidSignature(_)
+            | Error::ForbiddenOrigin
+            | Error::Revoked => 403,
             Error::NotFound => 404,
             Error::MethodNotAllowed => 405,
             Error::PayloadTooLarge => 413,
@@ -88,8 +98,8 @@ impl Error {
             Error::RangeNotSatisfiable { .. } => 416,
             Error::RateLimited { .. } => 429,
             Error::OriginUnavailable(_) | Error::OriginRejected(_) => 502,
-            Error::OriginTimeout => 504,
-            Error::Unavailable(_) => 503,
+            Error::OriginTimeout(_) => 504,
+            Error::Unavailable(_) | Error::NoCredentials(_) => 503,
             Error::Internal(_) => 500,
         }
     }
@@ -102,6 +112,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::InvalidSignature(_) => "invalid_signature",
             Error::ForbiddenOrigin => "forbidden_origin",
+            Error::Revoked => "revoked",
             Error::NotFound => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::PayloadTooLarge => "payload_too_large",
@@ -111,8 +122,8 @@ impl Error {
             Error::RateLimited { .. } => "rate_limit_exceeded",
             Error::OriginUnavailable(_) => "origin_unavailable",
             Error::OriginRejected(_) => "origin_rejected",
-            Error::OriginTimeout => "origin_timeout",
-            Error::Unavailable(_) => "unavailable",
+            Error::OriginTimeout(_) => "origin_timeout",
+            Error::Unavailable(_) | Error::NoCredentials(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -122,7 +133,7 @@ impl Error {
         match self {
             Error::OriginUnavailable(_) => "the origin is unavailable".to_owned(),
             Error::OriginRejected(_) => "the origin refused the request edgesign signed".to_owned(),
-            Error::OriginTimeout => "the origin did not answer in time".to_owned(),
+            Error::OriginTimeout(_) => "the origin did not answer in time".to_owned(),
             Error::Internal(_) => "internal error".to_owned(),
             other => other.to_string(),
         }
@@ -141,8 +152,11 @@ impl Error {
     /// The detail a 5xx hides from the client, for the log (`None` for 4xx).
     pub fn detail(&self) -> Option<&str> {
         match self {
-            Error::OriginUnavailable(d) | Error::OriginRejected(d) | Error::Internal(d) => Some(d),
-            Error::OriginTimeout => Some("no response head within origin_client.response_timeout"),
+            Error::OriginUnavailable(d)
+            | Error::OriginRejected(d)
+            | Error::OriginTimeout(d)
+            | Error::NoCredentials(d)
+            | Error::Internal(d) => Some(d),
             _ => None,
         }
     }
@@ -158,9 +172,10 @@ impl Error {
                 "The request signature we calculated does not match the signature you provided."
                     .to_owned(),
             ),
-            Error::Unauthorized(_) | Error::Forbidden(_) | Error::ForbiddenOrigin => {
-                (403, "AccessDenied", "Access Denied".to_owned())
-            }
+            Error::Unauthorized(_)
+            | Error::Forbidden(_)
+            | Error::ForbiddenOrigin
+            | Error::Revoked => (403, "AccessDenied", "Access Denied".to_owned()),
             Error::NotFound => (
                 404,
                 "NoSuchKey",

@@ -57,6 +57,7 @@
 //! - [`tls`]: the rustls configurations of the listener and of the origin client.
 //! - [`keyset`]: the JWKS of `auth.jwks_url`, by `kid`, refreshed on a timer and on an
 //!   unknown `kid`.
+//! - [`fleet`]: state a fleet shares in Redis (revocations), or this process's without it.
 //! - [`creds`]: S3 credentials from the AWS SDK's resolver (aws-config), refreshed before
 //!   they expire.
 //!
@@ -85,6 +86,7 @@ pub mod clock;
 pub mod config;
 pub mod creds;
 pub mod error;
+pub mod fleet;
 pub mod keyset;
 pub mod limit;
 pub mod local;

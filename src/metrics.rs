@@ -283,6 +283,14 @@ pub struct Metrics {
     config_hash: Gauge,
     credentials_expiry: Family<OriginLabel, Gauge>,
     verdicts: Family<VerdictLabel, Counter>,
+    fleet_up: Gauge,
+    fleet_errors: Family<OpLabel, Counter>,
+}
+
+/// `{op}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabel {
+    op: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -323,6 +331,8 @@ impl Metrics {
             config_hash: Gauge::default(),
             credentials_expiry: Family::default(),
             verdicts: Family::default(),
+            fleet_up: Gauge::default(),
+            fleet_errors: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -415,6 +425,19 @@ impl Metrics {
             "Signed URLs clients brought, by verdict: rescued (expired, re-signed), forged, expired_refused",
             m.verdicts.clone(),
         );
+        registry.register(
+            "fleet_up",
+            "1 while Redis answers ([fleet]); 0 while it does not (or without [fleet])",
+            m.fleet_up.clone(),
+        );
+        registry.register(
+            "fleet_errors",
+            "Failed Redis operations by kind (connect, sync, subscribe)",
+            m.fleet_errors.clone(),
+        );
+        for op in ["connect", "sync", "subscribe"] {
+            let _ = m.fleet_errors.get_or_create(&OpLabel { op });
+        }
         m.build_info
             .get_or_create(&BuildLabel {
                 version: env!("CARGO_PKG_VERSION"),
@@ -465,6 +488,16 @@ impl Metrics {
         }
         self.config_hash
             .set(i64::try_from(config_hash & 0xffff_ffff_ffff).unwrap_or(0));
+    }
+
+    /// Whether Redis answers (`[fleet]`).
+    pub fn set_fleet_up(&self, up: bool) {
+        self.fleet_up.set(i64::from(up));
+    }
+
+    /// Counts a failed Redis operation.
+    pub fn fleet_error(&self, op: &'static str) {
+        self.fleet_errors.get_or_create(&OpLabel { op }).inc();
     }
 
     /// Counts a verdict on a signed URL a client brought.

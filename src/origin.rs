@@ -299,13 +299,17 @@ impl OriginClient {
             }
             Err(_) => {
                 self.metrics.origin_error(origin, "timeout");
-                Err(Error::OriginTimeout)
+                Err(Error::OriginTimeout(format!(
+                    "origin {origin} at {target}: no response head within origin_client.response_timeout"
+                )))
             }
             Ok(Err(e)) => {
                 let (kind, why) = classify(&e);
                 self.metrics.origin_error(origin, kind);
                 if kind == "timeout" {
-                    Err(Error::OriginTimeout)
+                    Err(Error::OriginTimeout(format!(
+                        "origin {origin} at {target}: {why}"
+                    )))
                 } else {
                     Err(Error::OriginUnavailable(format!(
                         "origin {origin} at {target}: {why}"

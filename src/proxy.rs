@@ -130,13 +130,9 @@ fn harden(h: &mut HeaderMap, private: bool) {
     }
 }
 
-/// The methods a path answers: the signing APIs take `POST`, everything else `GET`/`HEAD`.
-fn allow(api: bool) -> HeaderValue {
-    HeaderValue::from_static(if api {
-        "POST, OPTIONS"
-    } else {
-        "GET, HEAD, OPTIONS"
-    })
+/// The methods a path answers: each API its own, everything else `GET`/`HEAD`.
+fn allow(api: Option<api::Api>) -> HeaderValue {
+    HeaderValue::from_static(api.map_or("GET, HEAD, OPTIONS", api::Api::allow))
 }
 
 fn request_method(m: &http::Method) -> Result<Method, Error> {
@@ -172,7 +168,7 @@ impl App {
         let api = api::Api::of(&parts.method, path);
         if parts.method == http::Method::OPTIONS {
             notes::note_route("options");
-            return self.options(&parts, peer, api.is_some());
+            return self.options(&parts, peer, api);
         }
         if let Some(api) = api {
             notes::note_route(api.route_name());
@@ -189,7 +185,13 @@ impl App {
                 // kilobytes of stream and API state around on every request.
                 Some(api) => {
                     let mut resp = Box::pin(api::handle(self, api, &parts, body, &cx)).await;
-                    api::cors(&self.config.cors, &parts.headers, resp.headers_mut(), false);
+                    api::cors(
+                        &self.config.cors,
+                        &parts.headers,
+                        resp.headers_mut(),
+                        false,
+                        api,
+                    );
                     return resp;
                 }
                 None => self.dispatch(&parts, &cx).await,
@@ -204,18 +206,28 @@ impl App {
             }
         };
         if not_allowed {
-            resp.headers_mut()
-                .insert(header::ALLOW, allow(api.is_some()));
+            resp.headers_mut().insert(header::ALLOW, allow(api));
         }
-        if api.is_some() {
-            api::cors(&self.config.cors, &parts.headers, resp.headers_mut(), false);
+        if let Some(api) = api {
+            api::cors(
+                &self.config.cors,
+                &parts.headers,
+                resp.headers_mut(),
+                false,
+                api,
+            );
         }
         resp
     }
 
     /// `OPTIONS`: `204` with `Allow`, and for the signing APIs a CORS preflight answer when
     /// the page's origin is in `[cors] allow_origins`. Rate-limited like any anonymous call.
-    fn options(&self, parts: &http::request::Parts, peer: SocketAddr, api: bool) -> Response<Body> {
+    fn options(
+        &self,
+        parts: &http::request::Parts,
+        peer: SocketAddr,
+        api: Option<api::Api>,
+    ) -> Response<Body> {
         if let Err(e) = self.admit(parts, peer) {
             return respond::error(&e, Style::Json);
         }
@@ -230,8 +242,14 @@ impl App {
                 allow(api)
             },
         );
-        if api {
-            api::cors(&self.config.cors, &parts.headers, resp.headers_mut(), true);
+        if let Some(api) = api {
+            api::cors(
+                &self.config.cors,
+                &parts.headers,
+                resp.headers_mut(),
+                true,
+                api,
+            );
         }
         resp
     }
@@ -291,6 +309,14 @@ impl App {
         };
         self.limiter
             .check(&principal.rate_key(ip, self.config.rate_limit.ipv6_prefix))?;
+        let revoked = self.fleet.revocations();
+        if !revoked.is_empty()
+            && revoked
+                .of_principal(&self.config.auth, &principal, now)
+                .is_some()
+        {
+            return Err(Error::Revoked);
+        }
         Ok(Cx { principal, now, ip })
     }
 
@@ -402,6 +428,10 @@ impl App {
         // Judged before anything is verified, authorized or signed: a key that climbs above
         // its root is refused on every path.
         let key = keypath::judge(ask.raw_key)?;
+        let revoked = self.fleet.revocations();
+        if !revoked.is_empty() && revoked.of_key(&origin.signer.name, &key, ask.now).is_some() {
+            return Err(Error::Revoked);
+        }
         // A host route narrowed by its prefix serves only keys under it, in every form: its
         // `public/../acme/x` is acme's object wherever dot segments are resolved.
         if !key.all_start_with(ask.scope.as_bytes()) {
@@ -715,6 +745,7 @@ impl App {
                     self.metrics.url_verdict(UrlVerdict::Forged);
                 }
             })?;
+        self.check_revoked(idx, verified.raw_key, cx.now)?;
         if cx.now >= verified.expires_at {
             // A stale link is rescued like any stale URL (docs/http.md): the caller is
             // re-authorized as on an org route (anonymous callers of a non-public key: 401),

@@ -111,7 +111,7 @@ fn error_headers(err: &Error, h: &mut HeaderMap) {
         Error::RateLimited { retry_after } => {
             h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
-        Error::Unavailable(_) => {
+        Error::Unavailable(_) | Error::NoCredentials(_) => {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         Error::RangeNotSatisfiable {

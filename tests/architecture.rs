@@ -20,7 +20,7 @@ const FLOORS: [(&str, &[&str]); 8] = [
     (
         "shell leaves",
         &[
-            "cache", "origin", "local", "limit", "tls", "creds", "keyset",
+            "cache", "origin", "local", "limit", "tls", "creds", "keyset", "fleet",
         ],
     ),
     ("state", &["minter", "app"]),

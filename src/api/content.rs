@@ -46,6 +46,7 @@ pub(super) async fn handle(
         (idx, encode_key(given.trim_start_matches('/')))
     };
     crate::auth::keypath::judge(&raw_key)?;
+    app.check_revoked(idx, &raw_key, cx.now)?;
     let origin = &app.config.origins[idx];
     let url = origin.signer.layout().object_url(&raw_key);
     // Public objects are anyone's to read: any authenticated caller, whatever its org, gets

@@ -34,6 +34,7 @@ pub(super) async fn handle(
         String::from_utf8_lossy(&crate::sign::encoding::percent_decode(file_id)).into_owned();
     let raw_key = encode_key(&format!("{}{file_id}", app.config.compat.files_key_prefix));
     crate::auth::policy::may_read(crate::route::Access::Authenticated, &cx.principal, &raw_key)?;
+    app.check_revoked(idx, &raw_key, cx.now)?;
     exists(app, idx, &raw_key, cx.now).await?;
     let signed = mint(app, idx, &raw_key, Method::Get, Some(lifetime), cx).await?;
     Ok(json!({ "url": signed.url, "expires_at": rfc3339(signed.expires_at) }))

@@ -11,6 +11,7 @@ pub mod content;
 pub mod files;
 pub mod native;
 pub mod presign;
+pub mod revocations;
 
 use std::sync::Arc;
 
@@ -43,6 +44,10 @@ pub enum Api {
     Presign,
     /// `/v1/sign`.
     NativeSign,
+    /// `/v1/revocations` (`POST`, `GET`).
+    Revocations,
+    /// `/v1/revocations/{id}` (`DELETE`).
+    Revocation,
 }
 
 impl Api {
@@ -60,6 +65,8 @@ impl Api {
             ["v1", "files", id, "signed-url"] if !id.is_empty() => Some(Api::FilesSignedUrl),
             ["generate-presigned-url"] => Some(Api::Presign),
             ["v1", "sign"] => Some(Api::NativeSign),
+            ["v1", "revocations"] => Some(Api::Revocations),
+            ["v1", "revocations", id] if !id.is_empty() => Some(Api::Revocation),
             _ => None,
         }
     }
@@ -70,7 +77,9 @@ impl Api {
             Api::ContentSign => Style::UpperSnake,
             // That API answers authentication failures with 400.
             Api::Presign => Style::AuthFailureIs400,
-            Api::FilesSignedUrl | Api::NativeSign => Style::Json,
+            Api::FilesSignedUrl | Api::NativeSign | Api::Revocations | Api::Revocation => {
+                Style::Json
+            }
         }
     }
 
@@ -81,6 +90,16 @@ impl Api {
             Api::FilesSignedUrl => "api_files_signed_url",
             Api::Presign => "api_presign",
             Api::NativeSign => "api_native_sign",
+            Api::Revocations | Api::Revocation => "api_revocations",
+        }
+    }
+
+    /// The methods this API answers (besides `OPTIONS`), for `Allow`.
+    pub fn allow(self) -> &'static str {
+        match self {
+            Api::Revocations => "GET, POST, OPTIONS",
+            Api::Revocation => "DELETE, OPTIONS",
+            _ => "POST, OPTIONS",
         }
     }
 }
@@ -89,7 +108,13 @@ impl Api {
 /// the answer lets that page read it (with credentials: the APIs take a key or a session). A
 /// `preflight` also names the method and the headers a page may send. Other origins get no
 /// CORS headers, so the browser keeps the answer from the page.
-pub fn cors(cors: &Cors, request: &http::HeaderMap, answer: &mut http::HeaderMap, preflight: bool) {
+pub fn cors(
+    cors: &Cors,
+    request: &http::HeaderMap,
+    answer: &mut http::HeaderMap,
+    preflight: bool,
+    api: Api,
+) {
     use http::header;
     if cors.allow_origins.is_empty() {
         return;
@@ -113,7 +138,7 @@ pub fn cors(cors: &Cors, request: &http::HeaderMap, answer: &mut http::HeaderMap
     if preflight {
         answer.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
-            http::HeaderValue::from_static("POST"),
+            http::HeaderValue::from_static(api.allow().trim_end_matches(", OPTIONS")),
         );
         answer.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -144,21 +169,31 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    let ok = |v: Value| respond::json(StatusCode::OK, v.to_string());
     let result = async {
-        if parts.method != http::Method::POST {
-            return Err(Error::MethodNotAllowed);
+        match (api, &parts.method) {
+            (Api::Revocations, &http::Method::GET) => return revocations::list(app, cx),
+            (Api::Revocation, &http::Method::DELETE) => {
+                let id = parts.uri.path().rsplit('/').next().unwrap_or("");
+                return revocations::delete(app, id, cx).await;
+            }
+            (Api::Revocation, _) => return Err(Error::MethodNotAllowed),
+            (_, &http::Method::POST) => {}
+            _ => return Err(Error::MethodNotAllowed),
         }
         let json = read_json(body, app.config.server.header_read_timeout).await?;
         match api {
-            Api::ContentSign => content::handle(app, parts, &json, cx).await,
-            Api::FilesSignedUrl => files::handle(app, parts, &json, cx).await,
-            Api::Presign => presign::handle(app, &json, cx).await,
-            Api::NativeSign => native::handle(app, &json, cx).await,
+            Api::ContentSign => content::handle(app, parts, &json, cx).await.map(ok),
+            Api::FilesSignedUrl => files::handle(app, parts, &json, cx).await.map(ok),
+            Api::Presign => presign::handle(app, &json, cx).await.map(ok),
+            Api::NativeSign => native::handle(app, &json, cx).await.map(ok),
+            Api::Revocations => revocations::create(app, &json, cx).await,
+            Api::Revocation => Err(Error::MethodNotAllowed),
         }
     }
     .await;
     match result {
-        Ok(v) => respond::json(StatusCode::OK, v.to_string()),
+        Ok(resp) => resp,
         Err(e) => respond::error(&e, api.style()),
     }
 }
@@ -249,6 +284,7 @@ async fn mint(
 ) -> Result<Signed, Error> {
     // Minting is org business: a caller with no org and no admin key mints nothing.
     policy::may_read(Access::Org, &cx.principal, raw_key)?;
+    app.check_revoked(idx, raw_key, cx.now)?;
     match lifetime {
         Some(lifetime) => {
             let (now, config, metrics) = (cx.now, app.config.clone(), app.metrics.clone());

@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod keypath;
 pub mod overrides;
 pub mod policy;
+pub mod revoke;
 
 use http::HeaderMap;
 

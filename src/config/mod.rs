@@ -56,6 +56,8 @@ pub struct Config {
     pub origin_client: OriginClient,
     /// `[cors]`.
     pub cors: Cors,
+    /// `[fleet]`: shared state in Redis, when set.
+    pub fleet: Option<Fleet>,
     /// Things that work but are probably not meant (`check` prints them; the server logs
     /// them at start-up).
     pub warnings: Vec<ConfigError>,
@@ -141,6 +143,38 @@ pub struct Compat {
     pub files_key_prefix: String,
     /// Origin for `/generate-presigned-url`.
     pub presign_origin: Option<usize>,
+}
+
+/// `[fleet]`: where a fleet of replicas shares revocations (and rate limits).
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    /// `redis://` or `rediss://` URL (it may hold a password: a secret).
+    pub redis_url: crate::secret::Secret,
+    /// Every Redis key edgesign writes starts with this.
+    pub key_prefix: String,
+    /// Revocations reach every replica within this (pub/sub, and a re-read this often).
+    pub sync_interval: Duration,
+    /// What needs Redis when Redis is down: allowed on local state, or refused (`503`).
+    pub on_redis_error: OnRedisError,
+}
+
+impl Fleet {
+    /// Whether `other` names the same store the same way (a reload then keeps the connection).
+    pub fn same_store(&self, other: &Fleet) -> bool {
+        self.redis_url.expose() == other.redis_url.expose()
+            && self.key_prefix == other.key_prefix
+            && self.sync_interval == other.sync_interval
+            && self.on_redis_error == other.on_redis_error
+    }
+}
+
+/// `fleet.on_redis_error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRedisError {
+    /// Local state only (the default).
+    Allow,
+    /// `503 unavailable` for what needs the fleet.
+    Deny,
 }
 
 /// `[cors]`: browser origins that may call the JSON signing APIs.
@@ -491,6 +525,7 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         presign_origin: compat_origin("presign_origin", raw.compat.presign_origin, c),
     };
     let cors = cors(c, raw.cors);
+    let fleet = raw.fleet.map(|f| fleet(c, f));
     let origin_client = OriginClient {
         connect_timeout: c.duration(
             "origin_client.connect_timeout",
@@ -545,8 +580,62 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         compat,
         origin_client,
         cors,
+        fleet,
         warnings: Vec::new(),
     })
+}
+
+fn fleet(c: &mut Checker<'_>, f: RawFleet) -> Fleet {
+    use redis::IntoConnectionInfo;
+    let redis_url = c
+        .secret(
+            "fleet",
+            "redis_url",
+            SecretFrom {
+                inline: f.redis_url.as_ref(),
+                env: f.redis_url_env.as_ref(),
+                file: f.redis_url_file.as_ref(),
+            },
+            true,
+        )
+        .unwrap_or_else(|| crate::secret::Secret::new("redis://127.0.0.1:6379/0"));
+    let url = redis_url.expose();
+    let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
+    if !scheme_ok || url.into_connection_info().is_err() {
+        // Never echo the URL: it may hold a password.
+        c.err(
+            "fleet.redis_url",
+            "is not a redis:// or rediss:// URL like \"redis://127.0.0.1:6379/0\"",
+        );
+    }
+    let key_prefix = f.key_prefix.unwrap_or_else(|| "edgesign:".to_owned());
+    if key_prefix.is_empty() || key_prefix.len() > 64 || key_prefix.contains(char::is_whitespace) {
+        c.err(
+            "fleet.key_prefix",
+            "must be 1 to 64 characters without spaces",
+        );
+    }
+    let sync_interval = c.duration("fleet.sync_interval", f.sync_interval.as_deref(), "1s");
+    if sync_interval < Duration::from_millis(100) || sync_interval > Duration::from_secs(60) {
+        c.err("fleet.sync_interval", "must be between 100ms and 60s");
+    }
+    let on_redis_error = match f.on_redis_error.as_deref() {
+        None | Some("allow") => OnRedisError::Allow,
+        Some("deny") => OnRedisError::Deny,
+        Some(other) => {
+            c.err(
+                "fleet.on_redis_error",
+                format!("{other:?} is not \"allow\" or \"deny\""),
+            );
+            OnRedisError::Allow
+        }
+    };
+    Fleet {
+        redis_url,
+        key_prefix,
+        sync_interval,
+        on_redis_error,
+    }
 }
 
 /// `[cors] allow_origins`: each a browser origin, `scheme://host[:port]` exactly as browsers

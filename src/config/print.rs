@@ -165,7 +165,18 @@ impl Config {
         let cors = table! {
             "allow_origins" => strings(&self.cors.allow_origins),
         };
-        let top = table! {
+        let fleet = self.fleet.as_ref().map(|f| {
+            table! {
+                "redis_url" => Value::String(REDACTED.into()),
+                "key_prefix" => Value::String(f.key_prefix.clone()),
+                "sync_interval" => secs(f.sync_interval),
+                "on_redis_error" => Value::String(match f.on_redis_error {
+                    crate::config::OnRedisError::Allow => "allow",
+                    crate::config::OnRedisError::Deny => "deny",
+                }.into()),
+            }
+        });
+        let mut top = table! {
             "server" => Value::Table(server),
             "cache" => Value::Table(cache),
             "origins" => Value::Array(origins),
@@ -176,6 +187,9 @@ impl Config {
             "origin_client" => Value::Table(origin_client),
             "cors" => Value::Table(cors),
         };
+        if let Some(fleet) = fleet {
+            top.insert("fleet".into(), Value::Table(fleet));
+        }
         toml::to_string_pretty(&top).unwrap_or_default()
     }
 

@@ -36,6 +36,24 @@ pub(super) struct RawConfig {
     pub(super) origin_client: RawOriginClient,
     #[serde(default)]
     pub(super) cors: RawCors,
+    pub(super) fleet: Option<RawFleet>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFleet {
+    pub(super) redis_url: Option<String>,
+    pub(super) redis_url_env: Option<String>,
+    pub(super) redis_url_file: Option<String>,
+    pub(super) key_prefix: Option<String>,
+    pub(super) sync_interval: Option<String>,
+    pub(super) on_redis_error: Option<String>,
+}
+
+impl std::fmt::Debug for RawFleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawFleet(**redacted**)")
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

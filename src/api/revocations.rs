@@ -1,0 +1,153 @@
+//! `POST /v1/revocations`, `GET /v1/revocations`, `DELETE /v1/revocations/{id}`: taking back
+//! an object key, a key prefix (each of one origin) or a principal. An admin (a secret key
+//! without an org) may revoke anything; an org caller only inside its org (and its org's API
+//! keys). Scope `"fleet"` with `[fleet]` (every replica within `sync_interval`), else
+//! `"process"`. A new revocation drops this replica's cached URLs for what it covers at once;
+//! every replica refuses it from the in-memory set before looking at its cache.
+
+use std::sync::Arc;
+
+use http::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::{expires_in, string_field};
+use crate::Error;
+use crate::app::{App, Cx};
+use crate::auth::revoke::{self, MAX_REASON, Revocation, Target};
+use crate::respond::{self, Body};
+use crate::sign::encoding::percent_decode;
+
+fn rfc3339(unix: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
+        .to_string()
+}
+
+fn origin_of(app: &App, json: &Value) -> Result<String, Error> {
+    let name = string_field(json, "origin")?;
+    app.config
+        .origin(name)
+        .map(|o| o.signer.name.clone())
+        .ok_or_else(|| Error::BadRequest(format!("no origin is named {name:?}")))
+}
+
+/// `POST /v1/revocations`: `{"key"|"prefix", "origin"}` or `{"principal"}`, optional
+/// `reason` and `expires_in`. `201 {"id", "scope", "effective_by"}`.
+pub(super) async fn create(app: &Arc<App>, json: &Value, cx: &Cx) -> Result<Response<Body>, Error> {
+    let present = |k: &str| json.get(k).is_some_and(|v| !v.is_null());
+    let target = match (present("key"), present("prefix"), present("principal")) {
+        (true, false, false) => Target::Key {
+            origin: origin_of(app, json)?,
+            key: plain(string_field(json, "key")?)?,
+        },
+        (false, true, false) => Target::Prefix {
+            origin: origin_of(app, json)?,
+            prefix: plain(string_field(json, "prefix")?)?,
+        },
+        (false, false, true) => {
+            if present("origin") {
+                return Err(Error::BadRequest(
+                    "a principal is revoked everywhere: leave origin out".into(),
+                ));
+            }
+            let p = string_field(json, "principal")?;
+            if p.len() > 256 {
+                return Err(Error::BadRequest("principal is too long".into()));
+            }
+            Target::Principal(p.to_owned())
+        }
+        _ => {
+            return Err(Error::BadRequest(
+                "give exactly one of key, prefix or principal".into(),
+            ));
+        }
+    };
+    revoke::may_revoke(&app.config.auth, &cx.principal, &target)?;
+    let reason = match json.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r)) if r.len() <= MAX_REASON => Some(r.clone()),
+        Some(_) => {
+            return Err(Error::BadRequest(format!(
+                "reason must be a string of at most {MAX_REASON} bytes"
+            )));
+        }
+    };
+    let revocation = Revocation {
+        id: app.fleet.new_id(),
+        expires_at: expires_in(json)?.map(|e| cx.now + e),
+        target,
+        reason,
+        created_at: cx.now,
+    };
+    app.fleet.add(revocation.clone(), cx.now).await?;
+    // This replica's cached URLs for it go at once (the others never serve them: they ask
+    // the revocations before their cache).
+    if let Target::Key { origin, .. } | Target::Prefix { origin, .. } = &revocation.target
+        && let Some((idx, _)) = crate::origins::by_name(&app.config.origins, origin)
+    {
+        let (set, name, now) = (app.fleet.revocations_full(), origin.clone(), cx.now);
+        app.cache().drop_keys(idx, move |raw_key| {
+            crate::auth::keypath::judge(raw_key).is_ok_and(|k| set.of_key(&name, &k, now).is_some())
+        });
+    }
+    let bound = app
+        .fleet
+        .bound()
+        .as_secs()
+        .max(u64::from(app.fleet.scope() == "fleet"));
+    let body = json!({
+        "id": revocation.id,
+        "scope": app.fleet.scope(),
+        "effective_by": rfc3339(cx.now + bound),
+    });
+    Ok(respond::json(StatusCode::CREATED, body.to_string()))
+}
+
+/// An object key or prefix as stored: printable, not a URL, no escapes to decode twice.
+fn plain(key: &str) -> Result<String, Error> {
+    let decoded = String::from_utf8(percent_decode(key).into_owned())
+        .map_err(|_| Error::BadRequest("the key is not UTF-8".into()))?;
+    if decoded.is_empty() || decoded.contains("://") || decoded.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "key and prefix are object keys as stored, like acme/report.pdf".into(),
+        ));
+    }
+    crate::auth::keypath::judge(&decoded)?;
+    Ok(decoded.trim_start_matches('/').to_owned())
+}
+
+/// `GET /v1/revocations`: those the caller may see (an org caller, its org's).
+pub(super) fn list(app: &Arc<App>, cx: &Cx) -> Result<Response<Body>, Error> {
+    super::require_minter(&cx.principal)?;
+    let set = app.fleet.revocations();
+    let visible: Vec<Value> = set
+        .all()
+        .iter()
+        .filter(|r| r.live(cx.now))
+        .filter(|r| revoke::may_revoke(&app.config.auth, &cx.principal, &r.target).is_ok())
+        .map(Revocation::to_json)
+        .collect();
+    let body = json!({ "scope": app.fleet.scope(), "revocations": visible });
+    Ok(respond::json(StatusCode::OK, body.to_string()))
+}
+
+/// `DELETE /v1/revocations/{id}`: `204`, or `404` for an id the caller cannot see.
+pub(super) async fn delete(app: &Arc<App>, id: &str, cx: &Cx) -> Result<Response<Body>, Error> {
+    if !cx.principal.is_authenticated() {
+        return Err(Error::Unauthorized("credentials required"));
+    }
+    let target = app
+        .fleet
+        .revocations()
+        .all()
+        .iter()
+        .find(|r| r.id == id)
+        .map(|r| r.target.clone())
+        .ok_or(Error::NotFound)?;
+    revoke::may_revoke(&app.config.auth, &cx.principal, &target)?;
+    if !app.fleet.remove(id, cx.now).await? {
+        return Err(Error::NotFound);
+    }
+    let mut resp = Response::new(respond::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
+}

@@ -1,0 +1,336 @@
+//! Revocations: an object key, a key prefix (each of one origin), or a principal (an API
+//! key's SHA-256, or a JWT `sub`), refused with `403 revoked` until the revocation expires or
+//! is deleted. Pure: the set, its lookups and who may revoke what; where revocations are kept
+//! (this process, or Redis for a fleet) is the shell's `fleet`.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::keypath::{self, Judged};
+use super::{ApiKeyKind, Auth, Principal};
+use crate::Error;
+
+/// Longest `reason` kept.
+pub const MAX_REASON: usize = 500;
+
+/// What is revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One object of one origin (the key as stored, e.g. `acme/report.pdf`).
+    Key {
+        /// Origin name.
+        origin: String,
+        /// Object key.
+        key: String,
+    },
+    /// Every object under a prefix of one origin.
+    Prefix {
+        /// Origin name.
+        origin: String,
+        /// Key prefix.
+        prefix: String,
+    },
+    /// Everything a principal asks: an API key's SHA-256 (hex) or a JWT `sub`.
+    Principal(String),
+}
+
+/// One revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// Its id (`rev_` and 16 hex digits).
+    pub id: String,
+    /// What it revokes.
+    pub target: Target,
+    /// Why, as the revoker wrote it.
+    pub reason: Option<String>,
+    /// When it was made (Unix seconds).
+    pub created_at: u64,
+    /// When it lapses (Unix seconds), or never.
+    pub expires_at: Option<u64>,
+}
+
+fn rfc3339(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
+        .to_string()
+}
+
+impl Revocation {
+    /// Whether it still holds at `now`.
+    pub fn live(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|e| e > now)
+    }
+
+    /// The JSON of `GET /v1/revocations`.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "id": self.id,
+            "reason": self.reason,
+            "created_at": rfc3339(self.created_at),
+            "expires_at": self.expires_at.map(rfc3339),
+        });
+        match &self.target {
+            Target::Key { origin, key } => {
+                v["origin"] = json!(origin);
+                v["key"] = json!(key);
+            }
+            Target::Prefix { origin, prefix } => {
+                v["origin"] = json!(origin);
+                v["prefix"] = json!(prefix);
+            }
+            Target::Principal(p) => v["principal"] = json!(p),
+        }
+        v
+    }
+
+    /// How it is stored (Redis hash values): the same JSON with Unix times.
+    pub fn to_stored(&self) -> String {
+        let mut v = self.to_json();
+        v["created_at"] = json!(self.created_at);
+        v["expires_at"] = json!(self.expires_at);
+        v.to_string()
+    }
+
+    /// Reads [`Revocation::to_stored`]'s form back.
+    pub fn from_stored(text: &str) -> Option<Revocation> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let target = match (s("origin"), s("key"), s("prefix"), s("principal")) {
+            (Some(origin), Some(key), None, None) => Target::Key { origin, key },
+            (Some(origin), None, Some(prefix), None) => Target::Prefix { origin, prefix },
+            (None, None, None, Some(p)) => Target::Principal(p),
+            _ => return None,
+        };
+        Some(Revocation {
+            id: s("id")?,
+            target,
+            reason: s("reason"),
+            created_at: v.get("created_at")?.as_u64()?,
+            expires_at: v.get("expires_at").and_then(Value::as_u64),
+        })
+    }
+}
+
+/// The revocations in force, indexed for the hot path: a request asks two hash lookups and
+/// a scan of the prefixes of its origin.
+#[derive(Debug, Default)]
+pub struct RevocationSet {
+    all: Vec<Revocation>,
+    keys: HashMap<(String, Vec<u8>), usize>,
+    prefixes: HashMap<String, Vec<(Vec<u8>, usize)>>,
+    principals: HashMap<String, usize>,
+}
+
+impl RevocationSet {
+    /// The set of `list`, without those lapsed at `now`.
+    pub fn new(list: Vec<Revocation>, now: u64) -> Self {
+        let mut set = RevocationSet::default();
+        for r in list.into_iter().filter(|r| r.live(now)) {
+            let at = set.all.len();
+            match &r.target {
+                Target::Key { origin, key } => {
+                    set.keys
+                        .insert((origin.clone(), key.as_bytes().to_vec()), at);
+                }
+                Target::Prefix { origin, prefix } => set
+                    .prefixes
+                    .entry(origin.clone())
+                    .or_default()
+                    .push((prefix.as_bytes().to_vec(), at)),
+                Target::Principal(p) => {
+                    set.principals.insert(p.clone(), at);
+                }
+            }
+            set.all.push(r);
+        }
+        set
+    }
+
+    /// Whether nothing is revoked (the hot path then asks nothing more).
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// Every revocation in the set.
+    pub fn all(&self) -> &[Revocation] {
+        &self.all
+    }
+
+    /// The revocation covering `key` of `origin` at `now`, in any form the key may take.
+    pub fn of_key(&self, origin: &str, key: &Judged<'_>, now: u64) -> Option<&Revocation> {
+        let hit = |at: &usize| Some(&self.all[*at]).filter(|r| r.live(now));
+        for form in key.forms() {
+            if let Some(r) = self
+                .keys
+                .get(&(origin.to_owned(), form.to_vec()))
+                .and_then(hit)
+            {
+                return Some(r);
+            }
+        }
+        let prefixes = self.prefixes.get(origin)?;
+        key.forms().find_map(|form| {
+            prefixes
+                .iter()
+                .find(|(p, _)| form.starts_with(p))
+                .and_then(|(_, at)| hit(at))
+        })
+    }
+
+    /// The revocation of `principal` at `now`.
+    pub fn of_principal(
+        &self,
+        auth: &Auth,
+        principal: &Principal,
+        now: u64,
+    ) -> Option<&Revocation> {
+        if self.principals.is_empty() {
+            return None;
+        }
+        let id = principal_id(auth, principal)?;
+        self.principals
+            .get(&id)
+            .map(|at| &self.all[*at])
+            .filter(|r| r.live(now))
+    }
+}
+
+/// How a principal is named in a revocation: an API key by the SHA-256 of the key (hex, as in
+/// the config), a JWT by its `sub`.
+pub fn principal_id(auth: &Auth, principal: &Principal) -> Option<String> {
+    match principal {
+        Principal::Anonymous => None,
+        Principal::ApiKey { index, .. } => auth.api_keys.get(*index).map(|k| hex::encode(k.sha256)),
+        Principal::Jwt { subject, .. } => subject.clone(),
+    }
+}
+
+/// Whether `caller` may make, see or delete a revocation of `target`: an admin (a secret key
+/// without an org) anything; an org caller keys and prefixes inside `{org}/`, and the API
+/// keys of its own org. Public keys and anonymous callers nothing.
+pub fn may_revoke(auth: &Auth, caller: &Principal, target: &Target) -> Result<(), Error> {
+    if !caller.is_authenticated() {
+        return Err(Error::Unauthorized("credentials required"));
+    }
+    if matches!(
+        caller,
+        Principal::ApiKey {
+            kind: ApiKeyKind::Public,
+            ..
+        }
+    ) {
+        return Err(Error::Forbidden("public keys cannot revoke"));
+    }
+    if caller.is_admin() {
+        return Ok(());
+    }
+    let Some(org) = caller.org() else {
+        return Err(Error::Forbidden(
+            "only an admin key or an org caller may revoke",
+        ));
+    };
+    let dir = format!("{org}/");
+    let inside = match target {
+        Target::Key { key, .. } => keypath::judge(key)?.all_start_with(dir.as_bytes()),
+        Target::Prefix { prefix, .. } => {
+            prefix.starts_with(&dir) && keypath::judge(prefix)?.all_start_with(dir.as_bytes())
+        }
+        Target::Principal(p) => auth
+            .api_keys
+            .iter()
+            .any(|k| hex::encode(k.sha256) == *p && k.org.as_deref() == Some(org)),
+    };
+    if inside {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "the revocation reaches outside the caller's org",
+        ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test")]
+mod tests {
+    use super::*;
+
+    fn rev(id: &str, target: Target, expires_at: Option<u64>) -> Revocation {
+        Revocation {
+            id: id.into(),
+            target,
+            reason: None,
+            created_at: 100,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn keys_prefixes_and_every_form_of_a_key() {
+        let set = RevocationSet::new(
+            vec![
+                rev(
+                    "a",
+                    Target::Key {
+                        origin: "docs".into(),
+                        key: "acme/secret.pdf".into(),
+                    },
+                    None,
+                ),
+                rev(
+                    "b",
+                    Target::Prefix {
+                        origin: "docs".into(),
+                        prefix: "acme/leaked/".into(),
+                    },
+                    Some(200),
+                ),
+                rev(
+                    "c",
+                    Target::Key {
+                        origin: "docs".into(),
+                        key: "acme/old.pdf".into(),
+                    },
+                    Some(150),
+                ),
+            ],
+            160,
+        );
+        let judged = |k: &'static str| keypath::judge(k).unwrap();
+        assert_eq!(set.all().len(), 2, "the lapsed one is gone");
+        assert!(
+            set.of_key("docs", &judged("acme/secret.pdf"), 160)
+                .is_some()
+        );
+        // Another spelling of the same object is the same object.
+        assert!(
+            set.of_key("docs", &judged("acme/x/../secret.pdf"), 160)
+                .is_some()
+        );
+        assert!(
+            set.of_key("docs", &judged("acme%2Fsecret.pdf"), 160)
+                .is_some()
+        );
+        assert!(
+            set.of_key("docs", &judged("acme/leaked/a/b.txt"), 160)
+                .is_some()
+        );
+        assert!(
+            set.of_key("docs", &judged("acme/leaked/a/b.txt"), 200)
+                .is_none(),
+            "lapsed"
+        );
+        assert!(
+            set.of_key("other", &judged("acme/secret.pdf"), 160)
+                .is_none()
+        );
+        assert!(
+            set.of_key("docs", &judged("acme/secret.pdf.bak"), 160)
+                .is_none()
+        );
+        let stored = set.all()[0].to_stored();
+        assert_eq!(
+            Revocation::from_stored(&stored).as_ref(),
+            Some(&set.all()[0])
+        );
+    }
+}
