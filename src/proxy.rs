@@ -183,21 +183,10 @@ impl App {
                 // The signing APIs and the cold routes below are boxed: an async fn's future is
                 // as large as its largest path, and the redirect hit path should not move
                 // kilobytes of stream and API state around on every request.
-                Some(api) => {
-                    let mut resp = Box::pin(api::handle(self, api, &parts, body, &cx)).await;
-                    api::cors(
-                        &self.config.cors,
-                        &parts.headers,
-                        resp.headers_mut(),
-                        false,
-                        api,
-                    );
-                    return resp;
-                }
+                Some(api) => Ok(Box::pin(api::handle(self, api, &parts, body, &cx)).await),
                 None => self.dispatch(&parts, &cx).await,
             },
         };
-        let not_allowed = matches!(result, Err(Error::MethodNotAllowed));
         let mut resp = match (result, api) {
             (Ok(resp), _) => resp,
             (Err(e), Some(api)) => respond::error(&e, api.style()),
@@ -205,7 +194,7 @@ impl App {
                 respond::error(&e, if s3_client { Style::S3Xml } else { Style::Json })
             }
         };
-        if not_allowed {
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
             resp.headers_mut().insert(header::ALLOW, allow(api));
         }
         if let Some(api) = api {

@@ -585,6 +585,18 @@ async fn options_answers_allow_and_the_signing_apis_speak_cors_to_listed_origins
     assert_eq!(not_allowed.status, 405);
     assert_eq!(not_allowed.header("allow"), "GET, HEAD, OPTIONS");
 
+    // Each API names its own methods, on OPTIONS and on a 405.
+    for (method, path, allow) in [
+        ("GET", "/v1/sign", "POST, OPTIONS"),
+        ("PUT", "/v1/revocations", "GET, POST, OPTIONS"),
+        ("GET", "/v1/revocations/rev_1", "DELETE, OPTIONS"),
+        ("OPTIONS", "/v1/revocations/rev_1", "DELETE, OPTIONS"),
+    ] {
+        let got = send(method, &format!("{base}{path}"), &[("x-api-key", SK_ACME)]).await;
+        let want = if method == "OPTIONS" { 204 } else { 405 };
+        assert_eq!(got.status, want, "{method} {path}: {}", got.text());
+        assert_eq!(got.header("allow"), allow, "{method} {path}");
+    }
     // A preflight from a listed page: the method, the headers, credentials, cached 10 min.
     let api = format!("{base}/v1/sign");
     let preflight = send(
