@@ -50,25 +50,32 @@ impl std::fmt::Debug for Inner {
 }
 
 impl Fleet {
-    /// The fleet state for `settings`; `previous`'s carries over when it names the same store.
+    /// The fleet state for `settings`; `previous`'s carries over when its settings are the
+    /// same, and its revocations seed the new state when it names the same store (a reload
+    /// that changes `sync_interval` keeps enforcing them while it reconnects).
     pub fn new(settings: Option<&Settings>, previous: Option<&Fleet>) -> Self {
+        let mut seed = None;
         if let Some(p) = previous {
-            let same = match (&p.inner.settings, settings) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.same_store(b),
-                _ => false,
+            let (same, same_store) = match (&p.inner.settings, settings) {
+                (None, None) => (true, true),
+                (Some(a), Some(b)) => (a == b, a.same_store(b)),
+                _ => (false, false),
             };
             if same {
                 return p.clone();
             }
+            if same_store {
+                seed = Some((p.revocations_full(), lock(&p.inner.local).clone()));
+            }
         }
+        let (set, local) = seed.unwrap_or_default();
         let seed = std::collections::hash_map::RandomState::new();
         let seed = std::hash::BuildHasher::hash_one(&seed, 0u8);
         Fleet {
             inner: Arc::new(Inner {
                 settings: settings.cloned(),
-                set: ArcSwap::from_pointee(RevocationSet::default()),
-                local: Mutex::new(Vec::new()),
+                set: ArcSwap::new(set),
+                local: Mutex::new(local),
                 redis: ArcSwapOption::empty(),
                 changed: Arc::new(tokio::sync::Notify::new()),
                 started: AtomicBool::new(false),
@@ -153,12 +160,15 @@ impl Fleet {
         };
         let mut redis = self.connection()?;
         let (hash, channel) = keys(settings);
-        let written: redis::RedisResult<()> = async {
-            let _: () = redis.hset(&hash, &r.id, r.to_stored()).await?;
-            let _: i64 = redis.publish(&channel, &r.id).await?;
-            Ok(())
-        }
-        .await;
+        // Stored and announced in one transaction: both or neither.
+        let written: redis::RedisResult<()> = redis::pipe()
+            .atomic()
+            .hset(&hash, &r.id, r.to_stored())
+            .ignore()
+            .publish(&channel, &r.id)
+            .ignore()
+            .query_async(&mut redis)
+            .await;
         written.map_err(|e| unavailable(&e))?;
         let mut list: Vec<Revocation> = self.inner.set.load().all().to_vec();
         list.push(r);
@@ -182,13 +192,14 @@ impl Fleet {
         };
         let mut redis = self.connection()?;
         let (hash, channel) = keys(settings);
-        let removed: redis::RedisResult<i64> = async {
-            let n: i64 = redis.hdel(&hash, id).await?;
-            let _: i64 = redis.publish(&channel, id).await?;
-            Ok(n)
-        }
-        .await;
-        let removed = removed.map_err(|e| unavailable(&e))?;
+        let removed: redis::RedisResult<(i64,)> = redis::pipe()
+            .atomic()
+            .hdel(&hash, id)
+            .publish(&channel, id)
+            .ignore()
+            .query_async(&mut redis)
+            .await;
+        let (removed,) = removed.map_err(|e| unavailable(&e))?;
         let list: Vec<Revocation> = self
             .inner
             .set

@@ -417,9 +417,11 @@ impl App {
         // Judged before anything is verified, authorized or signed: a key that climbs above
         // its root is refused on every path.
         let key = keypath::judge(ask.raw_key)?;
-        let revoked = self.fleet.revocations();
-        if !revoked.is_empty() && revoked.of_key(&origin.signer.name, &key, ask.now).is_some() {
-            return Err(Error::Revoked);
+        {
+            let revoked = self.fleet.revocations();
+            if !revoked.is_empty() && revoked.of_key(&origin.signer.name, &key, ask.now).is_some() {
+                return Err(Error::Revoked);
+            }
         }
         // A host route narrowed by its prefix serves only keys under it, in every form: its
         // `public/../acme/x` is acme's object wherever dot segments are resolved.
@@ -503,6 +505,15 @@ impl App {
             .strip_prefix(base.as_str())
             .ok_or(Error::Forbidden("the URL's policy covers other hosts"))?;
         let covered = keypath::judge_wildcard_prefix(rel)?;
+        // Renewed, the wildcard opens every key it covers: none of them may be revoked.
+        let revoked = self.fleet.revocations();
+        if !revoked.is_empty()
+            && revoked
+                .under_wildcard(&origin.signer.name, &covered, ask.now)
+                .is_some()
+        {
+            return Err(Error::Revoked);
+        }
         // A public route is the whole origin's only without a host; a host route's prefix
         // may be a part of it.
         let public_route =

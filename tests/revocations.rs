@@ -165,6 +165,10 @@ async fn a_revoked_key_prefix_or_principal_is_refused_everywhere_in_this_process
         json!({"origin": "nowhere", "key": "acme/a.txt"}),
         json!({"origin": "docs", "key": "acme/../../etc/passwd"}),
         json!({"origin": "docs", "key": "acme/a.txt", "expires_in": 0}),
+        // The whole origin by accident, a key itself instead of its hash, the caller itself.
+        json!({"origin": "docs", "prefix": "/"}),
+        json!({"principal": SK_ACME}),
+        json!({"principal": hex::encode(edgesign::auth::api_key::hash(SK_ADMIN))}),
     ] {
         assert_eq!(
             revoke(&base, SK_ADMIN, bad.clone()).await.status,
@@ -198,8 +202,25 @@ async fn a_revoked_key_prefix_or_principal_is_refused_everywhere_in_this_process
     .await;
     assert_eq!(again.status, 404);
 
-    // A revoked principal is refused for everything it asks; others are not.
-    let acme_hash = hex::encode(edgesign::auth::api_key::hash(SK_ACME));
+    // Another org's revocation is one the caller cannot find.
+    let admins = revoke(
+        &base,
+        SK_ADMIN,
+        json!({"origin": "docs", "key": "globex/x.txt"}),
+    )
+    .await;
+    let admins = admins.json()["id"].as_str().unwrap().to_owned();
+    let hidden = send(
+        "DELETE",
+        &format!("{base}/v1/revocations/{admins}"),
+        &[("x-api-key", SK_ACME)],
+    )
+    .await;
+    assert_eq!(hidden.status, 404);
+
+    // A revoked principal is refused for everything it asks; others are not. The hash may be
+    // pasted in upper case, as some tools print it.
+    let acme_hash = hex::encode(edgesign::auth::api_key::hash(SK_ACME)).to_ascii_uppercase();
     let principal = revoke(
         &base,
         SK_ADMIN,

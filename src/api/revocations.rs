@@ -49,11 +49,7 @@ pub(super) async fn create(app: &Arc<App>, json: &Value, cx: &Cx) -> Result<Resp
                     "a principal is revoked everywhere: leave origin out".into(),
                 ));
             }
-            let p = string_field(json, "principal")?;
-            if p.len() > 256 {
-                return Err(Error::BadRequest("principal is too long".into()));
-            }
-            Target::Principal(p.to_owned())
+            Target::Principal(principal(string_field(json, "principal")?)?)
         }
         _ => {
             return Err(Error::BadRequest(
@@ -62,6 +58,18 @@ pub(super) async fn create(app: &Arc<App>, json: &Value, cx: &Cx) -> Result<Resp
         }
     };
     revoke::may_revoke(&app.config.auth, &cx.principal, &target)?;
+    if let Target::Principal(p) = &target
+        && revoke::principal_id(&app.config.auth, &cx.principal).as_ref() == Some(p)
+    {
+        return Err(Error::BadRequest(
+            "a caller cannot revoke itself (it could not take it back); ask an admin".into(),
+        ));
+    }
+    if app.fleet.revocations().all().len() >= MAX_REVOCATIONS {
+        return Err(Error::BadRequest(format!(
+            "{MAX_REVOCATIONS} revocations are in force; delete some, or let them lapse (expires_in)"
+        )));
+    }
     let reason = match json.get("reason") {
         None | Some(Value::Null) => None,
         Some(Value::String(r)) if r.len() <= MAX_REASON => Some(r.clone()),
@@ -102,6 +110,28 @@ pub(super) async fn create(app: &Arc<App>, json: &Value, cx: &Cx) -> Result<Resp
     Ok(respond::json(StatusCode::CREATED, body.to_string()))
 }
 
+/// Most revocations in force at once: each one costs every request to its origin a little.
+const MAX_REVOCATIONS: usize = 10_000;
+
+/// A principal as a revocation names it: an API key's SHA-256 as the config writes it (64 hex
+/// digits, any case), or a JWT `sub`. A key itself is refused: it would be stored and listed.
+fn principal(p: &str) -> Result<String, Error> {
+    if p.starts_with("sk_") || p.starts_with("pk_") {
+        return Err(Error::BadRequest(
+            "give the key's SHA-256 (edgesign hash-key), never the key itself".into(),
+        ));
+    }
+    if p.is_empty() || p.len() > 256 || p.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "principal must be 1 to 256 printable characters".into(),
+        ));
+    }
+    if p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(p.to_ascii_lowercase());
+    }
+    Ok(p.to_owned())
+}
+
 /// An object key or prefix as stored: printable, not a URL, no escapes to decode twice.
 fn plain(key: &str) -> Result<String, Error> {
     let decoded = String::from_utf8(percent_decode(key).into_owned())
@@ -112,7 +142,15 @@ fn plain(key: &str) -> Result<String, Error> {
         ));
     }
     crate::auth::keypath::judge(&decoded)?;
-    Ok(decoded.trim_start_matches('/').to_owned())
+    let stored = crate::auth::revoke::folded(decoded.as_bytes()).map_or(decoded.clone(), |f| {
+        String::from_utf8_lossy(&f).into_owned()
+    });
+    if stored.is_empty() {
+        return Err(Error::BadRequest(
+            "an empty key or prefix would revoke the whole origin; name it".into(),
+        ));
+    }
+    Ok(stored)
 }
 
 /// `GET /v1/revocations`: those the caller may see (an org caller, its org's).
@@ -143,7 +181,8 @@ pub(super) async fn delete(app: &Arc<App>, id: &str, cx: &Cx) -> Result<Response
         .find(|r| r.id == id)
         .map(|r| r.target.clone())
         .ok_or(Error::NotFound)?;
-    revoke::may_revoke(&app.config.auth, &cx.principal, &target)?;
+    // One the caller may not see is one it cannot find.
+    revoke::may_revoke(&app.config.auth, &cx.principal, &target).map_err(|_| Error::NotFound)?;
     if !app.fleet.remove(id, cx.now).await? {
         return Err(Error::NotFound);
     }

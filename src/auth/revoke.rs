@@ -111,35 +111,62 @@ impl Revocation {
     }
 }
 
-/// The revocations in force, indexed for the hot path: a request asks two hash lookups and
-/// a scan of the prefixes of its origin.
+/// The revocations in force, indexed for the hot path: a request asks a hash lookup per form
+/// of its key and a scan of the prefixes of its origin. Several revocations may cover one
+/// target (each with its own expiry): every one is kept and any live one counts.
 #[derive(Debug, Default)]
 pub struct RevocationSet {
     all: Vec<Revocation>,
-    keys: HashMap<(String, Vec<u8>), usize>,
+    /// Origin → object key → revocations.
+    keys: HashMap<String, HashMap<Vec<u8>, Vec<usize>>>,
+    /// Origin → (prefix, revocation).
     prefixes: HashMap<String, Vec<(Vec<u8>, usize)>>,
-    principals: HashMap<String, usize>,
+    principals: HashMap<String, Vec<usize>>,
+}
+
+/// A key or prefix as a store that folds slashes reads it: `\` as `/`, repeated `/` merged,
+/// no leading `/`. `None` when that is the key itself.
+pub fn folded(form: &[u8]) -> Option<Vec<u8>> {
+    let needs =
+        form.first() == Some(&b'/') || form.contains(&b'\\') || form.windows(2).any(|w| w == b"//");
+    if !needs {
+        return None;
+    }
+    let mut out = Vec::with_capacity(form.len());
+    for &b in form {
+        let b = if b == b'\\' { b'/' } else { b };
+        if b == b'/' && (out.is_empty() || out.last() == Some(&b'/')) {
+            continue;
+        }
+        out.push(b);
+    }
+    Some(out)
 }
 
 impl RevocationSet {
-    /// The set of `list`, without those lapsed at `now`.
+    /// The set of `list`, without those lapsed at `now` and without repeated ids.
     pub fn new(list: Vec<Revocation>, now: u64) -> Self {
         let mut set = RevocationSet::default();
+        let mut seen = std::collections::HashSet::new();
         for r in list.into_iter().filter(|r| r.live(now)) {
+            if !seen.insert(r.id.clone()) {
+                continue;
+            }
             let at = set.all.len();
             match &r.target {
-                Target::Key { origin, key } => {
-                    set.keys
-                        .insert((origin.clone(), key.as_bytes().to_vec()), at);
-                }
+                Target::Key { origin, key } => set
+                    .keys
+                    .entry(origin.clone())
+                    .or_default()
+                    .entry(key.as_bytes().to_vec())
+                    .or_default()
+                    .push(at),
                 Target::Prefix { origin, prefix } => set
                     .prefixes
                     .entry(origin.clone())
                     .or_default()
                     .push((prefix.as_bytes().to_vec(), at)),
-                Target::Principal(p) => {
-                    set.principals.insert(p.clone(), at);
-                }
+                Target::Principal(p) => set.principals.entry(p.clone()).or_default().push(at),
             }
             set.all.push(r);
         }
@@ -156,24 +183,57 @@ impl RevocationSet {
         &self.all
     }
 
-    /// The revocation covering `key` of `origin` at `now`, in any form the key may take.
+    fn live_one<'s>(&'s self, at: &[usize], now: u64) -> Option<&'s Revocation> {
+        at.iter().map(|i| &self.all[*i]).find(|r| r.live(now))
+    }
+
+    /// The revocation covering `key` of `origin` at `now`, in any form the key may take
+    /// (decoded, dot segments resolved, slashes folded).
     pub fn of_key(&self, origin: &str, key: &Judged<'_>, now: u64) -> Option<&Revocation> {
-        let hit = |at: &usize| Some(&self.all[*at]).filter(|r| r.live(now));
-        for form in key.forms() {
-            if let Some(r) = self
-                .keys
-                .get(&(origin.to_owned(), form.to_vec()))
-                .and_then(hit)
+        let keys = self.keys.get(origin);
+        let prefixes = self.prefixes.get(origin);
+        if keys.is_none() && prefixes.is_none() {
+            return None;
+        }
+        let check = |form: &[u8]| {
+            if let Some(r) = keys
+                .and_then(|k| k.get(form))
+                .and_then(|at| self.live_one(at, now))
             {
                 return Some(r);
             }
-        }
-        let prefixes = self.prefixes.get(origin)?;
-        key.forms().find_map(|form| {
-            prefixes
+            prefixes?
                 .iter()
-                .find(|(p, _)| form.starts_with(p))
-                .and_then(|(_, at)| hit(at))
+                .filter(|(p, _)| form.starts_with(p))
+                .find_map(|(_, at)| Some(&self.all[*at]).filter(|r| r.live(now)))
+        };
+        key.forms()
+            .find_map(|form| check(form).or_else(|| folded(form).and_then(|f| check(&f))))
+    }
+
+    /// A revocation of `origin` that a wildcard policy over `prefix` (judged) would reach: a
+    /// revoked key or prefix under it, or a revoked prefix above it. A wildcard re-signed for
+    /// one key opens every key it covers, so it is renewed only when none is revoked.
+    pub fn under_wildcard(
+        &self,
+        origin: &str,
+        prefix: &Judged<'_>,
+        now: u64,
+    ) -> Option<&Revocation> {
+        let forms: Vec<Vec<u8>> = prefix
+            .forms()
+            .flat_map(|f| [Some(f.to_vec()), folded(f)])
+            .flatten()
+            .collect();
+        self.all.iter().filter(|r| r.live(now)).find(|r| {
+            let revoked = match &r.target {
+                Target::Key { origin: o, key } if o == origin => key.as_bytes(),
+                Target::Prefix { origin: o, prefix } if o == origin => prefix.as_bytes(),
+                _ => return false,
+            };
+            forms
+                .iter()
+                .any(|w| revoked.starts_with(w) || w.starts_with(revoked))
         })
     }
 
@@ -190,8 +250,7 @@ impl RevocationSet {
         let id = principal_id(auth, principal)?;
         self.principals
             .get(&id)
-            .map(|at| &self.all[*at])
-            .filter(|r| r.live(now))
+            .and_then(|at| self.live_one(at, now))
     }
 }
 
@@ -325,6 +384,78 @@ mod tests {
         );
         assert!(
             set.of_key("docs", &judged("acme/secret.pdf.bak"), 160)
+                .is_none()
+        );
+        // A lapsed revocation of the same key or a wider prefix does not hide a live one.
+        let layered = RevocationSet::new(
+            vec![
+                rev(
+                    "old",
+                    Target::Prefix {
+                        origin: "docs".into(),
+                        prefix: "acme/".into(),
+                    },
+                    Some(150),
+                ),
+                rev(
+                    "live",
+                    Target::Prefix {
+                        origin: "docs".into(),
+                        prefix: "acme/leaked/".into(),
+                    },
+                    None,
+                ),
+                rev(
+                    "k1",
+                    Target::Key {
+                        origin: "docs".into(),
+                        key: "acme/k".into(),
+                    },
+                    Some(150),
+                ),
+                rev(
+                    "k2",
+                    Target::Key {
+                        origin: "docs".into(),
+                        key: "acme/k".into(),
+                    },
+                    None,
+                ),
+            ],
+            100,
+        );
+        assert!(
+            layered
+                .of_key("docs", &judged("acme/leaked/x"), 160)
+                .is_some()
+        );
+        assert!(layered.of_key("docs", &judged("acme/k"), 160).is_some());
+        // Slashes a store folds: `acme//leaked/x`, a leading `/`.
+        assert!(
+            layered
+                .of_key("docs", &judged("acme//leaked/x"), 160)
+                .is_some()
+        );
+        assert!(
+            layered
+                .of_key("docs", &judged("/acme/leaked/x"), 160)
+                .is_some()
+        );
+        // A wildcard over `acme/` reaches the revoked prefix; one over `globex/` does not.
+        let wild = |p: &'static str| keypath::judge_wildcard_prefix(p).unwrap();
+        assert!(
+            layered
+                .under_wildcard("docs", &wild("acme/"), 160)
+                .is_some()
+        );
+        assert!(
+            layered
+                .under_wildcard("docs", &wild("acme/leaked/sub/"), 160)
+                .is_some()
+        );
+        assert!(
+            layered
+                .under_wildcard("docs", &wild("globex/"), 160)
                 .is_none()
         );
         let stored = set.all()[0].to_stored();

@@ -159,10 +159,15 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Whether `other` names the same store the same way (a reload then keeps the connection).
+    /// Whether `other` names the same store and keys (the same revocations).
     pub fn same_store(&self, other: &Fleet) -> bool {
-        self.redis_url.expose() == other.redis_url.expose()
-            && self.key_prefix == other.key_prefix
+        self.redis_url.expose() == other.redis_url.expose() && self.key_prefix == other.key_prefix
+    }
+}
+
+impl PartialEq for Fleet {
+    fn eq(&self, other: &Fleet) -> bool {
+        self.same_store(other)
             && self.sync_interval == other.sync_interval
             && self.on_redis_error == other.on_redis_error
     }
