@@ -205,29 +205,32 @@ fn cloudfront_config(routes: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_wildcard_policies_are_renewed_only_inside_the_origin_and_the_callers_scope() {
-    let routes = "[[routes]]\nprefix = \"/cfp/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"public\"\n[[routes]]\nprefix = \"/cfg/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"org\"\nstale_grace = \"36500d\"\n";
-    let proxy = proxy(&cloudfront_config(routes), false).await;
-    let app = proxy.app();
+/// A CloudFront URL of the origin `cdn` for `key` under a custom policy over `resource`,
+/// expired long ago and signed with the origin's own key (genuine), as a path.
+fn stale_cloudfront(app: &edgesign::app::App, resource: &str, key: &str) -> String {
     let edgesign::sign::signer::Kind::CloudFront(cf) =
         &app.config.origin("cdn").unwrap().signer.kind
     else {
         unreachable!()
     };
-    // Expired long ago, signed by the origin's own key: genuine.
-    let stale = |resource: &str, key: &str| {
-        let policy = edgesign::sign::cloudfront::custom_policy(resource, 1_600_000_000, None, None);
-        let url = edgesign::sign::cloudfront::sign(
-            &format!("https://d111111abcdef8.cloudfront.net/{key}"),
-            &edgesign::sign::cloudfront::PolicyKind::Custom(policy),
-            &cf.keys[0].private,
-            "K2JCJMDEHXQW5F",
-            cf.hash,
-        )
-        .unwrap();
-        format!("/{}", url.split_once(".net/").unwrap().1)
-    };
+    let policy = edgesign::sign::cloudfront::custom_policy(resource, 1_600_000_000, None, None);
+    let url = edgesign::sign::cloudfront::sign(
+        &format!("https://d111111abcdef8.cloudfront.net/{key}"),
+        &edgesign::sign::cloudfront::PolicyKind::Custom(policy),
+        &cf.keys[0].private,
+        "K2JCJMDEHXQW5F",
+        cf.hash,
+    )
+    .unwrap();
+    format!("/{}", url.split_once(".net/").unwrap().1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_wildcard_policies_are_renewed_only_inside_the_origin_and_the_callers_scope() {
+    let routes = "[[routes]]\nprefix = \"/cfp/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"public\"\n[[routes]]\nprefix = \"/cfg/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"org\"\nstale_grace = \"36500d\"\n";
+    let proxy = proxy(&cloudfront_config(routes), false).await;
+    let app = proxy.app();
+    let stale = |resource: &str, key: &str| stale_cloudfront(&app, resource, key);
     let at = |route: &str, path: &str| format!("{}/{route}{path}", proxy.base);
 
     // A policy for every distribution that trusts the key is never renewed: not on a public
@@ -714,22 +717,12 @@ async fn a_wildcard_policy_is_not_renewed_over_a_revoked_key() {
         "[[routes]]\nprefix = \"/cfg/\"\norigin = \"cdn\"\nmode = \"redirect\"\naccess = \"org\"\n";
     let proxy = proxy(&cloudfront_config(routes), false).await;
     let app = proxy.app();
-    let edgesign::sign::signer::Kind::CloudFront(cf) =
-        &app.config.origin("cdn").unwrap().signer.kind
-    else {
-        unreachable!()
-    };
     let stale = |resource: &str, key: &str| {
-        let policy = edgesign::sign::cloudfront::custom_policy(resource, 1_600_000_000, None, None);
-        let url = edgesign::sign::cloudfront::sign(
-            &format!("https://d111111abcdef8.cloudfront.net/{key}"),
-            &edgesign::sign::cloudfront::PolicyKind::Custom(policy),
-            &cf.keys[0].private,
-            "K2JCJMDEHXQW5F",
-            cf.hash,
+        format!(
+            "{}/cfg{}",
+            proxy.base,
+            stale_cloudfront(&app, resource, key)
         )
-        .unwrap();
-        format!("{}/cfg/{}", proxy.base, url.split_once(".net/").unwrap().1)
     };
     let wide = stale(
         "https://d111111abcdef8.cloudfront.net/acme/*",
