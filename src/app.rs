@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::audit::{AuditLog, Decision, Event};
 use crate::auth::Principal;
 use crate::cache::SignatureCache;
 use crate::clock::Clock;
@@ -45,6 +46,8 @@ pub struct App {
     pub keys: KeySet,
     /// Revocations (in Redis with `[fleet]`, else in this process).
     pub fleet: Fleet,
+    /// The audit log (`[audit]`), opened afresh by every reload (logrotate).
+    pub audit: Option<AuditLog>,
 }
 
 impl App {
@@ -107,6 +110,7 @@ impl App {
         fleet: Fleet,
     ) -> Result<Arc<Self>, String> {
         let origin = OriginClient::new(&config.origin_client, metrics.clone())?;
+        let audit = config.audit.as_deref().map(AuditLog::open).transpose()?;
         let origins: Vec<(&str, &'static str)> = config
             .signers()
             .map(|s| (s.name.as_str(), s.scheme_name()))
@@ -125,6 +129,7 @@ impl App {
             clock,
             keys,
             fleet,
+            audit,
         }))
     }
 
@@ -134,6 +139,36 @@ impl App {
         self.minter.live.start(&self.metrics);
         self.keys.start(&self.origin);
         self.fleet.start(&self.metrics);
+    }
+
+    /// Writes an audit line (with `[audit]`) for a decision on `raw_key` of `origin_idx`.
+    #[allow(clippy::too_many_arguments, reason = "one audit line's fields")]
+    pub fn audit(
+        &self,
+        cx: (&crate::auth::Principal, std::net::IpAddr),
+        origin_idx: usize,
+        raw_key: &str,
+        decision: Decision,
+        expires_at: Option<u64>,
+        url: Option<&str>,
+    ) {
+        let Some(log) = &self.audit else { return };
+        let (principal, client) = cx;
+        let signer = &self.config.origins[origin_idx].signer;
+        let (id, _) = crate::notes::current();
+        log.record(&Event {
+            request_id: id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
+            client,
+            principal: crate::audit::principal_label(&self.config.auth, principal),
+            org: principal.org(),
+            origin: &signer.name,
+            key: String::from_utf8_lossy(&crate::sign::encoding::percent_decode(raw_key))
+                .into_owned(),
+            scheme: signer.scheme_name(),
+            decision,
+            expires_at,
+            url,
+        });
     }
 
     /// `403 revoked` when a revocation covers `raw_key` of the origin `origin_idx`.

@@ -57,6 +57,7 @@
 //! - [`tls`]: the rustls configurations of the listener and of the origin client.
 //! - [`keyset`]: the JWKS of `auth.jwks_url`, by `kid`, refreshed on a timer and on an
 //!   unknown `kid`.
+//! - [`audit`]: the audit log, one JSON line per access decision.
 //! - [`fleet`]: state a fleet shares in Redis (revocations), or this process's without it.
 //! - [`creds`]: S3 credentials from the AWS SDK's resolver (aws-config), refreshed before
 //!   they expire.
@@ -80,6 +81,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod clock;

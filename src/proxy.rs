@@ -40,6 +40,8 @@ struct Ask<'a> {
     /// CloudFront policy's `IpAddress` is checked against the client and not the proxy.
     /// `None` when the client follows a redirect and the CDN checks it.
     fetched_for: Option<std::net::IpAddr>,
+    /// The client's address (through trusted proxies), for the audit log.
+    client: std::net::IpAddr,
     /// The part of the origin's keys the route serves, relative to the origin's base: a
     /// host route's prefix without the origin's own path prefix (`public/` for
     /// `prefix = "/public/"`), empty when the route serves every key.
@@ -385,6 +387,7 @@ impl App {
             headers: &parts.headers,
             now: cx.now,
             fetched_for: (route.mode == Mode::Stream).then_some(cx.ip),
+            client: cx.ip,
             scope,
         };
         let (signed, rolls_at) = if Scheme::of_query(query) == Scheme::Unsigned {
@@ -402,12 +405,72 @@ impl App {
         self.deliver(route.mode, &signed, rolls_at, &ask).await
     }
 
-    /// The decision of docs/http.md (signed URLs on a route). Unsigned (`url` is `None`):
-    /// the caller is authorized and a bucketed URL minted. Signed: verified; genuine and valid → the URL itself (a
-    /// capability); genuine and expired → re-authorized (unless in `stale_grace`) and
-    /// re-signed exactly; forged → `InvalidSignature`. Returns the URL and when the answer
-    /// stops being cacheable.
+    /// The decision of docs/http.md (signed URLs on a route), with its audit line.
+    /// Unsigned (`url` is `None`): the caller is authorized and a bucketed URL minted.
+    /// Signed: verified; genuine and valid → the URL itself (a capability); genuine and
+    /// expired → re-authorized (unless in `stale_grace`) and re-signed exactly; forged →
+    /// `InvalidSignature`. Returns the URL and when the answer stops being cacheable.
     async fn fresh_url(
+        &self,
+        ask: &Ask<'_>,
+        url: Option<(&RawUrl<'_>, &str)>,
+        params: &[&str],
+    ) -> Result<(Arc<Entry>, u64), Error> {
+        let decided = self.decide(ask, url, params).await;
+        if self.audit.is_some() {
+            self.audit_decision(ask, url.map(|(_, text)| text), &decided);
+        }
+        decided
+    }
+
+    /// The audit line of a decision: a URL handed out, served or rescued, a signed URL
+    /// refused, a revoked key. Other failures (origin errors, bad requests, an unsigned
+    /// request refused) are not access decisions on a URL.
+    fn audit_decision(
+        &self,
+        ask: &Ask<'_>,
+        presented: Option<&str>,
+        decided: &Result<(Arc<Entry>, u64), Error>,
+    ) {
+        use crate::audit::Decision;
+        let (decision, expires_at, url) = match (decided, presented) {
+            (Ok((e, _)), None) => (
+                Decision::Minted,
+                Some(e.signed.expires_at),
+                Some(&*e.signed.url),
+            ),
+            (Ok((e, _)), Some(p)) if e.signed.url == p => {
+                (Decision::Served, Some(e.signed.expires_at), Some(p))
+            }
+            (Ok((e, _)), Some(_)) => (
+                Decision::Rescued,
+                Some(e.signed.expires_at),
+                Some(&*e.signed.url),
+            ),
+            (Err(Error::Revoked), p) => (Decision::Revoked, None, p),
+            (
+                Err(
+                    Error::InvalidSignature(_)
+                    | Error::Expired
+                    | Error::Unauthorized(_)
+                    | Error::Forbidden(_),
+                ),
+                Some(p),
+            ) => (Decision::Refused, None, Some(p)),
+            _ => return,
+        };
+        self.audit(
+            (ask.principal, ask.client),
+            ask.origin,
+            ask.raw_key,
+            decision,
+            expires_at,
+            url,
+        );
+    }
+
+    /// The decision itself (see [`App::fresh_url`]).
+    async fn decide(
         &self,
         ask: &Ask<'_>,
         url: Option<(&RawUrl<'_>, &str)>,
@@ -704,6 +767,7 @@ impl App {
             headers: &parts.headers,
             now: cx.now,
             fetched_for: Some(cx.ip),
+            client: cx.ip,
             scope: "",
         };
         let (signed, _) = if Scheme::of_query(url.query) == Scheme::Unsigned {
@@ -745,7 +809,17 @@ impl App {
                     self.metrics.url_verdict(UrlVerdict::Forged);
                 }
             })?;
-        self.check_revoked(idx, verified.raw_key, cx.now)?;
+        if let Err(e) = self.check_revoked(idx, verified.raw_key, cx.now) {
+            self.audit(
+                (&cx.principal, cx.ip),
+                idx,
+                verified.raw_key,
+                crate::audit::Decision::Revoked,
+                None,
+                Some(&url_text),
+            );
+            return Err(e);
+        }
         if cx.now >= verified.expires_at {
             // A stale link is rescued like any stale URL (docs/http.md): the caller is
             // re-authorized as on an org route (anonymous callers of a non-public key: 401),
@@ -760,12 +834,21 @@ impl App {
                 headers: &parts.headers,
                 now: cx.now,
                 fetched_for: None,
+                client: cx.ip,
                 scope: "",
             };
             let (entry, rolls_at) =
                 Box::pin(self.fresh_url(&ask, Some((&url, &url_text)), &[])).await?;
             return self.deliver(Mode::Redirect, &entry, rolls_at, &ask).await;
         }
+        self.audit(
+            (&cx.principal, cx.ip),
+            idx,
+            verified.raw_key,
+            crate::audit::Decision::Served,
+            Some(verified.expires_at),
+            Some(&url_text),
+        );
         let path = local::resolve(&local.root, verified.raw_key).await?;
         let mut resp = local::serve(&path, method, &parts.headers).await?;
         // A link to /_origin/ is a capability: whoever holds it may fetch it, like a CDN URL.

@@ -20,7 +20,7 @@ const FLOORS: [(&str, &[&str]); 8] = [
     (
         "shell leaves",
         &[
-            "cache", "origin", "local", "limit", "tls", "creds", "keyset", "fleet",
+            "cache", "origin", "local", "limit", "tls", "creds", "keyset", "fleet", "audit",
         ],
     ),
     ("state", &["minter", "app"]),

@@ -284,7 +284,36 @@ async fn mint(
 ) -> Result<Signed, Error> {
     // Minting is org business: a caller with no org and no admin key mints nothing.
     policy::may_read(Access::Org, &cx.principal, raw_key)?;
-    app.check_revoked(idx, raw_key, cx.now)?;
+    let audit = |decision, signed: Option<&Signed>| {
+        app.audit(
+            (&cx.principal, cx.ip),
+            idx,
+            raw_key,
+            decision,
+            signed.map(|s| s.expires_at),
+            signed.map(|s| s.url.as_str()),
+        );
+    };
+    if let Err(e) = app.check_revoked(idx, raw_key, cx.now) {
+        audit(crate::audit::Decision::Revoked, None);
+        return Err(e);
+    }
+    let minted = mint_checked(app, idx, raw_key, method, lifetime, cx).await;
+    if let Ok(signed) = &minted {
+        audit(crate::audit::Decision::Minted, Some(signed));
+    }
+    minted
+}
+
+/// [`mint`] once the caller is allowed and nothing is revoked.
+async fn mint_checked(
+    app: &Arc<App>,
+    idx: usize,
+    raw_key: &str,
+    method: Method,
+    lifetime: Option<u64>,
+    cx: &Cx,
+) -> Result<Signed, Error> {
     match lifetime {
         Some(lifetime) => {
             let (now, config, metrics) = (cx.now, app.config.clone(), app.metrics.clone());

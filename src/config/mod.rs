@@ -58,6 +58,8 @@ pub struct Config {
     pub cors: Cors,
     /// `[fleet]`: shared state in Redis, when set.
     pub fleet: Option<Fleet>,
+    /// `[audit] path`: the audit log (`-` for stdout), when set.
+    pub audit: Option<PathBuf>,
     /// Things that work but are probably not meant (`check` prints them; the server logs
     /// them at start-up).
     pub warnings: Vec<ConfigError>,
@@ -531,6 +533,26 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
     };
     let cors = cors(c, raw.cors);
     let fleet = raw.fleet.map(|f| fleet(c, f));
+    let audit = raw.audit.map(|a| match a.path.as_deref() {
+        Some("-") => PathBuf::from("-"),
+        Some(p) if !p.is_empty() => {
+            let path = c.resolve(p);
+            if path
+                .parent()
+                .is_some_and(|d| !d.as_os_str().is_empty() && !d.is_dir())
+            {
+                c.err("audit.path", format!("{p:?}: its directory does not exist"));
+            }
+            path
+        }
+        _ => {
+            c.err(
+                "audit.path",
+                "missing: a file to append to, or \"-\" for stdout",
+            );
+            PathBuf::new()
+        }
+    });
     let origin_client = OriginClient {
         connect_timeout: c.duration(
             "origin_client.connect_timeout",
@@ -586,6 +608,7 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         origin_client,
         cors,
         fleet,
+        audit,
         warnings: Vec::new(),
     })
 }

@@ -37,6 +37,13 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) cors: RawCors,
     pub(super) fleet: Option<RawFleet>,
+    pub(super) audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAudit {
+    pub(super) path: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
