@@ -654,3 +654,47 @@ fn secrets_from_files_are_trimmed_and_checked() {
         "is empty",
     );
 }
+
+#[test]
+fn fleet_and_audit_keys_are_checked_without_echoing_the_redis_password() {
+    let with = |extra: &str| format!("{GOOD}\n{extra}");
+    for (extra, path, words) in [
+        (
+            "[fleet]\nredis_url = \"http://user:hunter2-redis-password@127.0.0.1:6379\"\n",
+            "fleet.redis_url",
+            "is not a redis:// or rediss:// URL",
+        ),
+        ("[fleet]\n", "fleet.redis_url", "missing"),
+        (
+            "[fleet]\nredis_url = \"redis://127.0.0.1:6379/0\"\non_redis_error = \"maybe\"\n",
+            "fleet.on_redis_error",
+            "is not \"allow\" or \"deny\"",
+        ),
+        (
+            "[fleet]\nredis_url = \"redis://127.0.0.1:6379/0\"\nsync_interval = \"10ms\"\n",
+            "fleet.sync_interval",
+            "between 100ms and 60s",
+        ),
+        ("[audit]\n", "audit.path", "missing"),
+        (
+            "[audit]\npath = \"/no/such/dir/audit.ndjson\"\n",
+            "audit.path",
+            "its directory does not exist",
+        ),
+    ] {
+        refused(&with(extra), &[], &[], path, words);
+        let run = check(&with(extra), &[], &[]);
+        assert!(
+            !run.stderr.contains("hunter2"),
+            "the password was printed: {}",
+            run.stderr
+        );
+    }
+    let ok = with("[fleet]\nredis_url_env = \"EDGESIGN_TEST_REDIS\"\n[audit]\npath = \"-\"\n");
+    let run = check(
+        &ok,
+        &[],
+        &[("EDGESIGN_TEST_REDIS", "redis://:pw@127.0.0.1:6379/0")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
