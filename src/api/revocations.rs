@@ -97,11 +97,8 @@ pub(super) async fn create(app: &Arc<App>, json: &Value, cx: &Cx) -> Result<Resp
             crate::auth::keypath::judge(raw_key).is_ok_and(|k| set.of_key(&name, &k, now).is_some())
         });
     }
-    let bound = app
-        .fleet
-        .bound()
-        .as_secs()
-        .max(u64::from(app.fleet.scope() == "fleet"));
+    // Every replica re-reads within sync_interval of the write; rounded up to the second.
+    let bound = app.fleet.bound().as_millis().div_ceil(1000) as u64;
     let body = json!({
         "id": revocation.id,
         "scope": app.fleet.scope(),
