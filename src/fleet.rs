@@ -287,7 +287,15 @@ async fn connect_and_sync(inner: Weak<Inner>, client: redis::Client, metrics: Ar
                 let mut lapsed = Vec::new();
                 let list: Vec<Revocation> = entries
                     .iter()
-                    .filter_map(|(_, v)| Revocation::from_stored(v))
+                    .filter_map(|(id, v)| {
+                        let parsed = Revocation::from_stored(v);
+                        if parsed.is_none() {
+                            // Not enforced: say so, rather than skip it in silence.
+                            metrics.fleet_error("parse");
+                            tracing::warn!(target: "edgesign::fleet", id = %id, "a stored revocation cannot be read; it is not enforced");
+                        }
+                        parsed
+                    })
                     .filter(|r| {
                         let live = r.live(now);
                         if !live {
@@ -344,9 +352,16 @@ async fn listen(inner: Weak<Inner>, client: redis::Client, metrics: Arc<Metrics>
         match subscribed {
             Ok(mut pubsub) => {
                 let mut messages = pubsub.on_message();
-                while messages.next().await.is_some() {
+                loop {
+                    // Woken at least every few seconds, so that the listener of a fleet state
+                    // a reload replaced ends instead of waiting for a message that never comes.
+                    let next = tokio::time::timeout(Duration::from_secs(5), messages.next()).await;
                     let Some(me) = inner.upgrade() else { return };
-                    me.changed.notify_one();
+                    match next {
+                        Ok(Some(_)) => me.changed.notify_one(),
+                        Ok(None) => break,
+                        Err(_) => {}
+                    }
                 }
             }
             Err(_) => metrics.fleet_error("subscribe"),

@@ -432,10 +432,10 @@ impl Metrics {
         );
         registry.register(
             "fleet_errors",
-            "Failed Redis operations by kind (connect, sync, subscribe)",
+            "Failed Redis operations by kind (connect, sync, subscribe, parse: a stored revocation that cannot be read)",
             m.fleet_errors.clone(),
         );
-        for op in ["connect", "sync", "subscribe"] {
+        for op in ["connect", "sync", "subscribe", "parse"] {
             let _ = m.fleet_errors.get_or_create(&OpLabel { op });
         }
         m.build_info

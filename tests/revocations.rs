@@ -356,6 +356,31 @@ async fn two_replicas_share_revocations_through_redis_within_the_sync_interval()
     assert_eq!(listed["scope"], "fleet");
     assert_eq!(listed["revocations"].as_array().unwrap().len(), 1);
 
+    // An entry nobody can read is not enforced, and says so.
+    let garbage = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "HSET",
+            "edgesign-test:revocations",
+            "rev_bad",
+            "not json",
+        ])
+        .output()
+        .expect("redis-cli");
+    assert!(garbage.status.success());
+    assert!(
+        b.wait_for_log("a stored revocation cannot be read", Duration::from_secs(5))
+            .await,
+        "{}",
+        b.log()
+    );
+    assert!(metric(&b.base, r#"edgesign_fleet_errors_total{op="parse"}"#).await >= 1.0);
+    assert_eq!(
+        get(&format!("{}/r/acme/a.txt", b.base), &acme).await.status,
+        403
+    );
+
     // Redis goes away: the last known set stays in force, /readyz stays 200, writes are 503
     // and the metric says so.
     let port = redis.port;
