@@ -10,6 +10,7 @@ use crate::cache::SignatureCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::fleet::Fleet;
+use crate::fleet::budget::Budget;
 use crate::keyset::KeySet;
 use crate::limit::Limiter;
 use crate::metrics::Metrics;
@@ -38,6 +39,8 @@ pub struct App {
     pub origin: OriginClient,
     /// Token buckets per principal (anonymous callers: per client address).
     pub limiter: Arc<Limiter>,
+    /// With `[fleet]`: the same budget for the whole fleet, behind `limiter`.
+    pub budget: Option<Arc<Budget>>,
     /// Process-wide metrics (they outlive reloads).
     pub metrics: Arc<Metrics>,
     /// Where requests read the time (the system clock but in tests).
@@ -73,7 +76,16 @@ impl App {
         let minter = Minter::new(config.clone(), metrics.clone());
         let keys = KeySet::new(config.auth.jwks.as_ref(), None);
         let fleet = Fleet::new(config.fleet.as_ref(), None);
-        Self::assemble(config, metrics, limiter, minter, clock, keys, fleet)
+        let budget = fleet.budget(&config.rate_limit).map(Arc::new);
+        Self::assemble(
+            config,
+            metrics,
+            (limiter, budget),
+            minter,
+            clock,
+            keys,
+            fleet,
+        )
     }
 
     /// The service for a reloaded `config`: same metrics; the rate limiter's buckets carry
@@ -89,10 +101,17 @@ impl App {
         let minter = self.minter.reloaded(config.clone(), self.clock.unix_secs());
         let keys = KeySet::new(config.auth.jwks.as_ref(), Some(&self.keys));
         let fleet = Fleet::new(config.fleet.as_ref(), Some(&self.fleet));
+        // Leases carry over like the buckets: a reload does not hand out a second budget.
+        let budget = match &self.budget {
+            Some(b) if config.rate_limit == self.config.rate_limit && fleet.same(&self.fleet) => {
+                Some(b.clone())
+            }
+            _ => fleet.budget(&config.rate_limit).map(Arc::new),
+        };
         Self::assemble(
             config,
             self.metrics.clone(),
-            limiter,
+            (limiter, budget),
             minter,
             self.clock.clone(),
             keys,
@@ -103,7 +122,7 @@ impl App {
     fn assemble(
         config: Arc<Config>,
         metrics: Arc<Metrics>,
-        limiter: Arc<Limiter>,
+        (limiter, budget): (Arc<Limiter>, Option<Arc<Budget>>),
         minter: Minter,
         clock: Clock,
         keys: KeySet,
@@ -125,6 +144,7 @@ impl App {
             minter,
             origin,
             limiter,
+            budget,
             metrics,
             clock,
             keys,

@@ -432,10 +432,10 @@ impl Metrics {
         );
         registry.register(
             "fleet_errors",
-            "Failed Redis operations by kind (connect, sync, subscribe, parse: a stored revocation that cannot be read)",
+            "Failed Redis operations by kind (connect, sync, subscribe, parse: a stored revocation that cannot be read, rate_limit: the fleet rate limit script got no answer and on_redis_error applied)",
             m.fleet_errors.clone(),
         );
-        for op in ["connect", "sync", "subscribe", "parse"] {
+        for op in ["connect", "sync", "subscribe", "parse", "rate_limit"] {
             let _ = m.fleet_errors.get_or_create(&OpLabel { op });
         }
         m.build_info

@@ -14,6 +14,7 @@ use crate::app::{App, Cx};
 use crate::auth::policy::Verdict;
 use crate::auth::{self, Principal, keypath, overrides as override_policy, policy};
 use crate::cache::Entry;
+use crate::fleet::budget::Take;
 use crate::metrics::UrlVerdict;
 use crate::notes;
 use crate::origin::{OriginClient, PASSED_RESPONSE_HEADERS};
@@ -170,12 +171,12 @@ impl App {
         let api = api::Api::of(&parts.method, path);
         if parts.method == http::Method::OPTIONS {
             notes::note_route("options");
-            return self.options(&parts, peer, api);
+            return self.options(&parts, peer, api).await;
         }
         if let Some(api) = api {
             notes::note_route(api.route_name());
         }
-        let mut admitted = self.admit(&parts, peer);
+        let mut admitted = self.admit(&parts, peer).await;
         if self.config.auth.jwks.is_some() && self.may_know_more_keys(&parts, &admitted) {
             admitted = Box::pin(self.admit_with_fresh_keys(&parts, peer, admitted)).await;
         }
@@ -213,13 +214,13 @@ impl App {
 
     /// `OPTIONS`: `204` with `Allow`, and for the signing APIs a CORS preflight answer when
     /// the page's origin is in `[cors] allow_origins`. Rate-limited like any anonymous call.
-    fn options(
+    async fn options(
         &self,
         parts: &http::request::Parts,
         peer: SocketAddr,
         api: Option<api::Api>,
     ) -> Response<Body> {
-        if let Err(e) = self.admit(parts, peer) {
+        if let Err(e) = self.admit(parts, peer).await {
             return respond::error(&e, Style::Json);
         }
         let mut resp = Response::new(empty());
@@ -272,14 +273,14 @@ impl App {
         first: Result<Cx, Error>,
     ) -> Result<Cx, Error> {
         if self.keys.refresh_for_unknown_kid(&self.origin).await {
-            self.admit(parts, peer)
+            self.admit(parts, peer).await
         } else {
             first
         }
     }
 
     /// Authenticates once and applies the rate limit, before any signing work.
-    fn admit(&self, parts: &http::request::Parts, peer: SocketAddr) -> Result<Cx, Error> {
+    async fn admit(&self, parts: &http::request::Parts, peer: SocketAddr) -> Result<Cx, Error> {
         let now = self.clock.unix_secs();
         let ip = auth::client_ip(
             peer.ip(),
@@ -294,12 +295,12 @@ impl App {
             // Failed logins count against the client's address, so guessing is limited too.
             Err(e) => {
                 let bucket = auth::RateKey::address(ip, self.config.rate_limit.ipv6_prefix);
-                self.limiter.check(&bucket)?;
+                self.charge(&bucket).await?;
                 return Err(e);
             }
         };
-        self.limiter
-            .check(&principal.rate_key(ip, self.config.rate_limit.ipv6_prefix))?;
+        self.charge(&principal.rate_key(ip, self.config.rate_limit.ipv6_prefix))
+            .await?;
         let revoked = self.fleet.revocations();
         if !revoked.is_empty()
             && revoked
@@ -309,6 +310,23 @@ impl App {
             return Err(Error::Revoked);
         }
         Ok(Cx { principal, now, ip })
+    }
+
+    /// Takes a token from `key`'s local bucket, then (with `[fleet]`) from its lease of the
+    /// fleet's budget, asking Redis only when the lease is empty.
+    async fn charge(&self, key: &auth::RateKey) -> Result<(), Error> {
+        self.limiter.check(key)?;
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        match budget.try_take(key, &self.metrics) {
+            Take::Granted => Ok(()),
+            Take::Refused(e) => Err(e),
+            Take::Ask => {
+                let name = key.fleet_name(&self.config.auth);
+                Box::pin(budget.ask(key, &name, &self.metrics)).await
+            }
+        }
     }
 
     async fn dispatch(

@@ -1601,3 +1601,148 @@ fn the_metric_name_extractor_reads_promql() {
     assert!(!glob_match(b"target", b"targets"));
     assert!(!glob_match(b"*.md", b"docs/a.md"));
 }
+
+#[test]
+fn kubernetes_fleet_overlay_is_the_base_plus_a_redis_the_config_reaches() {
+    let kust = &yaml_docs("deploy/kubernetes/fleet/kustomization.yaml")[0];
+    let listed = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.as_str()
+                    .map_or_else(|| r["path"].as_str().unwrap().to_owned(), str::to_owned)
+            })
+            .collect()
+    };
+    assert_eq!(listed(&kust["resources"]), ["../", "redis.yaml"]);
+    let base = &yaml_docs("deploy/kubernetes/kustomization.yaml")[0];
+    for r in listed(&base["resources"]) {
+        assert!(
+            repo().join("deploy/kubernetes").join(&r).is_file(),
+            "base resource {r}"
+        );
+    }
+    let patches = listed(&kust["patches"]);
+    assert_eq!(patches, ["deployment.yaml", "configmap.yaml"]);
+
+    // The patches name the base's objects, or kustomize applies them to nothing.
+    let deployment = k8s("Deployment");
+    let cm = k8s("ConfigMap");
+    let patch_deploy = &yaml_docs("deploy/kubernetes/fleet/deployment.yaml")[0];
+    let patch_cm = &yaml_docs("deploy/kubernetes/fleet/configmap.yaml")[0];
+    assert_eq!(
+        patch_deploy["metadata"]["name"],
+        deployment["metadata"]["name"]
+    );
+    assert_eq!(patch_cm["metadata"]["name"], cm["metadata"]["name"]);
+    assert_eq!(patch_deploy["spec"]["replicas"], 2);
+
+    // The fleet's config is the base's, with [fleet] after it (the two stay in step).
+    let base_text = cm["data"]["config.toml"].as_str().unwrap();
+    let text = patch_cm["data"]["config.toml"].as_str().unwrap();
+    let added = text
+        .strip_prefix(base_text.trim_end())
+        .expect("fleet/configmap.yaml's config.toml does not start with the base's");
+    let config: toml::Table = text.parse().unwrap();
+    let fleet = config["fleet"].as_table().expect("no [fleet]");
+    assert!(added.contains("[fleet]"));
+    let url_env = fleet["redis_url_env"]
+        .as_str()
+        .expect("fleet.redis_url_env");
+
+    // The container gets that variable from the Secret the kustomization's comment makes,
+    // whose URL names the Redis Service and its port.
+    let containers = patch_deploy["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    let env = containers[0]["env"].as_array().unwrap();
+    let from = env
+        .iter()
+        .find(|e| e["name"] == url_env)
+        .unwrap_or_else(|| panic!("the Deployment patch does not set {url_env}"));
+    let secret = &from["valueFrom"]["secretKeyRef"];
+    let comment =
+        std::fs::read_to_string(repo().join("deploy/kubernetes/fleet/kustomization.yaml")).unwrap();
+    let made = format!(
+        "kubectl create secret generic {} ",
+        secret["name"].as_str().unwrap()
+    );
+    assert!(
+        comment.contains(&made),
+        "the kustomization does not say how to make the Secret"
+    );
+    let url = comment
+        .split(&format!(
+            "--from-literal={}=\"",
+            secret["key"].as_str().unwrap()
+        ))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the Secret's command gives no URL");
+    let redis_docs = yaml_docs("deploy/kubernetes/fleet/redis.yaml");
+    let service = redis_docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    let set = redis_docs
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet")
+        .unwrap();
+    let host_port = format!(
+        "@{}:{}/",
+        service["metadata"]["name"].as_str().unwrap(),
+        service["spec"]["ports"][0]["port"]
+    );
+    assert!(
+        url.contains(&host_port),
+        "{url} does not reach the Service ({host_port})"
+    );
+    assert!(
+        selects(
+            &service["spec"]["selector"],
+            &set["spec"]["template"]["metadata"]["labels"]
+        ),
+        "the Redis Service selects no Redis pod"
+    );
+    let redis_args: Vec<&str> = set["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        redis_args.windows(2).any(|w| w == ["--appendonly", "yes"]),
+        "Redis must persist the revocations: {redis_args:?}"
+    );
+
+    // And the config passes `edgesign check` with the base's variables plus the URL.
+    let dir = tempdir("k8s-fleet");
+    let file = dir.join("config.toml");
+    std::fs::write(
+        &file,
+        to_repo_paths(text, &image_paths(&context_copies(&dockerfile()))),
+    )
+    .unwrap();
+    let mut vars: Vec<(String, String)> =
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let name = e["name"].as_str().unwrap().to_owned();
+                let value = e["value"]
+                    .as_str()
+                    .unwrap_or("packaging-test-stand-in-secret-0123456789abcdef")
+                    .to_owned();
+                (name, value)
+            })
+            .collect();
+    vars.push((url_env.to_owned(), url.replace("$P", "stand-in-password")));
+    assert_check_passes(
+        "deploy/kubernetes/fleet's config.toml",
+        &[
+            "check".to_owned(),
+            "--config".to_owned(),
+            file.to_str().unwrap().to_owned(),
+        ],
+        &vars,
+    );
+}

@@ -166,6 +166,20 @@ pub enum RateKey {
 }
 
 impl RateKey {
+    /// The bucket's name in the fleet's Redis, the same on every replica: an address as
+    /// written, an API key by the first 16 hex digits of its SHA-256 (never the key), a
+    /// token by `org:subject`.
+    pub fn fleet_name(&self, auth: &Auth) -> String {
+        match self {
+            RateKey::Address(ip) => format!("ip:{ip}"),
+            RateKey::ApiKey(index) => match auth.api_keys.get(*index) {
+                Some(k) => format!("key:{}", &hex::encode(k.sha256)[..16]),
+                None => format!("key:#{index}"),
+            },
+            RateKey::Token(id) => format!("jwt:{id}"),
+        }
+    }
+
     /// The bucket of a client address: an IPv4 address alone, an IPv6 address by its
     /// `/ipv6_prefix` network. One host holds a whole /64 (RFC 4291 §2.5.1 interface
     /// identifiers; privacy addresses rotate inside it), so per-address buckets would let a

@@ -603,3 +603,90 @@ pub fn jwt_hs256(secret: &[u8], header: serde_json::Value, claims: serde_json::V
             .encode(hmac::Mac::finalize(mac).into_bytes())
     )
 }
+
+/// `redis-server` on a free 127.0.0.1 port, nothing persisted, stopped by PID.
+pub struct Redis {
+    child: std::process::Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl Redis {
+    /// Starts one (on `port`, or a free one).
+    pub fn start(port: Option<u16>) -> Redis {
+        let port = port.unwrap_or_else(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        });
+        let dir = tempdir("redis");
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install -y redis-server)");
+        let deadline = edgesign::clock::instant() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                edgesign::clock::instant() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Redis {
+    /// How many times Redis ran a script (`EVAL` and `EVALSHA`, less the `EVALSHA`s that
+    /// found no script), from `INFO commandstats`.
+    pub fn script_calls(&self) -> u64 {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["info", "commandstats"])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_eval:") || l.starts_with("cmdstat_evalsha:"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    }
+
+    /// The keys whose names start with `prefix` (through `redis-cli`).
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["--scan", "--pattern", &format!("{prefix}*")])
+            .output()
+            .expect("redis-cli");
+        assert!(out.status.success(), "redis-cli failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

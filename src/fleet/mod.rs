@@ -8,6 +8,10 @@
 //! `sync_interval` even when a message is lost. The set is held in memory: the hot path asks
 //! an in-process index and never waits on Redis. With Redis down the last known set stays in
 //! force, `edgesign_fleet_up` reads 0, and writes answer `503 unavailable`.
+//!
+//! With `[fleet]` the rate limit is fleet-wide too: [`budget`].
+
+pub mod budget;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -82,6 +86,16 @@ impl Fleet {
                 next_id: AtomicU64::new(seed),
             }),
         }
+    }
+
+    /// The fleet-wide budget of `limits` (`None` without `[fleet]`).
+    pub fn budget(&self, limits: &crate::config::RateLimit) -> Option<budget::Budget> {
+        budget::Budget::new(self.clone(), limits)
+    }
+
+    /// Whether `other` is this very state (a reload carried it over).
+    pub fn same(&self, other: &Fleet) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// `"fleet"` with Redis, `"process"` without.
