@@ -129,7 +129,11 @@ impl App {
         fleet: Fleet,
     ) -> Result<Arc<Self>, String> {
         let origin = OriginClient::new(&config.origin_client, metrics.clone())?;
-        let audit = config.audit.as_deref().map(AuditLog::open).transpose()?;
+        let audit = config
+            .audit
+            .as_deref()
+            .map(|p| AuditLog::open(p, metrics.clone()))
+            .transpose()?;
         let origins: Vec<(&str, &'static str)> = config
             .signers()
             .map(|s| (s.name.as_str(), s.scheme_name()))

@@ -1,26 +1,57 @@
 //! Shell leaf: the audit log (`[audit] path`), one JSON line per access decision: every URL
 //! handed out (stable link or API, cache hit or miss), every stale URL rescued, every signed
-//! URL served as it was, every signed URL refused, every revoked request. Each line is one
-//! `write` to a file opened for appending (or to stdout with `"-"`); a reload opens the path
-//! again, so logrotate's rename-then-`SIGHUP` works. Nothing in a line is a credential: the
-//! principal is `key:<first 12 hex of the key's SHA-256>`, `jwt:<sub>` or `anonymous`, and a
-//! signature appears only as the first 16 hex digits of its SHA-256 (`sig_digest`).
+//! URL served as it was, every signed URL refused, every revoked request. Nothing in a line
+//! is a credential: the principal is `key:<first 12 hex of the key's SHA-256>`, `jwt:<sub>` or
+//! `anonymous`, and a signature appears only as the first 16 hex digits of its SHA-256
+//! (`sig_digest`).
+//!
+//! The request path only queues the decision (a bounded channel of [`QUEUE`] lines); a thread
+//! of its own formats and appends them, each `write` holding whole lines. When the queue is
+//! full (a disk slower than the traffic), the line is **dropped and counted**
+//! (`edgesign_audit_lines_total{result="dropped"}`), never waited for: an audit log that
+//! blocks would turn a slow or full disk into an outage of every request, and a count that
+//! an alert watches says exactly how many decisions went unrecorded. A reload opens the path
+//! again (a new writer; the old one drains into the old file), so logrotate's
+//! rename-then-`SIGHUP` works.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use sha2::Digest;
 
-/// Where the lines go.
+use crate::metrics::Metrics;
+
+/// Lines the writer may be behind by before lines are dropped.
+pub const QUEUE: usize = 65_536;
+
+/// Where the lines go: a queue to the writer thread.
 #[derive(Debug)]
 pub struct AuditLog {
-    out: Out,
+    queue: SyncSender<Line>,
+    metrics: Arc<Metrics>,
 }
 
-#[derive(Debug)]
 enum Out {
     Stdout,
     File(std::fs::File),
+}
+
+/// One decision, owned, on its way to the writer.
+struct Line {
+    ts: std::time::SystemTime,
+    request_id: String,
+    client: std::net::IpAddr,
+    principal: String,
+    org: Option<String>,
+    origin: String,
+    key: String,
+    scheme: &'static str,
+    decision: Decision,
+    expires_at: Option<u64>,
+    /// The signature (digested by the writer; never written).
+    signature: Option<String>,
 }
 
 /// What was decided.
@@ -66,7 +97,7 @@ pub struct Event<'a> {
     /// The object key, decoded.
     pub key: String,
     /// `sigv4`, `cloudfront`, `native`.
-    pub scheme: &'a str,
+    pub scheme: &'static str,
     /// What was decided.
     pub decision: Decision,
     /// When the URL handed out or served expires (Unix seconds).
@@ -109,47 +140,106 @@ fn rfc3339(unix: u64) -> String {
 }
 
 impl AuditLog {
-    /// Opens `path` for appending (creating it), or stdout for `"-"`. Fails naming the key.
-    pub fn open(path: &Path) -> Result<AuditLog, String> {
-        if path == Path::new("-") {
-            return Ok(AuditLog { out: Out::Stdout });
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map(|f| AuditLog { out: Out::File(f) })
-            .map_err(|e| {
-                format!(
-                    "audit.path: cannot open {} for appending ({e})",
-                    path.display()
-                )
-            })
+    /// Opens `path` for appending (creating it), or stdout for `"-"`, and starts its writer.
+    /// Fails naming the key.
+    pub fn open(path: &Path, metrics: Arc<Metrics>) -> Result<AuditLog, String> {
+        let out = if path == Path::new("-") {
+            Out::Stdout
+        } else {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(Out::File)
+                .map_err(|e| {
+                    format!(
+                        "audit.path: cannot open {} for appending ({e})",
+                        path.display()
+                    )
+                })?
+        };
+        let (queue, lines) = std::sync::mpsc::sync_channel(QUEUE);
+        let counts = metrics.clone();
+        std::thread::Builder::new()
+            .name("edgesign-audit".to_owned())
+            .spawn(move || write_lines(&lines, out, &counts))
+            .map_err(|e| format!("audit.path: cannot start the audit writer ({e})"))?;
+        Ok(AuditLog { queue, metrics })
     }
 
-    /// Writes one line for `event`. A failed write is logged, never the request's failure.
+    /// Queues one line for `event`; never waits. A full queue drops the line and counts it.
     pub fn record(&self, event: &Event<'_>) {
-        let line = serde_json::json!({
-            "ts": humantime::format_rfc3339_millis(crate::clock::now()).to_string(),
-            "request_id": event.request_id,
-            "client": event.client.to_string(),
-            "principal": event.principal,
-            "org": event.org,
-            "origin": event.origin,
-            "key": event.key,
-            "scheme": event.scheme,
-            "decision": event.decision.as_str(),
-            "expires_at": event.expires_at.map(rfc3339),
-            "sig_digest": event.url.and_then(signature_of).map(digest),
-        });
-        let mut bytes = line.to_string().into_bytes();
-        bytes.push(b'\n');
-        let written = match &self.out {
-            Out::File(f) => (&*f).write_all(&bytes),
-            Out::Stdout => std::io::stdout().lock().write_all(&bytes),
+        let line = Line {
+            ts: crate::clock::now(),
+            request_id: event.request_id.to_owned(),
+            client: event.client,
+            principal: event.principal.clone(),
+            org: event.org.map(str::to_owned),
+            origin: event.origin.to_owned(),
+            key: event.key.clone(),
+            scheme: event.scheme,
+            decision: event.decision,
+            expires_at: event.expires_at,
+            signature: event.url.and_then(signature_of).map(str::to_owned),
         };
-        if let Err(e) = written {
-            tracing::warn!(target: "edgesign::audit", error = %e, "cannot write the audit log");
+        match self.queue.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.metrics.audit_lines("dropped", 1),
+            Err(TrySendError::Disconnected(_)) => self.metrics.audit_lines("failed", 1),
+        }
+    }
+}
+
+impl Line {
+    fn append_to(&self, buf: &mut Vec<u8>) {
+        let json = serde_json::json!({
+            "ts": humantime::format_rfc3339_millis(self.ts).to_string(),
+            "request_id": self.request_id,
+            "client": self.client.to_string(),
+            "principal": self.principal,
+            "org": self.org,
+            "origin": self.origin,
+            "key": self.key,
+            "scheme": self.scheme,
+            "decision": self.decision.as_str(),
+            "expires_at": self.expires_at.map(rfc3339),
+            "sig_digest": self.signature.as_deref().map(digest),
+        });
+        // Writing JSON into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *buf, &json);
+        buf.push(b'\n');
+    }
+}
+
+/// The writer: takes what is queued (up to 256 KiB at a time), appends it in one `write`,
+/// until every sender is gone.
+fn write_lines(lines: &Receiver<Line>, out: Out, metrics: &Metrics) {
+    let mut buf = Vec::with_capacity(256 * 1024);
+    let mut warned: Option<std::time::Instant> = None;
+    while let Ok(first) = lines.recv() {
+        buf.clear();
+        first.append_to(&mut buf);
+        let mut n = 1;
+        while buf.len() < 256 * 1024 {
+            let Ok(next) = lines.try_recv() else { break };
+            next.append_to(&mut buf);
+            n += 1;
+        }
+        let written = match &out {
+            Out::File(f) => (&*f).write_all(&buf),
+            Out::Stdout => std::io::stdout().lock().write_all(&buf),
+        };
+        match written {
+            Ok(()) => metrics.audit_lines("written", n),
+            Err(e) => {
+                metrics.audit_lines("failed", n);
+                // At most one warning every 10 s: a full disk fails every write.
+                let now = crate::clock::instant();
+                if warned.is_none_or(|w| now.duration_since(w).as_secs() >= 10) {
+                    warned = Some(now);
+                    tracing::warn!(target: "edgesign::audit", error = %e, lines = n, "cannot write the audit log");
+                }
+            }
         }
     }
 }

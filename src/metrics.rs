@@ -285,6 +285,7 @@ pub struct Metrics {
     verdicts: Family<VerdictLabel, Counter>,
     fleet_up: Gauge,
     fleet_errors: Family<OpLabel, Counter>,
+    audit_lines: Family<ResultLabel, Counter>,
 }
 
 /// `{op}`.
@@ -333,6 +334,7 @@ impl Metrics {
             verdicts: Family::default(),
             fleet_up: Gauge::default(),
             fleet_errors: Family::default(),
+            audit_lines: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -438,6 +440,14 @@ impl Metrics {
         for op in ["connect", "sync", "subscribe", "parse", "rate_limit"] {
             let _ = m.fleet_errors.get_or_create(&OpLabel { op });
         }
+        registry.register(
+            "audit_lines",
+            "Audit log lines by result: written, dropped (the writer's queue was full: the disk is slower than the traffic), failed (the write failed)",
+            m.audit_lines.clone(),
+        );
+        for result in ["written", "dropped", "failed"] {
+            let _ = m.audit_lines.get_or_create(&ResultLabel { result });
+        }
         m.build_info
             .get_or_create(&BuildLabel {
                 version: env!("CARGO_PKG_VERSION"),
@@ -493,6 +503,13 @@ impl Metrics {
     /// Whether Redis answers (`[fleet]`).
     pub fn set_fleet_up(&self, up: bool) {
         self.fleet_up.set(i64::from(up));
+    }
+
+    /// Counts `n` audit lines `written`, `dropped` or `failed`.
+    pub fn audit_lines(&self, result: &'static str, n: u64) {
+        self.audit_lines
+            .get_or_create(&ResultLabel { result })
+            .inc_by(n);
     }
 
     /// Counts a failed Redis operation.

@@ -99,6 +99,19 @@ async fn every_access_decision_is_one_json_line_without_secrets() {
     );
 
     let got = until_lines(&log, 7).await;
+    // Written by the log's own thread, counted (just after the write): none dropped.
+    let deadline = edgesign::clock::instant() + Duration::from_secs(5);
+    let m = loop {
+        let m = parse_metrics(&get(&format!("{base}/metrics"), &[]).await.text());
+        if m[r#"edgesign_audit_lines_total{result="written"}"#] >= 7.0
+            || edgesign::clock::instant() > deadline
+        {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(m[r#"edgesign_audit_lines_total{result="written"}"#], 7.0);
+    assert_eq!(m[r#"edgesign_audit_lines_total{result="dropped"}"#], 0.0);
     let decisions: Vec<&str> = got
         .iter()
         .map(|l| l["decision"].as_str().unwrap())
