@@ -16,7 +16,7 @@ use edgesign::sign::native::NativeKey;
 use edgesign::sign::signer::{self, Kind, Layout, Local, OriginSigner, S3, Scheme, SignSpec};
 use edgesign::sign::sigv4::{self, Credentials};
 use edgesign::sign::url::RawUrl;
-use edgesign::sign::{Method, cloudfront};
+use edgesign::sign::{Method, azure, cloudfront, gcs};
 
 fn s3() -> OriginSigner {
     OriginSigner {
@@ -167,6 +167,50 @@ fn bench(c: &mut Criterion) {
             lifetime: 3600,
         };
         b.iter(|| local.sign(black_box(&spec)).unwrap())
+    });
+
+    let sa = std::fs::read_to_string(format!(
+        "{}/tests/vectors/gcs_dummy_service_account.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let gcs_rsa = gcs::Key::service_account(&sa).unwrap();
+    let gcs_hmac = gcs::Key::Hmac {
+        access_id: "GOOG1EXAMPLEEDGESIGNHMACKEY0123456789ABCDEFGHIJKLMNOPQRSTUV".into(),
+        secret: Secret::new("bGoa+V7g/yqDXvKRqq+JTFn4uQZbPiQJo4pf9RzJ"),
+    };
+    let gcs_req = gcs::Request {
+        method: Method::Get,
+        host: "storage.googleapis.com",
+        path: "/media/acme/reports/2024/q3%20summary.pdf",
+        params: &[],
+        signed_at: at,
+        expires_in: 3600,
+    };
+    c.bench_function("gcs_rsa2048_presign", |b| {
+        b.iter(|| gcs::presign(black_box(&gcs_req), &gcs_rsa).unwrap())
+    });
+    c.bench_function("gcs_hmac_presign", |b| {
+        b.iter(|| gcs::presign(black_box(&gcs_req), &gcs_hmac).unwrap())
+    });
+    c.bench_function("azure_sas_sign", |b| {
+        let key = azure::AccountKey::from_base64(
+            "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+        )
+        .unwrap();
+        let resource =
+            azure::canonicalized_resource("devstoreaccount1", "media", "acme/reports/q3 summary.pdf");
+        b.iter(|| {
+            let fields = azure::Fields {
+                permissions: "r".into(),
+                start: Some(azure::time(at)),
+                expiry: azure::time(at + 3600),
+                version: azure::DEFAULT_VERSION.into(),
+                resource: "b".into(),
+                ..azure::Fields::default()
+            };
+            azure::sign(black_box(&fields), &resource, &key)
+        })
     });
 
     c.bench_function("detect_scheme_of_query", |b| {

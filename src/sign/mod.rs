@@ -4,15 +4,19 @@
 //! - [`url`]: raw URL splitting that never decodes or normalises.
 //! - [`sigv4`]: S3 SigV4 query presign / parse / verify.
 //! - [`cloudfront`]: CloudFront canned and custom policies, RSA and ECDSA.
+//! - [`gcs`]: Google Cloud Storage V4 signed URLs (RSA and HMAC).
+//! - [`azure`]: Azure Blob service SAS with an account key.
 //! - [`native`]: edgesign's HMAC links for `local` origins.
 //! - [`signer`]: one configured origin: mint, recognise, verify and re-sign its URLs.
 //! - [`detect`]: which scheme a URL carries, and what `edgesign inspect` reports.
 //!
 //! Its failures are its own [`Error`], converted into the service's error at the boundary.
 
+pub mod azure;
 pub mod cloudfront;
 pub mod detect;
 pub mod encoding;
+pub mod gcs;
 pub mod native;
 pub mod signer;
 pub mod sigv4;

@@ -10,6 +10,7 @@
 //! Path bytes are signed exactly as they travel: S3 canonicalises the URI without decoding or
 //! normalising it (unlike other AWS services), so `a//b/./c/../d.txt` and `%2525` stay.
 
+use std::borrow::Cow;
 use std::sync::RwLock;
 
 use hmac::{Hmac, Mac};
@@ -242,16 +243,60 @@ impl AuthParams {
     }
 }
 
-/// Collapses runs of spaces and trims, as SigV4 canonical header values require.
-fn push_header_value(out: &mut String, value: &str) {
+/// Trims a header value and makes each inner run of `blanks` one space, as canonical header
+/// values require (SigV4: spaces; GCS V4: spaces and tabs).
+fn push_header_value(out: &mut String, value: &str, blanks: &[char]) {
     let mut first = true;
-    for word in value.split(' ').filter(|w| !w.is_empty()) {
+    for word in value.split(blanks).filter(|w| !w.is_empty()) {
         if !first {
             out.push(' ');
         }
         out.push_str(word);
         first = false;
     }
+}
+
+/// Writes a canonical request from its parts: `pairs` canonical and sorted, `headers`
+/// lower-case and sorted by name (their values normalised here), the payload hash last. SigV4
+/// and GCS V4 share this layout.
+pub(crate) fn write_canonical_request(
+    method: &str,
+    path: &str,
+    pairs: &[(Cow<'_, str>, Cow<'_, str>)],
+    headers: &[(&str, &str)],
+    blanks: &[char],
+    payload: &str,
+) -> String {
+    let mut out = String::with_capacity(512);
+    out.push_str(method);
+    out.push('\n');
+    out.push_str(path);
+    out.push('\n');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out.push('\n');
+    for (name, value) in headers {
+        out.push_str(name);
+        out.push(':');
+        push_header_value(&mut out, value, blanks);
+        out.push('\n');
+    }
+    out.push('\n');
+    for (i, (name, _)) in headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
+    out.push('\n');
+    out.push_str(payload);
+    out
 }
 
 /// Stage 1: the canonical request over raw query pairs (everything but `X-Amz-Signature`).
@@ -271,36 +316,14 @@ pub fn canonical_request<'q>(
     if !pairs.is_sorted() {
         pairs.sort_unstable();
     }
-    let mut out = String::with_capacity(512);
-    out.push_str(method.as_str());
-    out.push('\n');
-    out.push_str(path);
-    out.push('\n');
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        out.push_str(k);
-        out.push('=');
-        out.push_str(v);
-    }
-    out.push('\n');
-    for (name, value) in headers {
-        out.push_str(name);
-        out.push(':');
-        push_header_value(&mut out, value);
-        out.push('\n');
-    }
-    out.push('\n');
-    for (i, (name, _)) in headers.iter().enumerate() {
-        if i > 0 {
-            out.push(';');
-        }
-        out.push_str(name);
-    }
-    out.push('\n');
-    out.push_str(UNSIGNED_PAYLOAD);
-    out
+    write_canonical_request(
+        method.as_str(),
+        path,
+        &pairs,
+        headers,
+        &[' '],
+        UNSIGNED_PAYLOAD,
+    )
 }
 
 /// Stage 2: the string to sign.
@@ -574,7 +597,7 @@ mod tests {
     #[test]
     fn header_values_are_trimmed_and_collapsed() {
         let mut s = String::new();
-        push_header_value(&mut s, "  bytes=0-1   x ");
+        push_header_value(&mut s, "  bytes=0-1   x ", &[' ']);
         assert_eq!(s, "bytes=0-1 x");
     }
 }
