@@ -373,3 +373,209 @@ fn azure_versions_times_and_delegation() {
     assert!(azure::is_sas(delegated));
     assert!(!azure::is_sas("sig=x"));
 }
+
+/// Verifies `url` (minted by the SDK at `spec.signed_at`), re-signs it a day later, and
+/// checks that this is the URL the origin mints for `spec` then. Returns the URL's expiry and
+/// the key that verified it.
+fn resigns_as_minted(
+    origin: &edgesign::sign::signer::OriginSigner,
+    spec: &edgesign::sign::signer::SignSpec<'_>,
+    url: &edgesign::sign::url::RawUrl<'_>,
+) -> (u64, String) {
+    let v = origin.verify(url, Method::Get, |_| None).unwrap();
+    let later = origin.resign(&v, spec.signed_at + 86_400, 3600).unwrap();
+    let fresh = origin
+        .sign(&edgesign::sign::signer::SignSpec {
+            signed_at: spec.signed_at + 86_400,
+            ..*spec
+        })
+        .unwrap();
+    assert_eq!(later.url, fresh.url);
+    (v.expires_at, v.key_id)
+}
+
+fn vector<'v>(all: &'v Value, name: &str) -> &'v Value {
+    all["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap()
+}
+
+#[test]
+fn a_gcs_origin_mints_verifies_and_re_signs_like_the_sdk() {
+    use edgesign::sign::signer::{Gcs, Kind, OriginSigner, SignSpec, gcs_layout};
+    use edgesign::sign::url::RawUrl;
+    let all = vectors("gcs_v4_signed_urls.json");
+    let at = edgesign::sign::encoding::parse_amz_date("20260115T103000Z").unwrap();
+    for (name, layout, raw_key, params) in [
+        (
+            "local-endpoint",
+            gcs_layout(Some("http://127.0.0.1:9023"), "media", true).unwrap(),
+            "hello.txt",
+            vec![],
+        ),
+        (
+            "virtual-hosted",
+            gcs_layout(None, "media", false).unwrap(),
+            "photos/2026/cat.jpg",
+            vec![],
+        ),
+        (
+            "response-disposition",
+            gcs_layout(None, "media", true).unwrap(),
+            "report.pdf",
+            vector(&all, "response-disposition")["expected"]["url"]
+                .as_str()
+                .unwrap()
+                .split('&')
+                .filter(|s| s.starts_with("response-"))
+                .collect::<Vec<_>>(),
+        ),
+    ] {
+        let origin = OriginSigner {
+            name: "media".into(),
+            ttl: 3600,
+            kind: Kind::Gcs(Gcs {
+                layout,
+                bucket: "media".into(),
+                keys: vec![service_account()],
+            }),
+        };
+        let expected = vector(&all, name)["expected"]["url"].as_str().unwrap();
+        let spec = SignSpec {
+            raw_key,
+            method: Method::Get,
+            params: &params,
+            signed_at: at,
+            lifetime: 3600,
+        };
+        let minted = origin.sign(&spec).unwrap();
+        assert_eq!(minted.url, expected, "{name}");
+        assert_eq!(minted.expires_at, at + 3600);
+        // The SDK's URL verifies, and a day later it re-signs to what the SDK would mint then.
+        let url = RawUrl::parse(expected).unwrap();
+        let (expires_at, _) = resigns_as_minted(&origin, &spec, &url);
+        assert_eq!(expires_at, at + 3600, "{name}");
+        // Tampered: another key, or HEAD for a GET signature.
+        let forged = expected.replacen(raw_key, &format!("{raw_key}x"), 1);
+        assert!(
+            origin
+                .verify(&RawUrl::parse(&forged).unwrap(), Method::Get, |_| None)
+                .is_err()
+        );
+        assert!(origin.verify(&url, Method::Head, |_| None).is_err());
+    }
+}
+
+#[test]
+fn an_azure_origin_mints_verifies_and_re_signs_like_the_sdk() {
+    use edgesign::sign::signer::{Azure, Kind, OriginSigner, SignSpec, azure_layout};
+    use edgesign::sign::url::RawUrl;
+    let all = vectors("azure_blob_sas.json");
+    let basic = vector(&all, "azurite-basic");
+    let i = &basic["input"];
+    let origin = OriginSigner {
+        name: "blobs".into(),
+        ttl: 3600,
+        kind: Kind::Azure(Azure {
+            layout: azure_layout(i["endpoint"].as_str(), "devstoreaccount1", "media").unwrap(),
+            account: "devstoreaccount1".into(),
+            container: "media".into(),
+            sas_version: azure::DEFAULT_VERSION.into(),
+            keys: vec![AccountKey::from_base64(i["account_key"].as_str().unwrap()).unwrap()],
+        }),
+    };
+    let at = azure::parse_time(i["start"].as_str().unwrap()).unwrap();
+    let spec = SignSpec {
+        raw_key: "hello.txt",
+        method: Method::Get,
+        params: &[],
+        signed_at: at,
+        lifetime: 3600,
+    };
+    let expected = basic["expected"]["url"].as_str().unwrap();
+    assert_eq!(origin.sign(&spec).unwrap().url, expected);
+
+    // An S3-style override becomes Azure's, signed in (the SDK's own token for it).
+    let over = vector(&all, "override-rscd-rsct");
+    let oi = &over["input"];
+    let enc = |s: &str| edgesign::sign::encoding::uri_encode(s.as_bytes(), false);
+    let params = [
+        format!(
+            "response-content-disposition={}",
+            enc(oi["content_disposition"].as_str().unwrap())
+        ),
+        format!(
+            "response-content-type={}",
+            enc(oi["content_type"].as_str().unwrap())
+        ),
+    ];
+    let params: Vec<&str> = params.iter().map(String::as_str).collect();
+    let minted = origin
+        .sign(&SignSpec {
+            raw_key: "report.pdf",
+            params: &params,
+            ..spec
+        })
+        .unwrap();
+    assert!(
+        minted
+            .url
+            .ends_with(over["expected"]["sas_token"].as_str().unwrap()),
+        "{}",
+        minted.url
+    );
+
+    // Verify the SDK's URL; re-sign it a day later: only st, se and sig move.
+    let url = RawUrl::parse(expected).unwrap();
+    assert_eq!(
+        resigns_as_minted(&origin, &spec, &url),
+        (at + 3600, "key1".to_owned())
+    );
+    // A SAS for another blob, or one signed with another key, is forged.
+    let other = expected.replacen("hello.txt", "other.txt", 1);
+    assert!(
+        origin
+            .verify(&RawUrl::parse(&other).unwrap(), Method::Get, |_| None)
+            .is_err()
+    );
+    let example = vector(&all, "example-basic")["expected"]["sas_token"]
+        .as_str()
+        .unwrap();
+    let foreign = format!("http://127.0.0.1:10000/devstoreaccount1/media/hello.txt?{example}");
+    assert!(
+        origin
+            .verify(&RawUrl::parse(&foreign).unwrap(), Method::Get, |_| None)
+            .is_err()
+    );
+}
+
+#[test]
+fn a_gcs_origin_accepts_the_port_less_host_google_s_own_vectors_sign() {
+    use edgesign::sign::signer::{Gcs, Kind, OriginSigner, gcs_layout};
+    use edgesign::sign::url::RawUrl;
+    let all = vectors("gcs_v4_conformance.json");
+    let t = all["signingV4Tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["description"] == "Simple GET with non-default hostname")
+        .unwrap();
+    let url = t["expectedUrl"].as_str().unwrap();
+    assert!(url.starts_with("http://localhost:8080/"), "{url}");
+    let origin = OriginSigner {
+        name: "conformance".into(),
+        ttl: 3600,
+        kind: Kind::Gcs(Gcs {
+            layout: gcs_layout(Some("http://localhost:8080"), "test-bucket", true).unwrap(),
+            bucket: "test-bucket".into(),
+            keys: vec![service_account()],
+        }),
+    };
+    let v = origin
+        .verify(&RawUrl::parse(url).unwrap(), Method::Get, |_| None)
+        .unwrap();
+    assert_eq!(v.raw_key, "test-object");
+}

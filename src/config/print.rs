@@ -211,6 +211,8 @@ impl Config {
                 Kind::S3(_) => "s3",
                 Kind::CloudFront(_) => "cloudfront",
                 Kind::Local(_) => "local",
+                Kind::Gcs(_) => "gcs",
+                Kind::Azure(_) => "azure",
             }.into()),
             "url" => Value::String(signer.layout().base()),
             "ttl" => seconds(signer.ttl),
@@ -274,6 +276,37 @@ impl Config {
                         Value::Table(table! {
                             "key_id" => Value::String(k.key_id.clone()),
                             "secret" => Value::String(REDACTED.into()),
+                        })
+                    })
+                    .collect()
+            }
+            Kind::Gcs(g) => {
+                t.insert("bucket".into(), Value::String(g.bucket.clone()));
+                g.keys
+                    .iter()
+                    .map(|k| {
+                        Value::Table(match k {
+                            crate::sign::gcs::Key::ServiceAccount { client_email, .. } => table! {
+                                "client_email" => Value::String(client_email.clone()),
+                                "private_key" => Value::String(REDACTED.into()),
+                            },
+                            crate::sign::gcs::Key::Hmac { access_id, .. } => table! {
+                                "access_id" => Value::String(access_id.clone()),
+                                "secret" => Value::String(REDACTED.into()),
+                            },
+                        })
+                    })
+                    .collect()
+            }
+            Kind::Azure(a) => {
+                t.insert("account".into(), Value::String(a.account.clone()));
+                t.insert("container".into(), Value::String(a.container.clone()));
+                t.insert("sas_version".into(), Value::String(a.sas_version.clone()));
+                a.keys
+                    .iter()
+                    .map(|_| {
+                        Value::Table(table! {
+                            "account_key" => Value::String(REDACTED.into()),
                         })
                     })
                     .collect()

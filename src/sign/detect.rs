@@ -8,12 +8,12 @@ use super::Error;
 use super::encoding::{percent_decode, rfc3339};
 use super::signer::{OriginSigner, Scheme};
 use super::url::RawUrl;
-use super::{Method, cloudfront, native, sigv4};
+use super::{Method, azure, cloudfront, gcs, native, sigv4};
 
 /// What a URL says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Inspection {
-    /// `sigv4`, `cloudfront`, `native` or `unsigned`.
+    /// `sigv4`, `cloudfront`, `gcs`, `azure`, `native` or `unsigned`.
     pub scheme: &'static str,
     /// Host as written in the URL.
     pub host: String,
@@ -42,6 +42,10 @@ pub struct Inspection {
     /// Why it is not genuine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The GCS V4 algorithm (`GOOG4-RSA-SHA256`, `GOOG4-HMAC-SHA256`) or, for Azure, the SAS
+    /// kind (`service`, `user_delegation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_kind: Option<&'static str>,
 }
 
 /// Without a config, guess the key of an S3 URL: virtual-host style when the host names the
@@ -67,6 +71,7 @@ pub fn inspect(
 ) -> Result<Inspection, Error> {
     let parsed = RawUrl::parse(url)?;
     let scheme = Scheme::of_query(parsed.query);
+    let mut signature_kind = None;
     let (expires_at, signed_at, params): (Option<u64>, Option<u64>, Vec<String>) = match scheme {
         Scheme::Sigv4 => {
             let p = sigv4::parse(parsed.query)?;
@@ -94,6 +99,30 @@ pub fn inspect(
                 None,
                 p.params.iter().map(|s| (*s).to_owned()).collect(),
             )
+        }
+        Scheme::Gcs => {
+            let p = gcs::parse(parsed.query)?;
+            signature_kind = Some(p.algorithm.name());
+            let params = super::url::query_segments(parsed.query)
+                .filter(|s| {
+                    let name = s.split_once('=').map_or(*s, |(k, _)| k);
+                    !gcs::AUTH_PARAMS
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(name))
+                })
+                .map(str::to_owned)
+                .collect();
+            (Some(p.expires_at()), Some(p.signed_at), params)
+        }
+        Scheme::Azure => {
+            let p = azure::parse(parsed.query)?;
+            signature_kind = Some(if p.user_delegation {
+                "user_delegation"
+            } else {
+                "service"
+            });
+            let params = p.extra.iter().map(|s| (*s).to_owned()).collect();
+            (Some(p.expires_at), p.starts_at, params)
         }
         Scheme::Unsigned => (
             None,
@@ -165,5 +194,6 @@ pub fn inspect(
         genuine,
         key_id,
         reason,
+        signature_kind,
     })
 }

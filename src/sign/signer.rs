@@ -5,8 +5,10 @@
 //! Key rotation: the first key signs; every listed key verifies.
 
 use super::Error;
+use super::azure;
 use super::cloudfront::{self, HashAlgorithm, PolicyKind};
-use super::encoding::encode_key;
+use super::encoding::{encode_key, percent_decode};
+use super::gcs;
 use super::native::{self, NativeKey};
 use super::sigv4::{self, Credentials};
 use super::url::{RawUrl, UrlScheme, join};
@@ -141,6 +143,98 @@ pub fn s3_layout(
     Layout::new(&format!("{scheme}://{bucket}.{authority}"), "")
 }
 
+/// Google Cloud Storage's layout: path style (`<endpoint>/<bucket>/<key>`, the default) or
+/// virtual-hosted (`https://<bucket>.storage.googleapis.com/<key>`).
+///
+/// ```
+/// use edgesign::sign::signer::gcs_layout;
+/// let path = gcs_layout(None, "media", true).unwrap();
+/// assert_eq!(path.object_url("a.txt"), "https://storage.googleapis.com/media/a.txt");
+/// let vhost = gcs_layout(None, "media", false).unwrap();
+/// assert_eq!(vhost.object_url("a.txt"), "https://media.storage.googleapis.com/a.txt");
+/// ```
+pub fn gcs_layout(
+    endpoint: Option<&str>,
+    bucket: &str,
+    path_style: bool,
+) -> Result<Layout, String> {
+    let base = endpoint
+        .unwrap_or("https://storage.googleapis.com")
+        .trim_end_matches('/');
+    if path_style {
+        return Layout::new(base, &format!("/{bucket}"));
+    }
+    let (scheme, authority) = base.split_once("://").unwrap_or(("https", base));
+    Layout::new(&format!("{scheme}://{bucket}.{authority}"), "")
+}
+
+/// Azure Blob's layout: `https://<account>.blob.core.windows.net/<container>/<blob>` by
+/// default; an endpoint with a path (Azurite's `http://127.0.0.1:10000/devstoreaccount1`)
+/// keeps it before the container.
+///
+/// ```
+/// use edgesign::sign::signer::azure_layout;
+/// let az = azure_layout(None, "acct", "media").unwrap();
+/// assert_eq!(az.object_url("a.txt"), "https://acct.blob.core.windows.net/media/a.txt");
+/// let azurite = azure_layout(Some("http://127.0.0.1:10000/devstoreaccount1"), "devstoreaccount1", "media").unwrap();
+/// assert_eq!(azurite.object_url("a.txt"), "http://127.0.0.1:10000/devstoreaccount1/media/a.txt");
+/// ```
+pub fn azure_layout(
+    endpoint: Option<&str>,
+    account: &str,
+    container: &str,
+) -> Result<Layout, String> {
+    let default = format!("https://{account}.blob.core.windows.net");
+    let endpoint = endpoint.unwrap_or(&default).trim_end_matches('/');
+    let (scheme, rest) = endpoint
+        .split_once("://")
+        .ok_or_else(|| format!("{endpoint:?} is not scheme://host[:port][/path]"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    Layout::new(
+        &format!("{scheme}://{authority}"),
+        &format!("{path}/{container}"),
+    )
+}
+
+/// A Google Cloud Storage bucket.
+#[derive(Debug)]
+pub struct Gcs {
+    /// URL layout.
+    pub layout: Layout,
+    /// Bucket name.
+    pub bucket: String,
+    /// Keys (service accounts or HMAC keys); the first signs.
+    pub keys: Vec<gcs::Key>,
+}
+
+/// An Azure Blob container.
+#[derive(Debug)]
+pub struct Azure {
+    /// URL layout.
+    pub layout: Layout,
+    /// Storage account name.
+    pub account: String,
+    /// Container name.
+    pub container: String,
+    /// The SAS version new URLs are signed with.
+    pub sas_version: String,
+    /// Account keys; the first signs.
+    pub keys: Vec<azure::AccountKey>,
+}
+
+impl Azure {
+    /// `/blob/<account>/<container>/<blob>` of a raw key; `None` when the decoded key is not
+    /// UTF-8 (no blob has such a name).
+    fn resource(&self, raw_key: &str) -> Option<String> {
+        let blob = String::from_utf8(percent_decode(raw_key).into_owned()).ok()?;
+        Some(azure::canonicalized_resource(
+            &self.account,
+            &self.container,
+            &blob,
+        ))
+    }
+}
+
 /// An S3 (or S3-compatible) origin.
 #[derive(Debug)]
 pub struct S3 {
@@ -198,6 +292,10 @@ pub enum Kind {
     CloudFront(CloudFront),
     /// `kind = "local"`.
     Local(Local),
+    /// `kind = "gcs"`.
+    Gcs(Gcs),
+    /// `kind = "azure"`.
+    Azure(Azure),
 }
 
 /// The signature scheme of a URL.
@@ -209,6 +307,10 @@ pub enum Scheme {
     CloudFront,
     /// edgesign native.
     Native,
+    /// Google Cloud Storage V4.
+    Gcs,
+    /// Azure Blob SAS.
+    Azure,
     /// No signature.
     Unsigned,
 }
@@ -220,11 +322,14 @@ impl Scheme {
             Scheme::Sigv4 => "sigv4",
             Scheme::CloudFront => "cloudfront",
             Scheme::Native => "native",
+            Scheme::Gcs => "gcs",
+            Scheme::Azure => "azure",
             Scheme::Unsigned => "unsigned",
         }
     }
 
-    /// Which scheme a raw query carries (SigV4 first, then CloudFront, then native).
+    /// Which scheme a raw query carries (SigV4, CloudFront, GCS V4, Azure SAS, native, in
+    /// that order).
     pub fn of_query(query: &str) -> Self {
         if query.is_empty() {
             Scheme::Unsigned
@@ -232,6 +337,10 @@ impl Scheme {
             Scheme::Sigv4
         } else if cloudfront::is_cloudfront(query) {
             Scheme::CloudFront
+        } else if gcs::is_gcs(query) {
+            Scheme::Gcs
+        } else if azure::is_sas(query) {
+            Scheme::Azure
         } else if native::is_native(query) {
             Scheme::Native
         } else {
@@ -306,6 +415,8 @@ impl Verified<'_> {
         match &self.detail {
             Detail::Sigv4 { parsed, .. } => parsed.params.clone(),
             Detail::CloudFront { params, .. } | Detail::Native { params } => params.clone(),
+            Detail::Gcs { params } => params.clone(),
+            Detail::Azure { parsed } => parsed.extra.clone(),
         }
     }
 
@@ -327,7 +438,30 @@ impl Verified<'_> {
                 v.push('|');
                 v.push_str(&cloudfront::policy_with_expiry(policy.clone(), 0));
             }
-            Detail::CloudFront { custom: None, .. } | Detail::Native { .. } => {}
+            Detail::Azure { parsed } => {
+                let f = &parsed.fields;
+                for (name, value) in [
+                    ("sp", Some(&f.permissions)),
+                    ("sip", f.ip.as_ref()),
+                    ("spr", f.protocol.as_ref()),
+                    ("sv", Some(&f.version)),
+                    ("sr", Some(&f.resource)),
+                    ("si", f.identifier.as_ref()),
+                    ("ses", f.encryption_scope.as_ref()),
+                ] {
+                    if let Some(value) = value {
+                        v.push_str(&format!("|{name}={value}"));
+                    }
+                }
+                for (name, value) in azure::OVERRIDES.iter().zip(&f.overrides) {
+                    if let Some(value) = value {
+                        v.push_str(&format!("|{name}={value}"));
+                    }
+                }
+            }
+            Detail::CloudFront { custom: None, .. }
+            | Detail::Native { .. }
+            | Detail::Gcs { .. } => {}
         }
         v
     }
@@ -345,6 +479,12 @@ enum Detail<'u> {
     },
     Native {
         params: Vec<&'u str>,
+    },
+    Gcs {
+        params: Vec<&'u str>,
+    },
+    Azure {
+        parsed: Box<azure::Parsed<'u>>,
     },
 }
 
@@ -379,6 +519,8 @@ impl OriginSigner {
             Kind::S3(_) => "sigv4",
             Kind::CloudFront(_) => "cloudfront",
             Kind::Local(_) => "native",
+            Kind::Gcs(_) => "gcs",
+            Kind::Azure(_) => "azure",
         }
     }
 
@@ -386,7 +528,8 @@ impl OriginSigner {
     pub fn max_lifetime(&self) -> Option<u64> {
         match &self.kind {
             Kind::S3(_) => Some(sigv4::MAX_EXPIRES),
-            Kind::CloudFront(_) | Kind::Local(_) => None,
+            Kind::Gcs(_) => Some(gcs::MAX_EXPIRES),
+            Kind::CloudFront(_) | Kind::Local(_) | Kind::Azure(_) => None,
         }
     }
 
@@ -396,6 +539,8 @@ impl OriginSigner {
             Kind::S3(s) => &s.layout,
             Kind::CloudFront(c) => &c.layout,
             Kind::Local(l) => &l.layout,
+            Kind::Gcs(g) => &g.layout,
+            Kind::Azure(a) => &a.layout,
         }
     }
 
@@ -405,6 +550,8 @@ impl OriginSigner {
             Kind::S3(_) => Scheme::Sigv4,
             Kind::CloudFront(_) => Scheme::CloudFront,
             Kind::Local(_) => Scheme::Native,
+            Kind::Gcs(_) => Scheme::Gcs,
+            Kind::Azure(_) => Scheme::Azure,
         }
     }
 
@@ -474,6 +621,41 @@ impl OriginSigner {
                 let query = native::sign(&self.name, spec.raw_key, spec.params, expires_at, key);
                 let url = format!("{}?{query}", local.layout.object_url(spec.raw_key));
                 Ok(Signed { url, expires_at })
+            }
+            Kind::Gcs(g) => {
+                let key = g.keys.first().ok_or_else(no_key)?;
+                let path = g.layout.path_of(spec.raw_key);
+                g.presign(
+                    key,
+                    spec.method,
+                    &g.layout.signing_host,
+                    &path,
+                    spec.params,
+                    spec.signed_at,
+                    spec.lifetime,
+                    &g.layout.object_url(spec.raw_key),
+                )
+            }
+            Kind::Azure(az) => {
+                let key = az.keys.first().ok_or_else(no_key)?;
+                let expires_at = honest_expiry(spec.signed_at, spec.lifetime, None)?;
+                let resource = az
+                    .resource(spec.raw_key)
+                    .ok_or_else(|| Error::BadRequest("the key is not UTF-8".into()))?;
+                let mut fields = azure::Fields {
+                    permissions: "r".into(),
+                    start: Some(azure::time(spec.signed_at)),
+                    expiry: azure::time(expires_at),
+                    version: az.sas_version.clone(),
+                    resource: "b".into(),
+                    ..azure::Fields::default()
+                };
+                fields.overrides = azure_overrides(spec.params);
+                let token = azure::sign(&fields, &resource, key);
+                Ok(Signed {
+                    url: format!("{}?{token}", az.layout.object_url(spec.raw_key)),
+                    expires_at,
+                })
             }
         }
     }
@@ -589,6 +771,88 @@ impl OriginSigner {
                     },
                 })
             }
+            Kind::Gcs(g) => {
+                let parsed = gcs::parse(url.query)?;
+                let key = g
+                    .keys
+                    .iter()
+                    .find(|k| k.id() == parsed.id && k.algorithm() == parsed.algorithm)
+                    .ok_or(Error::InvalidSignature("unknown credential"))?;
+                if parsed.signed_headers.iter().any(|h| h != "host") {
+                    return Err(Error::InvalidSignature(
+                        "a GCS URL that signs headers besides host is not accepted",
+                    ));
+                }
+                // google-cloud-storage signs the host with a non-default port, Google's
+                // conformance vectors and the Go client without: either is genuine.
+                let host = url.signing_host();
+                let bare = without_port(host);
+                let ok = gcs::verify(&parsed, method.as_str(), url.path, |_| Some(host), key)
+                    .is_ok()
+                    || bare.is_some_and(|b| {
+                        b != host
+                            && gcs::verify(&parsed, method.as_str(), url.path, |_| Some(b), key)
+                                .is_ok()
+                    });
+                if !ok {
+                    return Err(forged);
+                }
+                let params = url
+                    .query
+                    .split('&')
+                    .filter(|s| !s.is_empty())
+                    .filter(|s| {
+                        let name = s.split_once('=').map_or(*s, |(k, _)| k);
+                        !gcs::AUTH_PARAMS
+                            .iter()
+                            .any(|n| n.eq_ignore_ascii_case(name))
+                    })
+                    .collect();
+                Ok(Verified {
+                    scheme: Scheme::Gcs,
+                    raw_key,
+                    expires_at: parsed.expires_at(),
+                    valid_from: Some(parsed.signed_at),
+                    source_ip: None,
+                    key_id: parsed.id.clone(),
+                    method,
+                    url: url.clone(),
+                    detail: Detail::Gcs { params },
+                })
+            }
+            Kind::Azure(az) => {
+                let parsed = azure::parse(url.query)?;
+                let resource = az
+                    .resource(raw_key)
+                    .ok_or(Error::InvalidSignature("the key is not UTF-8"))?;
+                let index = az
+                    .keys
+                    .iter()
+                    .position(|k| azure::verify(&parsed, &resource, k).is_ok());
+                let Some(index) = index else {
+                    // Say why a delegation SAS or an unknown version fails, else "forged".
+                    if let Some(k) = az.keys.first() {
+                        azure::verify(&parsed, &resource, k)?;
+                    }
+                    return Err(forged);
+                };
+                if !parsed.fields.permissions.contains('r') {
+                    return Err(Error::InvalidSignature("the SAS does not grant read"));
+                }
+                Ok(Verified {
+                    scheme: Scheme::Azure,
+                    raw_key,
+                    expires_at: parsed.expires_at,
+                    valid_from: parsed.starts_at,
+                    source_ip: parsed.fields.ip.clone(),
+                    key_id: format!("key{}", index + 1),
+                    method,
+                    url: url.clone(),
+                    detail: Detail::Azure {
+                        parsed: Box::new(parsed),
+                    },
+                })
+            }
         }
     }
 
@@ -662,11 +926,103 @@ impl OriginSigner {
                     expires_at,
                 })
             }
+            (Kind::Gcs(g), Detail::Gcs { params }) => {
+                let key = g.keys.first().ok_or_else(no_key)?;
+                g.presign(
+                    key,
+                    v.method,
+                    v.url.signing_host(),
+                    v.url.path,
+                    params,
+                    signed_at,
+                    lifetime,
+                    &base,
+                )
+            }
+            (Kind::Azure(az), Detail::Azure { parsed }) => {
+                let key = az.keys.first().ok_or_else(no_key)?;
+                let expires_at = honest_expiry(signed_at, lifetime, None)?;
+                let resource = az
+                    .resource(v.raw_key)
+                    .ok_or_else(|| Error::BadRequest("the key is not UTF-8".into()))?;
+                // Everything the client's SAS signed stays (permissions, protocol, address,
+                // version, overrides); only the window moves.
+                let mut fields = parsed.fields.clone();
+                fields.start = Some(azure::time(signed_at));
+                fields.expiry = azure::time(expires_at);
+                let token = azure::sign(&fields, &resource, key);
+                Ok(Signed {
+                    url: join(&format!("{base}?{token}"), &parsed.extra),
+                    expires_at,
+                })
+            }
             _ => Err(Error::Internal(
                 "verified URL re-signed by another kind of origin".into(),
             )),
         }
     }
+}
+
+impl Gcs {
+    /// Presigns with honest expiry (at most 7 days); `base` is the URL without a query.
+    #[allow(clippy::too_many_arguments, reason = "one URL's parts")]
+    fn presign(
+        &self,
+        key: &gcs::Key,
+        method: super::Method,
+        host: &str,
+        path: &str,
+        params: &[&str],
+        signed_at: u64,
+        lifetime: u64,
+        base: &str,
+    ) -> Result<Signed, Error> {
+        let cap = signed_at.saturating_add(gcs::MAX_EXPIRES);
+        let expires_at = honest_expiry(signed_at, lifetime, Some(cap))?;
+        let presigned = gcs::presign(
+            &gcs::Request {
+                method,
+                host,
+                path,
+                params,
+                signed_at,
+                expires_in: expires_at - signed_at,
+            },
+            key,
+        )?;
+        Ok(Signed {
+            url: format!("{base}?{}", presigned.query),
+            expires_at,
+        })
+    }
+}
+
+/// `host` without its `:port`, if it has one (`[::1]:9023` → `[::1]`).
+fn without_port(host: &str) -> Option<&str> {
+    let (h, port) = host.rsplit_once(':')?;
+    (!port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && (!h.contains(':') || h.ends_with(']')))
+    .then_some(h)
+}
+
+/// Azure's overrides (`rscc`…`rsct`, decoded) from S3-style `response-*` parameters.
+fn azure_overrides(params: &[&str]) -> [Option<String>; 5] {
+    const S3: [&str; 5] = [
+        "response-cache-control",
+        "response-content-disposition",
+        "response-content-encoding",
+        "response-content-language",
+        "response-content-type",
+    ];
+    let mut out: [Option<String>; 5] = Default::default();
+    for p in params {
+        let (name, value) = p.split_once('=').unwrap_or((p, ""));
+        if let Some(i) = S3.iter().position(|n| *n == name) {
+            out[i] = Some(String::from_utf8_lossy(&percent_decode(value)).into_owned());
+        }
+    }
+    out
 }
 
 impl S3 {
