@@ -579,3 +579,44 @@ fn a_gcs_origin_accepts_the_port_less_host_google_s_own_vectors_sign() {
         .unwrap();
     assert_eq!(v.raw_key, "test-object");
 }
+
+#[test]
+fn inspect_reports_gcs_and_azure_urls_and_the_kind_of_signature() {
+    use edgesign::sign::detect::inspect;
+    let gcs_url =
+        vector(&vectors("gcs_v4_signed_urls.json"), "response-disposition")["expected"]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    // 2026-01-15T10:30:00Z + 3600 s.
+    let at = 1_768_473_000;
+    let seen = inspect(&gcs_url, at + 10, None).unwrap();
+    assert_eq!(seen.scheme, "gcs");
+    assert_eq!(seen.signature_kind, Some("GOOG4-RSA-SHA256"));
+    assert_eq!(seen.expires_at.as_deref(), Some("2026-01-15T11:30:00Z"));
+    assert_eq!(seen.expired, Some(false));
+    assert!(!seen.params.is_empty());
+    assert!(
+        seen.params.iter().all(|p| p.starts_with("response-")),
+        "{:?}",
+        seen.params
+    );
+    assert_eq!(
+        inspect(&gcs_url, at + 3600, None).unwrap().expired,
+        Some(true)
+    );
+
+    let azure = vectors("azure_blob_sas.json");
+    let sas_url = vector(&azure, "azurite-basic")["expected"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = inspect(&sas_url, at + 10, None).unwrap();
+    assert_eq!(seen.scheme, "azure");
+    assert_eq!(seen.signature_kind, Some("service"));
+    assert_eq!(seen.expires_at.as_deref(), Some("2026-01-15T11:30:00Z"));
+    assert_eq!(seen.signed_at.as_deref(), Some("2026-01-15T10:30:00Z"));
+    let delegated = format!("{sas_url}&skoid=00000000-0000-0000-0000-000000000000&sktid=t");
+    let seen = inspect(&delegated, at + 10, None).unwrap();
+    assert_eq!(seen.signature_kind, Some("user_delegation"));
+}
