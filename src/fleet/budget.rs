@@ -185,9 +185,9 @@ impl Budget {
     /// Takes a token from `key`'s lease on this replica, if it holds one (no Redis).
     pub fn try_take(self: &Arc<Self>, key: &RateKey, metrics: &Arc<Metrics>) -> Take {
         let now = crate::clock::instant();
-        if self.skipping(now) {
-            return self.fallback();
-        }
+        // While Redis is left alone, tokens already leased are still spent; only what would
+        // need Redis follows on_redis_error.
+        let skipping = self.skipping(now);
         if self
             .checked
             .fetch_add(1, Ordering::Relaxed)
@@ -196,11 +196,15 @@ impl Budget {
             self.slots.retain(|_, s| !lock(&s.lease).idle(now));
         }
         let Some(slot) = self.slots.get(key) else {
-            return Take::Ask;
+            return if skipping { self.fallback() } else { Take::Ask };
         };
         let taken = lock(&slot.lease).take(now, self.cap);
         match taken {
             Local::Taken { prefetch: None } => Take::Granted,
+            Local::Taken { prefetch: Some(_) } if skipping => {
+                lock(&slot.lease).prefetching = false;
+                Take::Granted
+            }
             Local::Taken { prefetch: Some(n) } => {
                 let (me, slot, metrics) = (self.clone(), slot.clone(), metrics.clone());
                 tokio::spawn(async move {
@@ -214,6 +218,7 @@ impl Budget {
                 Take::Granted
             }
             Local::Denied(wait) => Take::Refused(limited(wait)),
+            Local::Empty if skipping => self.fallback(),
             Local::Empty => Take::Ask,
         }
     }
@@ -241,6 +246,10 @@ impl Budget {
                 Local::Empty => lease.want(self.cap),
             }
         };
+        // Whoever asked before us may have found Redis gone: do not wait for it again.
+        if self.skipping(crate::clock::instant()) {
+            return self.fallback().into_result();
+        }
         let answer = self.call(&slot.key, want, metrics).await;
         let now = crate::clock::instant();
         let mut lease = lock(&slot.lease);
@@ -253,10 +262,7 @@ impl Budget {
                 lease.denied_until = Some(now + wait);
                 Err(limited(wait))
             }
-            None => match self.fallback() {
-                Take::Refused(e) => Err(e),
-                _ => Ok(()),
-            },
+            None => self.fallback().into_result(),
         }
     }
 
@@ -314,6 +320,16 @@ impl Budget {
             OnRedisError::Deny => Take::Refused(Error::Unavailable(
                 "the fleet rate limit (Redis) is not reachable",
             )),
+        }
+    }
+}
+
+impl Take {
+    /// What a request that waited for Redis gets: granted or refused (never `Ask`).
+    fn into_result(self) -> Result<(), Error> {
+        match self {
+            Take::Refused(e) => Err(e),
+            Take::Granted | Take::Ask => Ok(()),
         }
     }
 }
