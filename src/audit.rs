@@ -137,9 +137,10 @@ pub fn digest(sig: &str) -> String {
     hex::encode(&sha2::Sha256::digest(sig.as_bytes())[..8])
 }
 
+/// RFC 3339 of any instant a URL may claim (years past 9999 read as 9999-12-31T23:59:59Z:
+/// a hostile expiry never stops the writer).
 fn rfc3339(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
-        .to_string()
+    crate::sign::encoding::rfc3339(unix)
 }
 
 impl AuditLog {
@@ -235,8 +236,14 @@ impl Line {
 fn write_lines(lines: &Receiver<Line>, out: Out, metrics: &Metrics) {
     let mut buf = Vec::with_capacity(256 * 1024);
     let mut warned: Option<std::time::Instant> = None;
+    // A write that failed part-way may have left half a line: the next batch starts on a
+    // line of its own.
+    let mut torn = false;
     while let Ok(first) = lines.recv() {
         buf.clear();
+        if torn {
+            buf.push(b'\n');
+        }
         first.append_to(&mut buf);
         let mut n = 1;
         while buf.len() < 256 * 1024 {
@@ -250,10 +257,12 @@ fn write_lines(lines: &Receiver<Line>, out: Out, metrics: &Metrics) {
         };
         match written {
             Ok(()) => {
+                torn = false;
                 metrics.audit_lines("written", n);
                 std::thread::sleep(REST);
             }
             Err(e) => {
+                torn = true;
                 metrics.audit_lines("failed", n);
                 // At most one warning every 10 s: a full disk fails every write.
                 let now = crate::clock::instant();

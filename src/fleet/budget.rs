@@ -119,13 +119,11 @@ impl Lease {
             return Local::Empty;
         }
         self.tokens -= 1;
-        // Half spent: fetch the next (twice as large, up to the cap) before it runs out.
+        // Half spent: the next (twice as large, up to the cap) is due before it runs out. The
+        // caller that starts the fetch marks it (`prefetching`), under this same lock.
         let prefetch = (!self.prefetching && self.size >= 2 && self.tokens <= self.size / 2)
-            .then(|| (self.size * 2).min(cap).saturating_sub(self.tokens))
+            .then(|| self.top_up(cap))
             .filter(|&n| n > 0);
-        if prefetch.is_some() {
-            self.prefetching = true;
-        }
         Local::Taken { prefetch }
     }
 
@@ -141,7 +139,16 @@ impl Lease {
         }
     }
 
+    /// Tokens that bring the lease to twice its size (at most the cap).
+    fn top_up(&self, cap: u32) -> u32 {
+        (self.size * 2).min(cap).saturating_sub(self.tokens)
+    }
+
     fn granted(&mut self, n: u32, now: Instant, spend_one: bool) {
+        // Tokens of a lapsed lease are not carried into the new one.
+        if self.until.is_none_or(|u| now >= u) {
+            self.tokens = 0;
+        }
         self.tokens = if spend_one { n - 1 } else { self.tokens + n };
         self.size = self.tokens + u32::from(spend_one);
         self.until = Some(now + LEASE_TTL);
@@ -159,15 +166,22 @@ impl Budget {
     /// The budget of `limits` across the fleet whose Redis `fleet` holds.
     pub(super) fn new(fleet: Fleet, limits: &RateLimit) -> Option<Budget> {
         let settings = fleet.inner.settings.as_ref()?;
-        let per_second = limits.per_second.max(1e-6);
-        let burst = limits.burst.max(1);
+        // At least one token an hour, and a bucket of at most ~3 years of tokens: what Redis
+        // and the script's doubles hold exactly (µs stay below 2^53, PX stays valid).
+        let per_second = limits.per_second.max(1.0 / 3600.0);
+        let interval_us = ((1e6 / per_second).round() as u64).max(1);
+        let burst = limits.burst.max(1).min(
+            u32::try_from(100_000_000_000_000 / interval_us)
+                .unwrap_or(u32::MAX)
+                .max(1),
+        );
         let cap = ((per_second / 10.0).ceil() as u32).clamp(1, MAX_LEASE.min(burst));
         Some(Budget {
             prefix: format!("{}rate:", settings.key_prefix),
             on_error: settings.on_redis_error,
             fleet,
             slots: dashmap::DashMap::with_hasher(foldhash::fast::RandomState::default()),
-            interval_us: ((1e6 / per_second).round() as u64).max(1),
+            interval_us,
             burst,
             cap,
             script: redis::Script::new(include_str!("gcra.lua")),
@@ -193,33 +207,53 @@ impl Budget {
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(4096)
         {
-            self.slots.retain(|_, s| !lock(&s.lease).idle(now));
+            // A slot someone holds (an ask or a prefetch in flight) stays.
+            self.slots
+                .retain(|_, s| Arc::strong_count(s) > 1 || !lock(&s.lease).idle(now));
         }
         let Some(slot) = self.slots.get(key) else {
             return if skipping { self.fallback() } else { Take::Ask };
         };
-        let taken = lock(&slot.lease).take(now, self.cap);
+        let taken = {
+            let mut lease = lock(&slot.lease);
+            let taken = lease.take(now, self.cap);
+            if matches!(taken, Local::Taken { prefetch: Some(_) }) && !skipping {
+                lease.prefetching = true;
+            }
+            taken
+        };
         match taken {
             Local::Taken { prefetch: None } => Take::Granted,
-            Local::Taken { prefetch: Some(_) } if skipping => {
-                lock(&slot.lease).prefetching = false;
-                Take::Granted
-            }
-            Local::Taken { prefetch: Some(n) } => {
+            Local::Taken { prefetch: Some(_) } if skipping => Take::Granted,
+            Local::Taken { prefetch: Some(_) } => {
                 let (me, slot, metrics) = (self.clone(), slot.clone(), metrics.clone());
-                tokio::spawn(async move {
-                    let answer = me.call(&slot.key, n, &metrics).await;
-                    let mut lease = lock(&slot.lease);
-                    lease.prefetching = false;
-                    if let Some(Answer::Granted(n)) = answer {
-                        lease.granted(n, crate::clock::instant(), false);
-                    }
-                });
+                tokio::spawn(async move { me.prefetch(&slot, &metrics).await });
                 Take::Granted
             }
             Local::Denied(wait) => Take::Refused(limited(wait)),
             Local::Empty if skipping => self.fallback(),
             Local::Empty => Take::Ask,
+        }
+    }
+
+    /// Fetches the next lease ahead of need, one Redis call at a time with [`Budget::ask`]
+    /// (so neither overwrites the other's tokens), for what the lease lacks by then.
+    async fn prefetch(&self, slot: &Slot, metrics: &Metrics) {
+        let _one_at_a_time = slot.asking.lock().await;
+        let want = {
+            let lease = lock(&slot.lease);
+            let live = lease.until.is_some_and(|u| crate::clock::instant() < u);
+            if live { lease.top_up(self.cap) } else { 0 }
+        };
+        let answer = if want > 0 {
+            self.call(&slot.key, want, metrics).await
+        } else {
+            None
+        };
+        let mut lease = lock(&slot.lease);
+        lease.prefetching = false;
+        if let Some(Answer::Granted(n)) = answer {
+            lease.granted(n, crate::clock::instant(), false);
         }
     }
 
@@ -368,7 +402,10 @@ mod tests {
             lease.take(now, 8),
             Local::Taken { prefetch: Some(4) }
         ));
-        assert!(lease.prefetching);
+        // Reporting it marks nothing: only the caller that starts the fetch does (an ask
+        // that takes a token must not leave the flag set forever).
+        assert!(!lease.prefetching);
+        lease.prefetching = true;
         assert!(matches!(lease.take(now, 8), Local::Empty));
         lease.prefetching = false;
         lease.granted(4, now, false);
@@ -382,6 +419,15 @@ mod tests {
             lease.take(now, 8),
             Local::Taken { prefetch: Some(6) }
         ));
+    }
+
+    #[test]
+    fn tokens_of_a_lapsed_lease_are_not_carried_into_the_next() {
+        let now = crate::clock::instant();
+        let mut lease = Lease::default();
+        lease.granted(8, now, true);
+        lease.granted(2, now + LEASE_TTL, false);
+        assert_eq!(lease.tokens, 2);
     }
 
     #[test]

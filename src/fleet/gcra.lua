@@ -8,6 +8,11 @@
 --
 -- Returns {granted, retry_us}: {n >= 1, 0} when n tokens were taken, or {0, microseconds
 -- until one token is free}.
+-- Redis before 5 replicates scripts verbatim and refuses a write after TIME unless told to
+-- replicate the effects instead (later versions always do; the call is then a no-op).
+if redis.replicate_commands then
+  redis.replicate_commands()
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -23,5 +28,5 @@ if room < 1 then
 end
 local granted = math.min(want, room)
 tat = tat + granted * interval
-redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', string.format('%.0f', math.ceil((tat - now) / 1000) + 1000))
 return {granted, 0}
