@@ -280,11 +280,11 @@ fn route_to_an_unknown_origin() {
 #[test]
 fn unknown_kind_mode_and_access() {
     refused(
-        &GOOD.replace("kind = \"s3\"", "kind = \"gcs\""),
+        &GOOD.replace("kind = \"s3\"", "kind = \"b2\""),
         &[],
         &[],
         "origins[1].kind",
-        "not s3, cloudfront or local",
+        "\"b2\" is not s3, cloudfront, gcs, azure or local",
     );
     refused(
         &GOOD.replace("mode = \"redirect\"", "mode = \"bounce\""),
@@ -697,4 +697,267 @@ fn fleet_and_audit_keys_are_checked_without_echoing_the_redis_password() {
         &[("EDGESIGN_TEST_REDIS", "redis://:pw@127.0.0.1:6379/0")],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// A GCS origin (service account and HMAC keys) and an Azure origin, as docs/config.md writes
+/// them; `{SA}` is replaced by the service-account key file's name.
+const CLOUDS: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "http://127.0.0.1:8080"
+
+[[origins]]
+name = "media"
+kind = "gcs"
+bucket = "media"
+ttl = "1h"
+[[origins.keys]]
+service_account_file = "sa.json"
+[[origins.keys]]
+access_id = "GOOG1EXAMPLE"
+secret = "s3cr3t-VALUE-that-must-never-print"
+
+[[origins]]
+name = "blobs"
+kind = "azure"
+account = "myaccount"
+container = "media"
+ttl = "1h"
+[[origins.keys]]
+account_key_env = "EDGESIGN_TEST_SECRET"
+"#;
+
+/// A base64 account key that decodes (not a real one).
+const ACCOUNT_KEY: &str = "czNjcjN0LVZBTFVFLXRoYXQtbXVzdC1uZXZlci1wcmludA==";
+
+fn service_account() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/gcs_dummy_service_account.json"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn gcs_and_azure_origins_pass() {
+    let run = check(
+        CLOUDS,
+        &[("sa.json", &service_account())],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("OK (2 origins, 0 routes)"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn gcs_service_account_file_missing() {
+    refused(
+        CLOUDS,
+        &[],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+        "origins[0].keys[0].service_account_file",
+        "cannot read \"sa.json\" (no such file)",
+    );
+}
+
+#[test]
+fn gcs_service_account_file_not_a_key() {
+    let broken = service_account().replace("BEGIN PRIVATE KEY", "BEGIN NOTHING");
+    refused(
+        CLOUDS,
+        &[("sa.json", &broken)],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+        "origins[0].keys[0].service_account_file",
+        "not a PKCS#8 PEM RSA key",
+    );
+    refused(
+        CLOUDS,
+        &[("sa.json", "{\"private_key\": \"\"}")],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+        "origins[0].keys[0].service_account_file",
+        "no client_email",
+    );
+}
+
+#[test]
+fn gcs_key_that_is_neither_or_both() {
+    let neither = CLOUDS.replace("service_account_file = \"sa.json\"", "");
+    refused(
+        &neither,
+        &[],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+        "origins[0].keys[0].service_account_file",
+        "missing",
+    );
+    let both = CLOUDS.replace(
+        "service_account_file = \"sa.json\"",
+        "service_account_file = \"sa.json\"\naccess_id = \"GOOG1X\"",
+    );
+    refused(
+        &both,
+        &[("sa.json", &service_account())],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+        "origins[0].keys[0].service_account_file",
+        "not both",
+    );
+    let no_secret = CLOUDS.replace("secret = \"s3cr3t-VALUE-that-must-never-print\"", "");
+    refused(
+        &no_secret,
+        &[("sa.json", &service_account())],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+        "origins[0].keys[1].secret",
+        "missing",
+    );
+}
+
+#[test]
+fn gcs_ttl_over_seven_days() {
+    refused(
+        &CLOUDS.replacen("ttl = \"1h\"", "ttl = \"8d\"", 1),
+        &[("sa.json", &service_account())],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+        "origins[0].ttl",
+        "exceeds GCS's 7-day maximum",
+    );
+}
+
+#[test]
+fn azure_account_key_not_base64() {
+    refused(
+        CLOUDS,
+        &[("sa.json", &service_account())],
+        &[("EDGESIGN_TEST_SECRET", "s3cr3t-VALUE-that-must-never-print")],
+        "origins[1].keys[0].account_key",
+        "is not base64",
+    );
+}
+
+#[test]
+fn azure_unknown_sas_version() {
+    let cfg = CLOUDS.replace(
+        "container = \"media\"",
+        "container = \"media\"\nsas_version = \"2026-01-01\"",
+    );
+    refused(
+        &cfg,
+        &[("sa.json", &service_account())],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+        "origins[1].sas_version",
+        "\"2026-01-01\" is not a SAS version edgesign signs",
+    );
+}
+
+#[test]
+fn azure_account_and_container_named() {
+    let cfg = CLOUDS.replace("account = \"myaccount\"", "account = \"My_Account\"");
+    refused(
+        &cfg,
+        &[("sa.json", &service_account())],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+        "origins[1].account",
+        "not a storage account name",
+    );
+    let cfg = CLOUDS.replace("container = \"media\"\n", "");
+    refused(
+        &cfg,
+        &[("sa.json", &service_account())],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+        "origins[1].container",
+        "missing",
+    );
+    let cfg = CLOUDS.replace(
+        "container = \"media\"",
+        "container = \"media\"\nregion = \"x\"",
+    );
+    refused(
+        &cfg,
+        &[("sa.json", &service_account())],
+        &[("EDGESIGN_TEST_SECRET", ACCOUNT_KEY)],
+        "origins[1].region",
+        "not used by kind = \"azure\"",
+    );
+}
+
+/// Every commented `[[origins]]` example in the shipped config.toml (S3, R2, MinIO, GCS,
+/// Azure, CloudFront), uncommented as a user would, with its placeholders filled in, its
+/// files present and its variables exported, passes `check`: the examples are not stale.
+#[test]
+fn the_shipped_commented_origin_examples_pass_when_uncommented() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("config.toml")).unwrap();
+    let mut examples = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in shipped.lines() {
+        match (&mut current, line.strip_prefix("# ")) {
+            (None, Some("[[origins]]")) => current = Some(vec!["[[origins]]"]),
+            (Some(block), Some(rest)) => block.push(rest),
+            (Some(_), None) => examples.push(current.take().unwrap().join("\n")),
+            (None, _) => {}
+        }
+    }
+    let kinds: Vec<String> = examples
+        .iter()
+        .map(|e| {
+            let kind = e.lines().find(|l| l.starts_with("kind = ")).unwrap();
+            let name = e.lines().find(|l| l.starts_with("name = ")).unwrap();
+            format!("{name} {kind}")
+        })
+        .collect();
+    for want in [
+        "\"r2\"",
+        "\"minio\"",
+        "\"gcs\"",
+        "\"azure\"",
+        "\"cloudfront\"",
+        "\"docs\"",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k.contains(want)),
+            "no commented example for {want} in config.toml: {kinds:?}"
+        );
+    }
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    std::fs::copy(
+        root.join("tests/vectors/gcs_dummy_service_account.json"),
+        dir.join("certs/gcs-sa.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root.join("tests/vectors/cloudfront_test_key.pem"),
+        dir.join("certs/cloudfront.pem"),
+    )
+    .unwrap();
+    for example in &examples {
+        let filled = example
+            .replace("<account id>", "0123456789abcdef0123456789abcdef")
+            .replace("<R2 access key id>", "R2ACCESSKEYID0123")
+            .replace("<MinIO access key>", "MINIOACCESSKEY01");
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:8080\"\npublic_url = \"http://127.0.0.1:8080\"\n\n{filled}\n"
+        );
+        let path = dir.join("example.toml");
+        std::fs::write(&path, &config).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_edgesign"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .env(
+                "DOCS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            )
+            .env("R2_SECRET_ACCESS_KEY", "r2-secret")
+            .env("MINIO_SECRET_KEY", "minio-secret")
+            .env("AZURE_ACCOUNT_KEY", "YWNjb3VudC1rZXktb2YtdGhlLWV4YW1wbGU=")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "config.toml's example, uncommented, fails:\n{config}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -150,8 +150,9 @@ pub(super) struct SecretFrom<'r> {
 }
 
 /// What `check --no-env` puts in place of a secret whose variable is not exported: long
-/// enough for every length rule, and never served (only `check` parses that way).
-const NO_ENV_PLACEHOLDER: &str = "check-no-env-placeholder-0123456789abcdef";
+/// enough for every length rule, valid base64 (an Azure account key), and never served (only
+/// `check` parses that way).
+const NO_ENV_PLACEHOLDER: &str = "Y2hlY2stbm8tZW52LXBsYWNlaG9sZGVyLTAxMjM0NTY3ODlhYmNkZWY=";
 
 pub(super) fn parse_rfc3339(s: &str) -> Option<u64> {
     humantime::parse_rfc3339(s)
@@ -166,9 +167,16 @@ pub(super) fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-pub(super) fn forbid(c: &mut Checker<'_>, path: &str, kind: &str, fields: &[(&str, bool)]) {
+/// Refuses every field of `fields` that is set but that `kind` does not use (`used`), naming it.
+pub(super) fn forbid_except(
+    c: &mut Checker<'_>,
+    path: &str,
+    kind: &str,
+    fields: &[(&str, bool)],
+    used: &[&str],
+) {
     for (name, present) in fields {
-        if *present {
+        if *present && !used.contains(name) {
             c.err(
                 format!("{path}.{name}"),
                 format!("is not used by kind = \"{kind}\"; remove it"),

@@ -2,8 +2,11 @@
 
 use crate::sign::cloudfront::{self, HashAlgorithm};
 use crate::sign::native::NativeKey;
-use crate::sign::signer::{self, CloudFront, CloudFrontKey, Kind, Layout, Local, OriginSigner, S3};
+use crate::sign::signer::{
+    self, Azure, CloudFront, CloudFrontKey, Gcs, Kind, Layout, Local, OriginSigner, S3,
+};
 use crate::sign::sigv4::{self, Credentials};
+use crate::sign::{azure, gcs};
 
 use crate::origins::CredentialSource;
 
@@ -59,10 +62,12 @@ pub(super) fn validate_origin(
         }),
         "cloudfront" => validate_cloudfront(path, &o, c).map(Kind::CloudFront),
         "local" => validate_local(path, &name, &o, server, c).map(Kind::Local),
+        "gcs" => validate_gcs(path, &o, ttl, c).map(Kind::Gcs),
+        "azure" => validate_azure(path, &o, c).map(Kind::Azure),
         other => {
             c.err(
                 format!("{path}.kind"),
-                format!("{other:?} is not s3, cloudfront or local"),
+                format!("{other:?} is not s3, cloudfront, gcs, azure or local"),
             );
             None
         }
@@ -78,6 +83,21 @@ pub(super) fn validate_origin(
     })
 }
 
+/// The fields of an S3 key.
+const S3_KEY_FIELDS: [&str; 11] = [
+    "access_key_id",
+    "secret_access_key",
+    "secret_access_key_env",
+    "secret_access_key_file",
+    "session_token",
+    "session_token_env",
+    "session_token_file",
+    "expires_at",
+    "source",
+    "profile",
+    "assume_role",
+];
+
 /// An S3 origin, and where its credentials come from when the SDK's resolver provides them.
 pub(super) fn validate_s3(
     path: &str,
@@ -85,15 +105,12 @@ pub(super) fn validate_s3(
     ttl: u64,
     c: &mut Checker<'_>,
 ) -> Option<(S3, Option<CredentialSource>)> {
-    forbid(
+    forbid_except(
         c,
         path,
         "s3",
-        &[
-            ("domain", o.domain.is_some()),
-            ("hash_algorithm", o.hash_algorithm.is_some()),
-            ("root", o.root.is_some()),
-        ],
+        &o.kind_fields(),
+        &["endpoint", "region", "bucket", "path_style"],
     );
     if ttl > sigv4::MAX_EXPIRES {
         c.err(
@@ -156,12 +173,7 @@ pub(super) fn validate_s3(
     let mut source = None;
     for (j, k) in o.keys.iter().enumerate() {
         let kp = format!("{path}.keys[{j}]");
-        forbid(
-            c,
-            &kp,
-            "s3",
-            &[&k.cloudfront_fields()[..], &k.local_fields()[..]].concat(),
-        );
+        forbid_except(c, &kp, "s3", &k.all_fields(), &S3_KEY_FIELDS);
         if k.source.is_some() || k.assume_role.is_some() || k.profile.is_some() {
             if j > 0 {
                 c.err(
@@ -303,16 +315,12 @@ pub(super) fn validate_cloudfront(
     o: &RawOrigin,
     c: &mut Checker<'_>,
 ) -> Option<CloudFront> {
-    forbid(
+    forbid_except(
         c,
         path,
         "cloudfront",
-        &[
-            ("region", o.region.is_some()),
-            ("bucket", o.bucket.is_some()),
-            ("path_style", o.path_style.is_some()),
-            ("root", o.root.is_some()),
-        ],
+        &o.kind_fields(),
+        &["endpoint", "domain", "hash_algorithm"],
     );
     // `domain` is the name in every URL (Resource, Location, Host); `endpoint` only where
     // edgesign connects to fetch.
@@ -367,11 +375,12 @@ pub(super) fn validate_cloudfront(
     let mut keys = Vec::new();
     for (j, k) in o.keys.iter().enumerate() {
         let kp = format!("{path}.keys[{j}]");
-        forbid(
+        forbid_except(
             c,
             &kp,
             "cloudfront",
-            &[&k.s3_fields()[..], &k.local_fields()[..]].concat(),
+            &k.all_fields(),
+            &["key_pair_id", "private_key_file"],
         );
         let Some(id) = k
             .key_pair_id
@@ -418,18 +427,7 @@ pub(super) fn validate_local(
     server: &Server,
     c: &mut Checker<'_>,
 ) -> Option<Local> {
-    forbid(
-        c,
-        path,
-        "local",
-        &[
-            ("endpoint", o.endpoint.is_some()),
-            ("region", o.region.is_some()),
-            ("bucket", o.bucket.is_some()),
-            ("domain", o.domain.is_some()),
-            ("hash_algorithm", o.hash_algorithm.is_some()),
-        ],
-    );
+    forbid_except(c, path, "local", &o.kind_fields(), &["root"]);
     let Some(root) = o.root.as_deref() else {
         c.err(
             format!("{path}.root"),
@@ -452,11 +450,12 @@ pub(super) fn validate_local(
     let mut keys = Vec::new();
     for (j, k) in o.keys.iter().enumerate() {
         let kp = format!("{path}.keys[{j}]");
-        forbid(
+        forbid_except(
             c,
             &kp,
             "local",
-            &[&k.s3_fields()[..], &k.cloudfront_fields()[..]].concat(),
+            &k.all_fields(),
+            &["key_id", "secret", "secret_env", "secret_file"],
         );
         let Some(id) = k.key_id.clone().filter(|i| valid_name(i)) else {
             c.err(
@@ -465,16 +464,7 @@ pub(super) fn validate_local(
             );
             continue;
         };
-        if let Some(secret) = c.secret(
-            &kp,
-            "secret",
-            SecretFrom {
-                inline: k.secret.as_ref(),
-                env: k.secret_env.as_ref(),
-                file: k.secret_file.as_ref(),
-            },
-            true,
-        ) {
+        if let Some(secret) = key_secret(&kp, k, c) {
             if secret.expose().len() < 16 {
                 c.err(
                     format!("{kp}.secret"),
@@ -485,4 +475,255 @@ pub(super) fn validate_local(
         }
     }
     Some(Local { layout, root, keys })
+}
+
+/// A key's `secret` (or `secret_env`, `secret_file`), required.
+fn key_secret(kp: &str, k: &RawKey, c: &mut Checker<'_>) -> Option<crate::secret::Secret> {
+    c.secret(
+        kp,
+        "secret",
+        SecretFrom {
+            inline: k.secret.as_ref(),
+            env: k.secret_env.as_ref(),
+            file: k.secret_file.as_ref(),
+        },
+        true,
+    )
+}
+
+/// A bucket name as it appears in a URL path or host: ASCII, no `/`, `?`, `#` or space.
+fn bucket_name(path: &str, bucket: Option<&str>, c: &mut Checker<'_>) -> Option<String> {
+    match bucket {
+        Some(b) if !b.is_empty() && !b.contains(['/', '?', '#', ' ', '%']) && b.is_ascii() => {
+            Some(b.to_owned())
+        }
+        Some(b) => {
+            c.err(
+                format!("{path}.bucket"),
+                format!("{b:?} is not a bucket name"),
+            );
+            None
+        }
+        None => {
+            c.err(format!("{path}.bucket"), "missing");
+            None
+        }
+    }
+}
+
+/// A Google Cloud Storage bucket: path style by default, service-account (RSA) or HMAC keys.
+pub(super) fn validate_gcs(
+    path: &str,
+    o: &RawOrigin,
+    ttl: u64,
+    c: &mut Checker<'_>,
+) -> Option<Gcs> {
+    forbid_except(
+        c,
+        path,
+        "gcs",
+        &o.kind_fields(),
+        &["endpoint", "bucket", "path_style"],
+    );
+    if ttl > gcs::MAX_EXPIRES {
+        c.err(
+            format!("{path}.ttl"),
+            format!("{ttl}s exceeds GCS's 7-day maximum (604800s)"),
+        );
+    }
+    let bucket = bucket_name(path, o.bucket.as_deref(), c)?;
+    let layout =
+        match signer::gcs_layout(o.endpoint.as_deref(), &bucket, o.path_style.unwrap_or(true)) {
+            Ok(l) => l,
+            Err(e) => {
+                c.err(format!("{path}.endpoint"), e);
+                return None;
+            }
+        };
+    let mut keys = Vec::new();
+    for (j, k) in o.keys.iter().enumerate() {
+        let kp = format!("{path}.keys[{j}]");
+        forbid_except(
+            c,
+            &kp,
+            "gcs",
+            &k.all_fields(),
+            &[
+                "service_account_file",
+                "access_id",
+                "secret",
+                "secret_env",
+                "secret_file",
+            ],
+        );
+        let hmac = k.access_id.is_some()
+            || k.secret.is_some()
+            || k.secret_env.is_some()
+            || k.secret_file.is_some();
+        match (k.service_account_file.as_deref(), hmac) {
+            (Some(_), true) => c.err(
+                format!("{kp}.service_account_file"),
+                "a key is a service account (service_account_file) or an HMAC key (access_id and secret), not both",
+            ),
+            (Some(file), false) => {
+                let field = format!("{kp}.service_account_file");
+                let Some(json) = c.read_file(&field, file) else {
+                    continue;
+                };
+                match gcs::Key::service_account(&json) {
+                    Ok(key) => keys.push(key),
+                    Err(e) => c.err(field, format!("{file:?}: {e}")),
+                }
+            }
+            (None, true) => {
+                let Some(id) = k
+                    .access_id
+                    .clone()
+                    .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric()))
+                else {
+                    c.err(
+                        format!("{kp}.access_id"),
+                        "missing or not alphanumeric (an HMAC key's access ID, \"GOOG1…\")",
+                    );
+                    continue;
+                };
+                if let Some(secret) = key_secret(&kp, k, c) {
+                    keys.push(gcs::Key::Hmac {
+                        access_id: id,
+                        secret,
+                    });
+                }
+            }
+            (None, false) => c.err(
+                format!("{kp}.service_account_file"),
+                "missing; point it at a service account's JSON key, or give an HMAC key (access_id and secret)",
+            ),
+        }
+    }
+    Some(Gcs {
+        layout,
+        bucket,
+        keys,
+    })
+}
+
+/// An Azure Blob container, signed with account keys (service SAS).
+pub(super) fn validate_azure(path: &str, o: &RawOrigin, c: &mut Checker<'_>) -> Option<Azure> {
+    forbid_except(
+        c,
+        path,
+        "azure",
+        &o.kind_fields(),
+        &["endpoint", "account", "container", "sas_version"],
+    );
+    let account = match o.account.as_deref() {
+        Some(a)
+            if (3..=24).contains(&a.len())
+                && a.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) =>
+        {
+            a.to_owned()
+        }
+        Some(a) => {
+            c.err(
+                format!("{path}.account"),
+                format!(
+                    "{a:?} is not a storage account name (3 to 24 lower-case letters and digits)"
+                ),
+            );
+            return None;
+        }
+        None => {
+            c.err(
+                format!("{path}.account"),
+                "missing; name the storage account",
+            );
+            return None;
+        }
+    };
+    let container = match o.container.as_deref() {
+        Some(k)
+            if (3..=63).contains(&k.len())
+                && k.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !k.starts_with('-')
+                && !k.ends_with('-')
+                && !k.contains("--")
+                || k == "$root"
+                || k == "$web" =>
+        {
+            k.to_owned()
+        }
+        Some(k) => {
+            c.err(
+                format!("{path}.container"),
+                format!("{k:?} is not a container name (3 to 63 lower-case letters, digits and single hyphens)"),
+            );
+            return None;
+        }
+        None => {
+            c.err(format!("{path}.container"), "missing");
+            return None;
+        }
+    };
+    let sas_version = match o.sas_version.as_deref() {
+        None => azure::DEFAULT_VERSION.to_owned(),
+        Some(v) if azure::supports_version(v) => v.to_owned(),
+        Some(v) => {
+            c.err(
+                format!("{path}.sas_version"),
+                format!(
+                    "{v:?} is not a SAS version edgesign signs; use one from {} to {} (default {})",
+                    azure::OLDEST_VERSION,
+                    azure::NEWEST_VERSION,
+                    azure::DEFAULT_VERSION
+                ),
+            );
+            azure::DEFAULT_VERSION.to_owned()
+        }
+    };
+    let layout = match signer::azure_layout(o.endpoint.as_deref(), &account, &container) {
+        Ok(l) => l,
+        Err(e) => {
+            c.err(format!("{path}.endpoint"), e);
+            return None;
+        }
+    };
+    let mut keys = Vec::new();
+    for (j, k) in o.keys.iter().enumerate() {
+        let kp = format!("{path}.keys[{j}]");
+        forbid_except(
+            c,
+            &kp,
+            "azure",
+            &k.all_fields(),
+            &["account_key", "account_key_env", "account_key_file"],
+        );
+        let Some(secret) = c.secret(
+            &kp,
+            "account_key",
+            SecretFrom {
+                inline: k.account_key.as_ref(),
+                env: k.account_key_env.as_ref(),
+                file: k.account_key_file.as_ref(),
+            },
+            true,
+        ) else {
+            continue;
+        };
+        match azure::AccountKey::from_base64(secret.expose()) {
+            Ok(key) => keys.push(key),
+            Err(_) => c.err(
+                format!("{kp}.account_key"),
+                "is not base64; paste the key as the portal or `az storage account keys list` shows it",
+            ),
+        }
+    }
+    Some(Azure {
+        layout,
+        account,
+        container,
+        sas_version,
+        keys,
+    })
 }

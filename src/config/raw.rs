@@ -145,8 +145,29 @@ pub(super) struct RawOrigin {
     pub(super) domain: Option<String>,
     pub(super) hash_algorithm: Option<String>,
     pub(super) root: Option<String>,
+    pub(super) account: Option<String>,
+    pub(super) container: Option<String>,
+    pub(super) sas_version: Option<String>,
     #[serde(default)]
     pub(super) keys: Vec<RawKey>,
+}
+
+impl RawOrigin {
+    /// The fields that belong to some kinds and not others, by name, and whether each is set.
+    pub(super) fn kind_fields(&self) -> [(&'static str, bool); 10] {
+        [
+            ("endpoint", self.endpoint.is_some()),
+            ("region", self.region.is_some()),
+            ("bucket", self.bucket.is_some()),
+            ("path_style", self.path_style.is_some()),
+            ("domain", self.domain.is_some()),
+            ("hash_algorithm", self.hash_algorithm.is_some()),
+            ("root", self.root.is_some()),
+            ("account", self.account.is_some()),
+            ("container", self.container.is_some()),
+            ("sas_version", self.sas_version.is_some()),
+        ]
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -169,9 +190,30 @@ pub(super) struct RawKey {
     pub(super) source: Option<String>,
     pub(super) profile: Option<String>,
     pub(super) assume_role: Option<String>,
+    pub(super) service_account_file: Option<String>,
+    pub(super) access_id: Option<String>,
+    pub(super) account_key: Option<String>,
+    pub(super) account_key_env: Option<String>,
+    pub(super) account_key_file: Option<String>,
 }
 
 impl RawKey {
+    /// Every field of a key, by name, and whether each is set.
+    pub(super) fn all_fields(&self) -> Vec<(&'static str, bool)> {
+        let mut all = Vec::with_capacity(24);
+        all.extend(self.s3_fields());
+        all.extend(self.cloudfront_fields());
+        all.extend(self.local_fields());
+        all.extend([
+            ("service_account_file", self.service_account_file.is_some()),
+            ("access_id", self.access_id.is_some()),
+            ("account_key", self.account_key.is_some()),
+            ("account_key_env", self.account_key_env.is_some()),
+            ("account_key_file", self.account_key_file.is_some()),
+        ]);
+        all
+    }
+
     /// The fields of an S3 key, by name, and whether each is set.
     pub(super) fn s3_fields(&self) -> [(&'static str, bool); 11] {
         [

@@ -24,7 +24,9 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 /// The SAS version edgesign signs with unless `sas_version` says otherwise.
 pub const DEFAULT_VERSION: &str = "2025-07-05";
 /// The oldest version with this string-to-sign.
-const OLDEST: &str = "2020-12-06";
+pub const OLDEST_VERSION: &str = "2020-12-06";
+/// The newest version edgesign implements.
+pub const NEWEST_VERSION: &str = "2025-07-05";
 
 /// Whether edgesign implements SAS version `v` (a `YYYY-MM-DD` from `2020-12-06` to
 /// `2025-07-05`: the blob service SAS string-to-sign is the same across them).
@@ -36,7 +38,7 @@ pub fn supports_version(v: &str) -> bool {
         && b.iter()
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-        && (OLDEST..=DEFAULT_VERSION).contains(&v)
+        && (OLDEST_VERSION..=NEWEST_VERSION).contains(&v)
 }
 
 /// An account key.

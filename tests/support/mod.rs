@@ -340,18 +340,20 @@ pub fn botocore_sign(url: &str, at: &str, expires: u64) -> String {
     python("botocore_sign.py", &args)
 }
 
-fn python(script: &str, args: &[String]) -> String {
+/// Runs `tests/support/<script>` with python3 and returns its stdout, trimmed.
+pub fn python(script: &str, args: &[String]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/support")
         .join(script);
     let out = std::process::Command::new("python3")
-        .arg(script)
+        .arg(&script)
         .args(args)
         .output()
-        .expect("python3 (boto3 is installed by .ci/run)");
+        .expect("python3 (tests/requirements.txt is installed by .ci/run)");
     assert!(
         out.status.success(),
-        "botocore failed: {}",
+        "{} failed: {}",
+        script.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
