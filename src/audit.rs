@@ -99,7 +99,7 @@ pub struct Event<'a> {
     pub origin: &'a str,
     /// The object key, decoded.
     pub key: String,
-    /// `sigv4`, `cloudfront`, `native`.
+    /// `sigv4`, `cloudfront`, `gcs`, `azure`, `native`.
     pub scheme: &'static str,
     /// What was decided.
     pub decision: Decision,
@@ -110,12 +110,15 @@ pub struct Event<'a> {
 }
 
 /// The signature of a signed URL as it appears in it: SigV4's `X-Amz-Signature`,
-/// CloudFront's `Signature`, edgesign's `signature`.
+/// CloudFront's `Signature`, GCS's `X-Goog-Signature` (any case), Azure's `sig`, edgesign's
+/// `signature`.
 fn signature_of(url: &str) -> Option<&str> {
     let query = url.split_once('?')?.1;
     query.split('&').find_map(|seg| {
         let (name, value) = seg.split_once('=')?;
-        matches!(name, "X-Amz-Signature" | "Signature" | "signature").then_some(value)
+        (matches!(name, "X-Amz-Signature" | "Signature" | "signature" | "sig")
+            || name.eq_ignore_ascii_case("x-goog-signature"))
+        .then_some(value)
     })
 }
 
@@ -272,5 +275,43 @@ fn write_lines(lines: &Receiver<Line>, out: Out, metrics: &Metrics) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signature_of;
+
+    #[test]
+    fn the_signature_of_every_scheme_is_found() {
+        for (url, sig) in [
+            (
+                "https://b.s3.amazonaws.com/k?X-Amz-Date=1&X-Amz-Signature=abc",
+                "abc",
+            ),
+            (
+                "https://d.cloudfront.net/k?Expires=1&Signature=a~b&Key-Pair-Id=K",
+                "a~b",
+            ),
+            (
+                "https://storage.googleapis.com/b/k?X-Goog-Date=1&X-Goog-Signature=0f",
+                "0f",
+            ),
+            (
+                "https://storage.googleapis.com/b/k?x-goog-signature=0e&x-goog-date=1",
+                "0e",
+            ),
+            (
+                "https://a.blob.core.windows.net/c/k?se=x&sp=r&sig=s%2Fg%3D",
+                "s%2Fg%3D",
+            ),
+            (
+                "http://127.0.0.1/_origin/demo/k?expires=1&key_id=d&signature=n-s",
+                "n-s",
+            ),
+        ] {
+            assert_eq!(signature_of(url), Some(sig), "{url}");
+        }
+        assert_eq!(signature_of("https://h/k?X-Amz-Date=1"), None);
     }
 }
