@@ -110,14 +110,16 @@ pub struct Event<'a> {
 }
 
 /// The signature of a signed URL as it appears in it: SigV4's `X-Amz-Signature`,
-/// CloudFront's `Signature`, GCS's `X-Goog-Signature` (any case), Azure's `sig`, edgesign's
-/// `signature`.
+/// CloudFront's `Signature` (a cookie set's `CloudFront-Signature`), GCS's `X-Goog-Signature`
+/// (any case), Azure's `sig`, edgesign's `signature`.
 fn signature_of(url: &str) -> Option<&str> {
     let query = url.split_once('?')?.1;
     query.split('&').find_map(|seg| {
         let (name, value) = seg.split_once('=')?;
-        (matches!(name, "X-Amz-Signature" | "Signature" | "signature" | "sig")
-            || name.eq_ignore_ascii_case("x-goog-signature"))
+        (matches!(
+            name,
+            "X-Amz-Signature" | "Signature" | "signature" | "sig" | "CloudFront-Signature"
+        ) || name.eq_ignore_ascii_case("x-goog-signature"))
         .then_some(value)
     })
 }

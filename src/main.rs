@@ -71,6 +71,10 @@ enum Command {
     Inspect {
         /// The URL.
         url: String,
+        /// A request's `Cookie` header: inspect its CloudFront signed cookies for URL
+        /// (`'CloudFront-Policy=…; CloudFront-Signature=…; CloudFront-Key-Pair-Id=…'`).
+        #[arg(long)]
+        cookie: Option<String>,
     },
     /// Validate the config as the server would before binding a port (keys, certificates,
     /// the origin client's TLS); print every problem and exit 64 when it is bad.
@@ -154,7 +158,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Inspect { url } => {
+        Command::Inspect { url, cookie } => {
             let config = match &cli.config {
                 Some(path) => match load(path) {
                     Ok(c) => Some(c),
@@ -164,7 +168,11 @@ fn main() -> ExitCode {
             };
             let signers: Option<Vec<_>> = config.as_ref().map(|c| c.signers().collect());
             let now = clock::unix_secs(clock::now());
-            match detect::inspect(&url, now, signers.as_deref()) {
+            let inspected = match &cookie {
+                Some(c) => detect::inspect_cookies(&url, c, now, signers.as_deref()),
+                None => detect::inspect(&url, now, signers.as_deref()),
+            };
+            match inspected {
                 Ok(i) => {
                     println!("{}", serde_json::to_string_pretty(&i).unwrap_or_default());
                     ExitCode::SUCCESS

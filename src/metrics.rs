@@ -115,19 +115,21 @@ impl UrlVerdict {
 /// The route kinds of `edgesign_requests_total{route}`, each exported from start-up with the
 /// error statuses in [`PRIMED_STATUSES`] at 0, so that an alert on a rate fires on the first
 /// error, not the second.
-pub const ROUTE_KINDS: [&str; 13] = [
+pub const ROUTE_KINDS: [&str; 15] = [
     "-",
     "healthz",
     "readyz",
     "metrics",
     "redirect",
     "stream",
+    "cookie",
     "proxy_file",
     "local_origin",
     "api_content_sign",
     "api_files_signed_url",
     "api_presign",
     "api_native_sign",
+    "api_cookies",
     "options",
 ];
 

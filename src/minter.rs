@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::creds::Live;
 use crate::metrics::Metrics;
 use crate::notes;
-use crate::sign::signer::{Kind, OriginSigner, SignSpec, Verified};
+use crate::sign::signer::{Kind, OriginSigner, SignSpec, SignedCookies, Verified, VerifiedCookies};
 use crate::sign::url::RawUrl;
 use crate::sign::{Method, Signed, Window};
 
@@ -62,6 +62,39 @@ impl Miss {
             metrics.signed(signer.scheme_name(), start.elapsed());
             signed
         })
+    }
+}
+
+/// The `Set-Cookie` headers of a cookie set the cache keeps in `entry`: the origin's
+/// `cookie_domain`, and a `Max-Age` until the policy expires.
+pub fn set_cookie_headers(
+    signer: &OriginSigner,
+    entry: &Entry,
+    now: u64,
+) -> impl Iterator<Item = http::HeaderValue> {
+    let set = crate::sign::cookies::CookieSet::from_header(&entry.signed.url);
+    let max_age = entry.signed.expires_at.saturating_sub(now);
+    set.set_cookie_headers(signer.cookie_domain(), max_age)
+        .into_iter()
+        .filter_map(|line| http::HeaderValue::from_str(&line).ok())
+}
+
+/// What the audit log digests for a cookie set (its `CloudFront-Signature`), written as a
+/// URL of the directory so the log's one rule (the signature parameter) applies.
+pub fn cookie_evidence(signer: &OriginSigner, dir: &str, cookie_header: &str) -> Option<String> {
+    let set = crate::sign::cookies::CookieSet::from_header(cookie_header);
+    let sig = set.get(crate::sign::cookies::SIGNATURE)?;
+    Some(format!(
+        "{}{dir}?CloudFront-Signature={sig}",
+        signer.layout().base()
+    ))
+}
+
+/// A cookie set as the cache keeps it: the `Cookie` header in `url`.
+fn cookies_entry(c: SignedCookies) -> Signed {
+    Signed {
+        url: c.cookies.header(),
+        expires_at: c.expires_at,
     }
 }
 
@@ -271,6 +304,55 @@ impl Minter {
             let verified = signer.verify(&url, method, |_| None)?;
             signer
                 .resign(&verified, signed_at, signer.ttl)
+                .map_err(Error::from)
+        }))
+        .await
+    }
+
+    /// Mints (or takes from cache) the bucketed CloudFront cookies for everything under
+    /// `raw_dir`. Cached like URLs, keyed by (origin, directory, bucket); the entry's `url`
+    /// holds the set as a `Cookie` header ([`crate::sign::cookies::CookieSet::from_header`]).
+    pub async fn mint_cookies(
+        &self,
+        origin_idx: usize,
+        raw_dir: &str,
+        now: u64,
+    ) -> Result<(Arc<Entry>, u64), Error> {
+        let key = |start| CacheKey::new(origin_idx, raw_dir, Method::Get, &[], "cookie", start);
+        let miss = match self.lookup(origin_idx, now, key) {
+            Ok(hit) => return Ok(hit),
+            Err(miss) => miss,
+        };
+        let dir = raw_dir.to_owned();
+        Box::pin(self.sign_blocking(miss, now, move |signer, signed_at| {
+            signer
+                .sign_cookies(&dir, signed_at, signer.ttl)
+                .map(cookies_entry)
+                .map_err(Error::from)
+        }))
+        .await
+    }
+
+    /// Renews verified cookies (same policy, new `DateLessThan`), bucketed and cached like
+    /// a re-signed URL.
+    pub async fn resign_cookies(
+        &self,
+        origin_idx: usize,
+        verified: &VerifiedCookies,
+        now: u64,
+    ) -> Result<(Arc<Entry>, u64), Error> {
+        let variant = format!("cookie|{}", verified.variant());
+        let resource = verified.resource.clone();
+        let key = |start| CacheKey::new(origin_idx, &resource, Method::Get, &[], &variant, start);
+        let miss = match self.lookup(origin_idx, now, key) {
+            Ok(hit) => return Ok(hit),
+            Err(miss) => miss,
+        };
+        let verified = verified.clone();
+        Box::pin(self.sign_blocking(miss, now, move |signer, signed_at| {
+            signer
+                .resign_cookies(&verified, signed_at, signer.ttl)
+                .map(cookies_entry)
                 .map_err(Error::from)
         }))
         .await

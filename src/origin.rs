@@ -235,6 +235,7 @@ impl OriginClient {
     /// `via` (`scheme://host[:port]`, a CloudFront origin's `endpoint`) is where to connect
     /// when it is not the URL's own host: the request still names the URL's path and query
     /// and carries the URL's host in `Host`, as a client of the distribution would send it.
+    /// `cookie` is a `Cookie` header to send (CloudFront signed cookies), the only one sent.
     pub async fn fetch(
         &self,
         origin: &str,
@@ -242,6 +243,7 @@ impl OriginClient {
         url: &str,
         via: Option<&Layout>,
         headers: &HeaderMap,
+        cookie: Option<&str>,
     ) -> Result<Response<Incoming>, Error> {
         let unsendable = || Error::BadRequest("the URL cannot be sent to the origin".into());
         let (uri, host): (http::Uri, Option<HeaderValue>) = match via {
@@ -277,6 +279,12 @@ impl OriginClient {
         );
         if let Some(host) = host {
             req.headers_mut().insert(http::header::HOST, host);
+        }
+        // CloudFront signed cookies that authorize this fetch (edgesign's own, or a client's
+        // that verified); the client's other cookies never reach the origin.
+        if let Some(cookie) = cookie {
+            let value = HeaderValue::from_str(cookie).map_err(|_| unsendable())?;
+            req.headers_mut().insert(http::header::COOKIE, value);
         }
         let start = crate::clock::instant();
         let client = if via.is_some() {

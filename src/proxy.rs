@@ -24,7 +24,7 @@ use crate::route::{Access, Mode};
 use crate::sign::encoding::percent_decode;
 use crate::sign::signer::{Kind, Scheme};
 use crate::sign::url::{RawUrl, query_segments};
-use crate::sign::{Method, Signed, cloudfront, native};
+use crate::sign::{Method, Signed, cloudfront, cookies, native};
 use crate::{Error, api, local, route};
 
 /// The inputs of one signing decision.
@@ -151,6 +151,29 @@ fn overrides(query: &str) -> Vec<&str> {
     query_segments(query)
         .filter(|s| s.starts_with("response-"))
         .collect()
+}
+
+/// The CloudFront cookies a request carries, as one `Cookie` header (its other cookies
+/// left out): what is sent on to the origin when they verified.
+fn sent_cookies(headers: &HeaderMap) -> String {
+    let all: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    cookies::CookieSet::from_header(&all.join("; ")).header()
+}
+
+/// `Set-Cookie` for a cookie set kept in `entry`.
+fn set_cookies(
+    h: &mut HeaderMap,
+    signer: &crate::sign::signer::OriginSigner,
+    entry: &Entry,
+    now: u64,
+) {
+    for v in crate::minter::set_cookie_headers(signer, entry, now) {
+        h.append(header::SET_COOKIE, v);
+    }
 }
 
 impl App {
@@ -369,6 +392,7 @@ impl App {
         notes::note_route(match route.mode {
             Mode::Redirect => "redirect",
             Mode::Stream => "stream",
+            Mode::Cookie => "cookie",
         });
         let origin = &self.config.origins[route.origin];
         let layout = origin.signer.layout();
@@ -395,6 +419,13 @@ impl App {
             )));
         }
         let query = parts.uri.query().unwrap_or("");
+        // How the answer goes out: a host route takes over the origin's own name, so a cookie
+        // route there serves (streams) once the cookies are set.
+        let mode = match (route.mode, route.host.is_some()) {
+            (Mode::Cookie, true) => Mode::Stream,
+            (Mode::Cookie, false) => Mode::Redirect,
+            (m, _) => m,
+        };
         let ask = Ask {
             principal: &cx.principal,
             origin: route.origin,
@@ -404,11 +435,38 @@ impl App {
             stale_grace: route.stale_grace,
             headers: &parts.headers,
             now: cx.now,
-            fetched_for: (route.mode == Mode::Stream).then_some(cx.ip),
+            fetched_for: (mode == Mode::Stream).then_some(cx.ip),
             client: cx.ip,
             scope,
         };
-        let (signed, rolls_at) = if Scheme::of_query(query) == Scheme::Unsigned {
+        let unsigned = Scheme::of_query(query) == Scheme::Unsigned;
+        if unsigned && matches!(origin.signer.kind, Kind::CloudFront(_)) {
+            // docs/http.md, signed cookies: on a host route, CloudFront cookies are decided
+            // like a signed URL, against the URL the client asked for.
+            if route.host.is_some() {
+                let headers = parts.headers.get_all(header::COOKIE);
+                let sent = headers.iter().filter_map(|v| v.to_str().ok());
+                if let Some(parsed) = cookies::parse(sent) {
+                    let url_text = match query {
+                        "" => format!("{}{path}", layout.origin()),
+                        q => format!("{}{path}?{q}", layout.origin()),
+                    };
+                    return Box::pin(self.serve_with_cookies(&ask, parsed, &url_text)).await;
+                }
+            }
+            if route.mode == Mode::Cookie {
+                let at = match route.host {
+                    None => layout.object_url(raw_key),
+                    Some(_) => format!("{}{path}", layout.origin()),
+                };
+                let location = match query {
+                    "" => at,
+                    q => format!("{at}?{q}"),
+                };
+                return Box::pin(self.issue_cookies(&ask, &location)).await;
+            }
+        }
+        let (signed, rolls_at) = if unsigned {
             self.fresh_url(&ask, None, &overrides(query)).await?
         } else {
             // A signed URL is verified as the origin URL it was made for: on a host route, the
@@ -420,7 +478,166 @@ impl App {
             let url = RawUrl::parse(&url_text)?;
             self.fresh_url(&ask, Some((&url, &url_text)), &[]).await?
         };
-        self.deliver(route.mode, &signed, rolls_at, &ask).await
+        self.deliver(mode, &signed, rolls_at, &ask).await
+    }
+
+    /// `mode = "cookie"` without cookies: authorizes the caller for the key's whole
+    /// directory, sets the directory's bucketed cookies and sends the client to `location`
+    /// (the unsigned URL at the distribution).
+    async fn issue_cookies(&self, ask: &Ask<'_>, location: &str) -> Result<Response<Body>, Error> {
+        keypath::judge(ask.raw_key)?;
+        let origin = &self.config.origins[ask.origin];
+        let dir = cookies::directory_of(ask.raw_key);
+        let audit = |decision, entry: Option<&Entry>| {
+            let presented = entry
+                .and_then(|e| crate::minter::cookie_evidence(&origin.signer, dir, &e.signed.url));
+            self.audit(
+                (ask.principal, ask.client),
+                ask.origin,
+                dir,
+                decision,
+                entry.map(|e| e.signed.expires_at),
+                presented.as_deref(),
+            );
+        };
+        if let Err(e) = self.may_open_prefix(
+            ask,
+            dir,
+            Error::Unauthorized("signed cookies for this directory need credentials"),
+        ) {
+            if matches!(e, Error::Revoked) {
+                audit(crate::audit::Decision::Revoked, None);
+            }
+            return Err(e);
+        }
+        let (entry, _) = self.minter.mint_cookies(ask.origin, dir, ask.now).await?;
+        audit(crate::audit::Decision::Minted, Some(&entry));
+        let location = HeaderValue::from_str(location)
+            .map_err(|_| Error::BadRequest("the URL cannot be a Location".into()))?;
+        let mut resp = Response::new(empty());
+        *resp.status_mut() = StatusCode::FOUND;
+        let h = resp.headers_mut();
+        h.insert(header::LOCATION, location);
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+        set_cookies(h, &origin.signer, &entry, ask.now);
+        Ok(resp)
+    }
+
+    /// A request that carries CloudFront cookies and no URL signature, on a host route of a
+    /// CloudFront origin: the table of docs/http.md, for cookies. Genuine and valid → streamed
+    /// with them; genuine and expired → the caller re-authorized (or `stale_grace`), fresh
+    /// cookies set, streamed; forged, or a policy that does not cover the URL → refused,
+    /// nothing fetched.
+    async fn serve_with_cookies(
+        &self,
+        ask: &Ask<'_>,
+        parsed: Result<cloudfront::Parsed<'_>, crate::sign::Error>,
+        url_text: &str,
+    ) -> Result<Response<Body>, Error> {
+        let origin = &self.config.origins[ask.origin];
+        let key = keypath::judge(ask.raw_key)?;
+        let forged = |e: &crate::sign::Error| {
+            if matches!(e, crate::sign::Error::InvalidSignature(_)) {
+                self.metrics.url_verdict(UrlVerdict::Forged);
+            }
+        };
+        let presented = sent_cookies(ask.headers);
+        let audit = |decision, entry: Option<&Entry>| {
+            let shown = match entry {
+                Some(e) => crate::minter::cookie_evidence(&origin.signer, "", &e.signed.url),
+                None => crate::minter::cookie_evidence(&origin.signer, "", &presented),
+            };
+            self.audit(
+                (ask.principal, ask.client),
+                ask.origin,
+                ask.raw_key,
+                decision,
+                entry.map(|e| e.signed.expires_at),
+                shown.as_deref(),
+            );
+        };
+        let decided = async {
+            let revoked = self.fleet.revocations();
+            if !revoked.is_empty() && revoked.of_key(&origin.signer.name, &key, ask.now).is_some() {
+                return Err(Error::Revoked);
+            }
+            let parsed = parsed.inspect_err(forged)?;
+            let url = RawUrl::parse(url_text)?;
+            let verified = origin
+                .signer
+                .verify_cookies(&url, &parsed)
+                .inspect_err(forged)?;
+            if let (Some(client), Some(range)) = (ask.fetched_for, verified.source_ip.as_deref())
+                && !cloudfront::source_ip_admits(range, client)
+            {
+                return Err(Error::Forbidden(
+                    "the cookies' policy does not admit this client's address",
+                ));
+            }
+            let in_grace = match policy::verdict(
+                verified.expires_at,
+                verified.valid_from,
+                ask.now,
+                ask.stale_grace,
+            ) {
+                Verdict::NotYetValid => {
+                    return Err(Error::InvalidSignature("the cookies are not valid yet"));
+                }
+                Verdict::Serve => return Ok(None),
+                Verdict::RenewInGrace => true,
+                Verdict::RenewForCaller => false,
+            };
+            let renewed = match verified.wildcard_prefix() {
+                Some(prefix) => self.may_renew_wildcard(ask, &prefix, in_grace),
+                None if in_grace => Ok(()),
+                None => self.authorize(ask, true),
+            };
+            renewed.inspect_err(|_| self.metrics.url_verdict(UrlVerdict::ExpiredRefused))?;
+            let (entry, _) =
+                Box::pin(self.minter.resign_cookies(ask.origin, &verified, ask.now)).await?;
+            self.metrics.url_verdict(UrlVerdict::Rescued);
+            Ok(Some(entry))
+        }
+        .await;
+        let entry = match decided {
+            Ok(None) => {
+                audit(crate::audit::Decision::Served, None);
+                None
+            }
+            Ok(Some(entry)) => {
+                audit(crate::audit::Decision::Rescued, Some(&entry));
+                Some(entry)
+            }
+            Err(e) => {
+                let decision = match e {
+                    Error::Revoked => crate::audit::Decision::Revoked,
+                    _ => crate::audit::Decision::Refused,
+                };
+                audit(decision, None);
+                return Err(e);
+            }
+        };
+        // The object itself is fetched unsigned, with the cookies that authorize it.
+        let unsigned = url_text;
+        let cookie = entry.as_ref().map_or(presented, |e| e.signed.url.clone());
+        let private = self.needs_credentials(ask);
+        let mut resp = Box::pin(self.stream(
+            origin,
+            ask.raw_key,
+            unsigned,
+            ask.method,
+            ask.headers,
+            private,
+            Some(&cookie),
+        ))
+        .await?;
+        if let Some(entry) = &entry {
+            set_cookies(resp.headers_mut(), &origin.signer, entry, ask.now);
+        }
+        Ok(resp)
     }
 
     /// The decision of docs/http.md (signed URLs on a route), with its audit line.
@@ -585,6 +802,20 @@ impl App {
         let rel = prefix
             .strip_prefix(base.as_str())
             .ok_or(Error::Forbidden("the URL's policy covers other hosts"))?;
+        let anonymous = if in_grace {
+            Error::Unauthorized("renewing a wildcard policy needs credentials")
+        } else {
+            Error::Expired
+        };
+        self.may_open_prefix(ask, rel, anonymous)
+    }
+
+    /// Whether a grant over every key under `rel` (a raw key prefix of the origin) may be
+    /// given to this caller: nothing under it revoked, and the route public over all of it,
+    /// or it under a public prefix, or the caller may read all of it (`anonymous` is the
+    /// error for a caller without credentials).
+    fn may_open_prefix(&self, ask: &Ask<'_>, rel: &str, anonymous: Error) -> Result<(), Error> {
+        let origin = &self.config.origins[ask.origin];
         let covered = keypath::judge_wildcard_prefix(rel)?;
         // Renewed, the wildcard opens every key it covers: none of them may be revoked.
         let revoked = self.fleet.revocations();
@@ -603,11 +834,7 @@ impl App {
             return Ok(());
         }
         if !ask.principal.is_authenticated() {
-            return Err(if in_grace {
-                Error::Unauthorized("renewing a wildcard policy needs credentials")
-            } else {
-                Error::Expired
-            });
+            return Err(anonymous);
         }
         policy::may_read_prefix(ask.principal, rel)
     }
@@ -630,7 +857,8 @@ impl App {
         policy::may_read(ask.access, ask.principal, ask.raw_key)
     }
 
-    /// Answers with a fresh (or still valid) URL by the route's mode.
+    /// Answers with a fresh (or still valid) URL by the route's mode (a cookie route's signed
+    /// URLs as its stable links go: redirected, or streamed on a host route).
     async fn deliver(
         &self,
         mode: Mode,
@@ -640,7 +868,7 @@ impl App {
     ) -> Result<Response<Body>, Error> {
         let now = ask.now;
         match mode {
-            Mode::Redirect => {
+            Mode::Redirect | Mode::Cookie => {
                 let max_age = rolls_at
                     .min(entry.signed.expires_at)
                     .saturating_sub(now)
@@ -660,7 +888,8 @@ impl App {
                 let origin = &self.config.origins[ask.origin];
                 let private = self.needs_credentials(ask);
                 let (key, url) = (ask.raw_key, &entry.signed.url);
-                Box::pin(self.stream(origin, key, url, ask.method, ask.headers, private)).await
+                Box::pin(self.stream(origin, key, url, ask.method, ask.headers, private, None))
+                    .await
             }
         }
     }
@@ -668,6 +897,10 @@ impl App {
     /// Streams an object (a local origin's file directly, any other origin through the
     /// client), with the headers of [`harden`]: `private` when the caller needed
     /// credentials.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one fetch's parts: what, how, for whom, with which cookies"
+    )]
     async fn stream(
         &self,
         origin: &Origin,
@@ -676,12 +909,13 @@ impl App {
         method: Method,
         headers: &HeaderMap,
         private: bool,
+        cookie: Option<&str>,
     ) -> Result<Response<Body>, Error> {
         let mut resp = if let Kind::Local(local) = &origin.signer.kind {
             let path = local::resolve(&local.root, raw_key).await?;
             local::serve(&path, method, headers).await?
         } else {
-            self.fetch(origin, url, method, headers).await?
+            self.fetch(origin, url, method, headers, cookie).await?
         };
         harden(resp.headers_mut(), private);
         Ok(resp)
@@ -694,10 +928,14 @@ impl App {
         url: &str,
         method: Method,
         headers: &HeaderMap,
+        cookie: Option<&str>,
     ) -> Result<Response<Body>, Error> {
         let name = &origin.signer.name;
         let via = origin.signer.fetched_from();
-        let upstream = self.origin.fetch(name, method, url, via, headers).await?;
+        let upstream = self
+            .origin
+            .fetch(name, method, url, via, headers, cookie)
+            .await?;
         let status = upstream.status();
         // docs/http.md, stream mode and origin errors: the status is kept, the origin's error
         // body (bucket names, request ids, hosts) never reaches the client.
@@ -795,7 +1033,7 @@ impl App {
         };
         let private = self.needs_credentials(&ask);
         let url = &signed.signed.url;
-        self.stream(origin, raw_key, url, method, &parts.headers, private)
+        self.stream(origin, raw_key, url, method, &parts.headers, private, None)
             .await
     }
 

@@ -12,6 +12,8 @@ pub enum Mode {
     Redirect,
     /// Fetch and stream the body.
     Stream,
+    /// Set CloudFront signed cookies for the key's directory and 302 to the unsigned URL.
+    Cookie,
 }
 
 /// Who may use a route.

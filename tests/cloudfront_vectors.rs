@@ -52,6 +52,7 @@ fn origin_for(url: &str, key_pair_id: &str, alg: &str, hash: HashAlgorithm) -> O
                 private,
                 public,
             }],
+            cookie_domain: None,
         }),
     }
 }

@@ -291,7 +291,7 @@ fn unknown_kind_mode_and_access() {
         &[],
         &[],
         "routes[0].mode",
-        "not redirect or stream",
+        "not redirect, stream or cookie",
     );
     refused(
         &GOOD.replace("access = \"org\"", "access = \"everyone\""),
@@ -960,4 +960,50 @@ fn the_shipped_commented_origin_examples_pass_when_uncommented() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The README's signed-cookie example (an HLS library behind a cookie route) passes `check`
+/// as written, with its key file present; and the mistakes it warns about are refused,
+/// naming the key.
+#[test]
+fn the_readme_cookie_example_passes_and_its_warnings_are_enforced() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("## Protecting an HLS or DASH library with signed cookies")
+        .nth(1)
+        .expect("the README's cookie section");
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block");
+    let pem = std::fs::read_to_string(root.join("tests/vectors/cloudfront_test_key.pem")).unwrap();
+    let config = example.replace("/etc/edgesign/cloudfront.pem", "cloudfront.pem");
+    let run = check(&config, &[("cloudfront.pem", &pem)], &[]);
+    assert_eq!(run.code, 0, "{}\n{config}", run.stderr);
+    refused(
+        &config.replace(
+            "cookie_domain = \".example.com\"",
+            "cookie_domain = \".other.org\"",
+        ),
+        &[("cloudfront.pem", &pem)],
+        &[],
+        "origins[0].cookie_domain",
+        "is not under",
+    );
+    refused(
+        &config.replace("cookie_domain = \".example.com\"", ""),
+        &[("cloudfront.pem", &pem)],
+        &[],
+        "routes[0].mode",
+        "set cookie_domain",
+    );
+    refused(
+        &GOOD.replace("mode = \"redirect\"", "mode = \"cookie\""),
+        &[],
+        &[],
+        "routes[0].mode",
+        "cookie mode sets CloudFront signed cookies, but origin \"docs\" is kind = \"s3\"",
+    );
 }

@@ -104,12 +104,18 @@ async fn jwks_keys_by_kid_follow_the_provider_as_it_rotates() {
             }
         }
     };
-    // Ready once the first set is held; a token signed by its key is admitted.
+    // Ready once the first set is held (waited for without a token: a token sent before
+    // would count as an unknown kid and spend the refetch allowance the next step tests);
+    // then a token signed by its key is admitted.
+    let deadline = edgesign::clock::instant() + Duration::from_secs(10);
+    while get(&format!("{base}/readyz"), &[]).await.status != 200 {
+        assert!(edgesign::clock::instant() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         until(Duration::from_secs(10), 302, token("one", &one)).await,
         302
     );
-    assert_eq!(get(&format!("{base}/readyz"), &[]).await.status, 200);
 
     // A kid the set lacks makes edgesign fetch again at once (the provider has not published
     // it yet, so still 401)…

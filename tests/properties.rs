@@ -67,6 +67,7 @@ fn cf_origin() -> OriginSigner {
                 private,
                 public,
             }],
+            cookie_domain: None,
         }),
     }
 }
@@ -365,6 +366,7 @@ fn rsa_cloudfront_sign_verify_round_trip() {
                     private: PrivateKey::from_pem(&pem).unwrap(),
                     public: public.clone(),
                 }],
+                cookie_domain: None,
             }),
         };
         for key in ["a b/ü.txt", "x+y=z&w", "../../etc/passwd", "dir//./x"] {

@@ -69,6 +69,7 @@ async fn exists(app: &Arc<App>, idx: usize, raw_key: &str, now: u64) -> Result<(
             &head.url,
             signer.fetched_from(),
             &http::HeaderMap::new(),
+            None,
         )
         .await?;
     match resp.status().as_u16() {

@@ -6,8 +6,10 @@
 //! - [`files`]: `POST /v1/files/{file_id}/signed-url` (secret keys only).
 //! - [`presign`]: `POST /generate-presigned-url` (auth failures are 400, as that API does).
 //! - [`native`]: `POST /v1/sign`.
+//! - [`cookies`]: `POST /v1/cookies` (CloudFront signed cookies).
 
 pub mod content;
+pub mod cookies;
 pub mod files;
 pub mod native;
 pub mod presign;
@@ -44,6 +46,8 @@ pub enum Api {
     Presign,
     /// `/v1/sign`.
     NativeSign,
+    /// `/v1/cookies`.
+    Cookies,
     /// `/v1/revocations` (`POST`, `GET`).
     Revocations,
     /// `/v1/revocations/{id}` (`DELETE`).
@@ -65,6 +69,7 @@ impl Api {
             ["v1", "files", id, "signed-url"] if !id.is_empty() => Some(Api::FilesSignedUrl),
             ["generate-presigned-url"] => Some(Api::Presign),
             ["v1", "sign"] => Some(Api::NativeSign),
+            ["v1", "cookies"] => Some(Api::Cookies),
             ["v1", "revocations"] => Some(Api::Revocations),
             ["v1", "revocations", id] if !id.is_empty() => Some(Api::Revocation),
             _ => None,
@@ -77,9 +82,11 @@ impl Api {
             Api::ContentSign => Style::UpperSnake,
             // That API answers authentication failures with 400.
             Api::Presign => Style::AuthFailureIs400,
-            Api::FilesSignedUrl | Api::NativeSign | Api::Revocations | Api::Revocation => {
-                Style::Json
-            }
+            Api::FilesSignedUrl
+            | Api::NativeSign
+            | Api::Cookies
+            | Api::Revocations
+            | Api::Revocation => Style::Json,
         }
     }
 
@@ -90,6 +97,7 @@ impl Api {
             Api::FilesSignedUrl => "api_files_signed_url",
             Api::Presign => "api_presign",
             Api::NativeSign => "api_native_sign",
+            Api::Cookies => "api_cookies",
             Api::Revocations | Api::Revocation => "api_revocations",
         }
     }
@@ -187,6 +195,7 @@ where
             Api::FilesSignedUrl => files::handle(app, parts, &json, cx).await.map(ok),
             Api::Presign => presign::handle(app, &json, cx).await.map(ok),
             Api::NativeSign => native::handle(app, &json, cx).await.map(ok),
+            Api::Cookies => cookies::handle(app, &json, cx).await,
             Api::Revocations => revocations::create(app, &json, cx).await,
             Api::Revocation => Err(Error::MethodNotAllowed),
         }

@@ -185,6 +185,32 @@ pub(super) fn forbid_except(
     }
 }
 
+/// `mode = "cookie"`: CloudFront origins only; on the proxy's own name the cookies must be
+/// set for a domain the distribution's name is under (`cookie_domain`), else the browser
+/// never sends them there.
+pub(super) fn check_cookie_route(path: &str, origin: &Origin, on_host: bool, c: &mut Checker<'_>) {
+    let Kind::CloudFront(cf) = &origin.signer.kind else {
+        c.err(
+            format!("{path}.mode"),
+            format!(
+                "cookie mode sets CloudFront signed cookies, but origin {:?} is kind = \"{}\"; use a cloudfront origin or mode = \"redirect\"",
+                origin.signer.name,
+                origin.signer.kind_name()
+            ),
+        );
+        return;
+    };
+    if !on_host && cf.cookie_domain.is_none() {
+        c.err(
+            format!("{path}.mode"),
+            format!(
+                "a cookie route on the proxy's own name sets cookies the browser must send to {:?}: set cookie_domain on origin {:?} to a domain both names are under (\".example.com\"), or give the route host = the distribution's name",
+                cf.layout.signing_host, origin.signer.name
+            ),
+        );
+    }
+}
+
 pub(super) fn check_no_self_redirect(
     path: &str,
     origin: &Origin,

@@ -320,7 +320,7 @@ pub(super) fn validate_cloudfront(
         path,
         "cloudfront",
         &o.kind_fields(),
-        &["endpoint", "domain", "hash_algorithm"],
+        &["endpoint", "domain", "hash_algorithm", "cookie_domain"],
     );
     // `domain` is the name in every URL (Resource, Location, Host); `endpoint` only where
     // edgesign connects to fetch.
@@ -352,6 +352,10 @@ pub(super) fn validate_cloudfront(
             return None;
         }
     };
+    let cookie_domain = o
+        .cookie_domain
+        .as_deref()
+        .and_then(|d| cookie_domain(path, d, &layout.signing_host, c));
     let endpoint = match o.endpoint.as_deref() {
         None => None,
         Some(e) => match Layout::new(e.trim_end_matches('/'), "") {
@@ -417,6 +421,7 @@ pub(super) fn validate_cloudfront(
         endpoint,
         hash,
         keys,
+        cookie_domain,
     })
 }
 
@@ -475,6 +480,38 @@ pub(super) fn validate_local(
         }
     }
     Some(Local { layout, root, keys })
+}
+
+/// `cookie_domain`: a domain name (a leading `.` allowed, as browsers ignore it) that the
+/// distribution's name `host` is under, else the cookies never reach the distribution.
+fn cookie_domain(path: &str, d: &str, host: &str, c: &mut Checker<'_>) -> Option<String> {
+    let bare = d.strip_prefix('.').unwrap_or(d).to_ascii_lowercase();
+    let valid = bare.contains('.')
+        && bare.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if !valid {
+        c.err(
+            format!("{path}.cookie_domain"),
+            format!("{d:?} is not a domain with at least two labels, like \".example.com\""),
+        );
+        return None;
+    }
+    let host = host.to_ascii_lowercase();
+    if host != bare && !host.ends_with(&format!(".{bare}")) {
+        c.err(
+            format!("{path}.cookie_domain"),
+            format!("the distribution's name {host:?} is not under {d:?}, so browsers would never send it the cookies; use its alternate domain name (a CNAME under {d:?}) as domain"),
+        );
+        return None;
+    }
+    Some(d.to_owned())
 }
 
 /// A key's `secret` (or `secret_env`, `secret_file`), required.

@@ -442,14 +442,18 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
         let mode = match r.mode.as_deref().unwrap_or("redirect") {
             "redirect" => Mode::Redirect,
             "stream" => Mode::Stream,
+            "cookie" => Mode::Cookie,
             other => {
                 c.err(
                     format!("{path}.mode"),
-                    format!("{other:?} is not redirect or stream"),
+                    format!("{other:?} is not redirect, stream or cookie"),
                 );
                 Mode::Redirect
             }
         };
+        if mode == Mode::Cookie {
+            check_cookie_route(&path, &origins[origin], host.is_some(), c);
+        }
         let access = match r.access.as_deref().unwrap_or("authenticated") {
             "public" => Access::Public,
             "authenticated" => Access::Authenticated,
@@ -467,10 +471,13 @@ fn validate(raw: RawConfig, c: &mut Checker<'_>) -> Option<Config> {
             r.stale_grace.as_deref(),
             "0s",
         );
-        if mode == Mode::Redirect {
+        // A cookie route without a host redirects to the distribution too; on a host route it
+        // sends the client back to the same URL, which then carries the cookies.
+        if mode == Mode::Redirect || (mode == Mode::Cookie && host.is_none()) {
             check_no_self_redirect(&path, &origins[origin], &server, c);
             // A route that takes over the origin's own hostname would redirect to itself.
-            if let Some((name, _)) = &host
+            if mode == Mode::Redirect
+                && let Some((name, _)) = &host
                 && origins[origin]
                     .signer
                     .layout()

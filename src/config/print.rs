@@ -95,6 +95,7 @@ impl Config {
                     "mode" => Value::String(match r.mode {
                         Mode::Redirect => "redirect",
                         Mode::Stream => "stream",
+                        Mode::Cookie => "cookie",
                     }.into()),
                     "access" => Value::String(match r.access {
                         Access::Public => "public",
@@ -207,13 +208,7 @@ impl Config {
         let signer = &o.signer;
         let mut t = table! {
             "name" => Value::String(signer.name.clone()),
-            "kind" => Value::String(match &signer.kind {
-                Kind::S3(_) => "s3",
-                Kind::CloudFront(_) => "cloudfront",
-                Kind::Local(_) => "local",
-                Kind::Gcs(_) => "gcs",
-                Kind::Azure(_) => "azure",
-            }.into()),
+            "kind" => Value::String(signer.kind_name().into()),
             "url" => Value::String(signer.layout().base()),
             "ttl" => seconds(signer.ttl),
             "public_prefixes" => strings(&o.public_prefixes),
@@ -257,6 +252,9 @@ impl Config {
                 );
                 if let Some(e) = &cf.endpoint {
                     t.insert("endpoint".into(), Value::String(e.origin()));
+                }
+                if let Some(d) = &cf.cookie_domain {
+                    t.insert("cookie_domain".into(), Value::String(d.clone()));
                 }
                 cf.keys
                     .iter()

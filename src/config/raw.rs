@@ -148,13 +148,14 @@ pub(super) struct RawOrigin {
     pub(super) account: Option<String>,
     pub(super) container: Option<String>,
     pub(super) sas_version: Option<String>,
+    pub(super) cookie_domain: Option<String>,
     #[serde(default)]
     pub(super) keys: Vec<RawKey>,
 }
 
 impl RawOrigin {
     /// The fields that belong to some kinds and not others, by name, and whether each is set.
-    pub(super) fn kind_fields(&self) -> [(&'static str, bool); 10] {
+    pub(super) fn kind_fields(&self) -> [(&'static str, bool); 11] {
         [
             ("endpoint", self.endpoint.is_some()),
             ("region", self.region.is_some()),
@@ -166,6 +167,7 @@ impl RawOrigin {
             ("account", self.account.is_some()),
             ("container", self.container.is_some()),
             ("sas_version", self.sas_version.is_some()),
+            ("cookie_domain", self.cookie_domain.is_some()),
         ]
     }
 }

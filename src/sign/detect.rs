@@ -13,7 +13,8 @@ use super::{Method, azure, cloudfront, gcs, native, sigv4};
 /// What a URL says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Inspection {
-    /// `sigv4`, `cloudfront`, `gcs`, `azure`, `native` or `unsigned`.
+    /// `sigv4`, `cloudfront`, `gcs`, `azure`, `native` or `unsigned`; for a request's
+    /// cookies, `cloudfront_cookies`.
     pub scheme: &'static str,
     /// Host as written in the URL.
     pub host: String,
@@ -46,6 +47,9 @@ pub struct Inspection {
     /// kind (`service`, `user_delegation`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature_kind: Option<&'static str>,
+    /// CloudFront cookies: the policy's `Resource` (what they grant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// Without a config, guess the key of an S3 URL: virtual-host style when the host names the
@@ -195,5 +199,92 @@ pub fn inspect(
         key_id,
         reason,
         signature_kind,
+        resource: None,
     })
+}
+
+/// Inspects the CloudFront signed cookies of a request for `url` (`cookie` as a `Cookie`
+/// header: `CloudFront-Policy=…; CloudFront-Signature=…; CloudFront-Key-Pair-Id=…`). With
+/// `origins`, they are verified by the CloudFront origin the URL belongs to: the signature,
+/// and that the policy's `Resource` covers the URL.
+pub fn inspect_cookies(
+    url: &str,
+    cookie: &str,
+    now: u64,
+    origins: Option<&[&OriginSigner]>,
+) -> Result<Inspection, Error> {
+    let parsed_url = RawUrl::parse(url)?;
+    let parsed = super::cookies::parse([cookie]).ok_or(Error::InvalidSignature(
+        "no CloudFront cookies (CloudFront-Signature, CloudFront-Key-Pair-Id, …)",
+    ))??;
+    let segments: Vec<&str> = super::url::query_segments(parsed_url.query).collect();
+    let (expires_at, valid_from, resource) = match (&parsed.policy, parsed.expires) {
+        (Some(policy), _) => {
+            let (_, c) = cloudfront::parse_policy(policy)?;
+            (c.date_less_than, c.date_greater_than, c.resource)
+        }
+        (None, e) => (
+            e.unwrap_or_default(),
+            None,
+            cloudfront::resource_url(&parsed_url, &segments),
+        ),
+    };
+    let mut report = Inspection {
+        scheme: "cloudfront_cookies",
+        host: parsed_url.host.to_owned(),
+        key: String::new(),
+        raw_key: String::new(),
+        origin: None,
+        signed_at: valid_from.map(rfc3339),
+        expires_at: Some(rfc3339(expires_at)),
+        expired: Some(now >= expires_at),
+        params: segments.iter().map(|s| (*s).to_owned()).collect(),
+        genuine: None,
+        key_id: None,
+        reason: None,
+        signature_kind: Some(parsed.hash.as_str()),
+        resource: Some(resource),
+    };
+    let mut raw_key = parsed_url.path.strip_prefix('/').unwrap_or(parsed_url.path);
+    if let Some(origins) = origins {
+        // Several origins may serve one distribution (one per key): the one whose key
+        // verifies the cookies is theirs.
+        let matched: Vec<_> = origins
+            .iter()
+            .filter(|o| o.scheme() == Scheme::CloudFront)
+            .filter_map(|o| Some((o, o.key_of(&parsed_url)?)))
+            .collect();
+        let verdicts: Vec<_> = matched
+            .iter()
+            .map(|(o, key)| (o, *key, o.verify_cookies(&parsed_url, &parsed)))
+            .collect();
+        let chosen = verdicts
+            .iter()
+            .find(|(_, _, v)| v.is_ok())
+            .or(verdicts.first());
+        match chosen {
+            Some((o, key, verdict)) => {
+                report.origin = Some(o.name.clone());
+                raw_key = key;
+                match verdict {
+                    Ok(v) => {
+                        report.genuine = Some(true);
+                        report.key_id = Some(v.key_id.clone());
+                    }
+                    Err(e) => {
+                        report.genuine = Some(false);
+                        report.reason = Some(e.to_string());
+                    }
+                }
+            }
+            None => {
+                report.genuine = Some(false);
+                report.reason =
+                    Some("the URL belongs to no configured CloudFront origin".to_owned());
+            }
+        }
+    }
+    report.key = String::from_utf8_lossy(&percent_decode(raw_key)).into_owned();
+    report.raw_key = raw_key.to_owned();
+    Ok(report)
 }

@@ -4,6 +4,7 @@
 //! - [`url`]: raw URL splitting that never decodes or normalises.
 //! - [`sigv4`]: S3 SigV4 query presign / parse / verify.
 //! - [`cloudfront`]: CloudFront canned and custom policies, RSA and ECDSA.
+//! - [`cookies`]: CloudFront signed cookies (the same policies, carried in cookies).
 //! - [`gcs`]: Google Cloud Storage V4 signed URLs (RSA and HMAC).
 //! - [`azure`]: Azure Blob service SAS with an account key.
 //! - [`native`]: edgesign's HMAC links for `local` origins.
@@ -14,6 +15,7 @@
 
 pub mod azure;
 pub mod cloudfront;
+pub mod cookies;
 pub mod detect;
 pub mod encoding;
 pub mod gcs;

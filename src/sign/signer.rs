@@ -7,6 +7,7 @@
 use super::Error;
 use super::azure;
 use super::cloudfront::{self, HashAlgorithm, PolicyKind};
+use super::cookies::{self, CookieSet};
 use super::encoding::{encode_key, percent_decode};
 use super::gcs;
 use super::native::{self, NativeKey};
@@ -270,6 +271,8 @@ pub struct CloudFront {
     pub hash: HashAlgorithm,
     /// Keys; the first signs.
     pub keys: Vec<CloudFrontKey>,
+    /// `Domain=` of the signed cookies it sets (`None`: host-only cookies).
+    pub cookie_domain: Option<String>,
 }
 
 /// A directory served by edgesign under `/_origin/<name>/`.
@@ -488,6 +491,52 @@ enum Detail<'u> {
     },
 }
 
+/// CloudFront signed cookies, minted for a directory or renewed.
+#[derive(Debug, Clone)]
+pub struct SignedCookies {
+    /// The cookies, in the order they are set.
+    pub cookies: CookieSet,
+    /// The policy's `Resource` (`https://<domain>/<dir>*`, or one URL for a canned policy).
+    pub resource: String,
+    /// `DateLessThan`.
+    pub expires_at: u64,
+}
+
+/// A set of CloudFront signed cookies that verified for a request's URL. Only this can be
+/// renewed.
+#[derive(Debug, Clone)]
+pub struct VerifiedCookies {
+    /// `DateLessThan`.
+    pub expires_at: u64,
+    /// `DateGreaterThan`.
+    pub valid_from: Option<u64>,
+    /// `IpAddress`, as the policy writes it.
+    pub source_ip: Option<String>,
+    /// The `Key-Pair-Id` that verified them.
+    pub key_id: String,
+    /// The policy's `Resource` (a canned policy's is the request URL).
+    pub resource: String,
+    /// The custom policy; `None` for a canned one.
+    policy: Option<serde_json::Value>,
+}
+
+impl VerifiedCookies {
+    /// For a wildcard `Resource`: the fixed text before the first `*` or `?`.
+    pub fn wildcard_prefix(&self) -> Option<String> {
+        let cut = self.resource.find(['*', '?'])?;
+        Some(self.resource[..cut].to_owned())
+    }
+
+    /// What a renewed set keeps besides its expiry (the policy with `DateLessThan` zeroed,
+    /// or the canned resource): with the origin and bucket it identifies the renewed set.
+    pub fn variant(&self) -> String {
+        match &self.policy {
+            Some(p) => cloudfront::policy_with_expiry(p.clone(), 0),
+            None => format!("canned|{}", self.resource),
+        }
+    }
+}
+
 /// A configured origin.
 #[derive(Debug)]
 pub struct OriginSigner {
@@ -513,6 +562,17 @@ fn honest_expiry(signed_at: u64, lifetime: u64, cap: Option<u64>) -> Result<u64,
 }
 
 impl OriginSigner {
+    /// `kind` as the config writes it.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            Kind::S3(_) => "s3",
+            Kind::CloudFront(_) => "cloudfront",
+            Kind::Local(_) => "local",
+            Kind::Gcs(_) => "gcs",
+            Kind::Azure(_) => "azure",
+        }
+    }
+
     /// The scheme this origin signs with, as a metrics label.
     pub fn scheme_name(&self) -> &'static str {
         match &self.kind {
@@ -960,6 +1020,137 @@ impl OriginSigner {
                 "verified URL re-signed by another kind of origin".into(),
             )),
         }
+    }
+}
+
+/// Signed cookies (CloudFront origins only).
+impl OriginSigner {
+    fn cloudfront(&self) -> Result<&CloudFront, Error> {
+        match &self.kind {
+            Kind::CloudFront(cf) => Ok(cf),
+            _ => Err(Error::BadRequest(format!(
+                "signed cookies are CloudFront's; origin {} is kind = \"{}\"",
+                self.name,
+                self.kind_name()
+            ))),
+        }
+    }
+
+    /// The distribution and its signing (first) key.
+    fn cookie_signer(&self) -> Result<(&CloudFront, &CloudFrontKey), Error> {
+        let cf = self.cloudfront()?;
+        let key = cf
+            .keys
+            .first()
+            .ok_or_else(|| Error::Internal(format!("origin {} has no signing key", self.name)))?;
+        Ok((cf, key))
+    }
+
+    /// `Domain=` of the cookies this origin sets, if configured.
+    pub fn cookie_domain(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::CloudFront(cf) => cf.cookie_domain.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The `Resource` that covers a directory: `https://<domain>/<raw dir>*`.
+    pub fn cookie_resource(&self, raw_dir: &str) -> Result<String, Error> {
+        Ok(format!("{}{raw_dir}*", self.cloudfront()?.layout.base()))
+    }
+
+    /// Mints cookies for everything under `raw_dir` (a raw key prefix ending in `/`, or
+    /// empty): a custom policy over [`OriginSigner::cookie_resource`] with `DateLessThan` =
+    /// `signed_at + lifetime`, signed by the first key.
+    pub fn sign_cookies(
+        &self,
+        raw_dir: &str,
+        signed_at: u64,
+        lifetime: u64,
+    ) -> Result<SignedCookies, Error> {
+        let (cf, key) = self.cookie_signer()?;
+        let expires_at = honest_expiry(signed_at, lifetime, None)?;
+        let resource = self.cookie_resource(raw_dir)?;
+        let policy = cloudfront::custom_policy(&resource, expires_at, None, None);
+        let cookies = cookies::sign(
+            &PolicyKind::Custom(policy),
+            &resource,
+            &key.private,
+            &key.key_pair_id,
+            cf.hash,
+        )?;
+        Ok(SignedCookies {
+            cookies,
+            resource,
+            expires_at,
+        })
+    }
+
+    /// Verifies a request's cookies for `url` (the URL at the distribution, query included):
+    /// the signature with the named key's public half, then that the policy's `Resource`
+    /// covers the URL. Whatever the expiry (the caller compares it with the clock).
+    pub fn verify_cookies(
+        &self,
+        url: &RawUrl<'_>,
+        parsed: &cloudfront::Parsed<'_>,
+    ) -> Result<VerifiedCookies, Error> {
+        let cf = self.cloudfront()?;
+        if self.key_of(url).is_none() {
+            return Err(Error::InvalidSignature("URL is not for this origin"));
+        }
+        let key = cf
+            .keys
+            .iter()
+            .find(|k| k.key_pair_id == parsed.key_pair_id)
+            .ok_or(Error::InvalidSignature("unknown CloudFront-Key-Pair-Id"))?;
+        let segments: Vec<&str> = super::url::query_segments(url.query).collect();
+        let resource = cloudfront::resource_url(url, &segments);
+        let conditions =
+            cloudfront::verify(parsed, &resource, &key.public).ok_or(Error::InvalidSignature(
+                "the cookies' signature does not match, or their policy does not cover this URL",
+            ))?;
+        let policy = match &parsed.policy {
+            Some(p) => Some(cloudfront::parse_policy(p)?.0),
+            None => None,
+        };
+        Ok(VerifiedCookies {
+            expires_at: conditions.date_less_than,
+            valid_from: conditions.date_greater_than,
+            source_ip: conditions.source_ip,
+            key_id: key.key_pair_id.clone(),
+            resource: conditions.resource,
+            policy,
+        })
+    }
+
+    /// Renews verified cookies: the same policy (`Resource`, `DateGreaterThan`, `IpAddress`,
+    /// key order) with `DateLessThan` = `signed_at + lifetime`, signed by the first key.
+    pub fn resign_cookies(
+        &self,
+        v: &VerifiedCookies,
+        signed_at: u64,
+        lifetime: u64,
+    ) -> Result<SignedCookies, Error> {
+        let (cf, key) = self.cookie_signer()?;
+        let expires_at = honest_expiry(signed_at, lifetime, None)?;
+        let policy = match &v.policy {
+            Some(p) => PolicyKind::Custom(cloudfront::policy_with_expiry(p.clone(), expires_at)),
+            None => PolicyKind::Canned {
+                expires: expires_at,
+            },
+        };
+        let cookies = cookies::sign(
+            &policy,
+            &v.resource,
+            &key.private,
+            &key.key_pair_id,
+            cf.hash,
+        )?;
+        Ok(SignedCookies {
+            cookies,
+            resource: v.resource.clone(),
+            expires_at,
+        })
     }
 }
 
