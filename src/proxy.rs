@@ -751,11 +751,11 @@ impl App {
                     self.metrics.url_verdict(UrlVerdict::Forged);
                 }
             })?;
-        if let (Some(client), Some(range)) = (ask.fetched_for, verified.source_ip.as_deref())
-            && !cloudfront::source_ip_admits(range, client)
+        if let Some(client) = ask.fetched_for
+            && !verified.admits(client)
         {
             return Err(Error::Forbidden(
-                "the URL's policy does not admit this client's address",
+                "the URL's address condition does not admit this client's address",
             ));
         }
         let in_grace = match policy::verdict(

@@ -231,6 +231,22 @@ pub struct Parsed<'a> {
     pub extra: Vec<&'a str>,
 }
 
+/// Whether a SAS's `sip` (one IPv4 address, or a range `first-last`) admits `client`.
+/// Anything else admits nobody: a condition edgesign cannot read fails closed.
+pub fn ip_admits(sip: &str, client: std::net::IpAddr) -> bool {
+    let std::net::IpAddr::V4(client) = client.to_canonical() else {
+        return false;
+    };
+    let (first, last) = sip.split_once('-').unwrap_or((sip, sip));
+    match (
+        first.trim().parse::<std::net::Ipv4Addr>(),
+        last.trim().parse::<std::net::Ipv4Addr>(),
+    ) {
+        (Ok(first), Ok(last)) => first <= client && client <= last,
+        _ => false,
+    }
+}
+
 /// Whether `query` carries a SAS (`sig` with `sv`).
 pub fn is_sas(query: &str) -> bool {
     let has = |n: &str| {
@@ -322,5 +338,22 @@ pub fn verify(parsed: &Parsed<'_>, resource: &str, key: &AccountKey) -> Result<(
         Ok(())
     } else {
         Err(Error::InvalidSignature("the signature does not verify"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_admits_one_address_or_a_range() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(ip_admits("168.1.5.65", ip("168.1.5.65")));
+        assert!(!ip_admits("168.1.5.65", ip("168.1.5.66")));
+        assert!(ip_admits("168.1.5.60-168.1.5.70", ip("168.1.5.70")));
+        assert!(ip_admits("168.1.5.60-168.1.5.70", ip("::ffff:168.1.5.61")));
+        assert!(!ip_admits("168.1.5.60-168.1.5.70", ip("168.1.5.71")));
+        assert!(!ip_admits("168.1.5.60-168.1.5.70", ip("2001:db8::1")));
+        assert!(!ip_admits("not an address", ip("168.1.5.60")));
     }
 }

@@ -378,7 +378,7 @@ pub struct Verified<'u> {
     pub expires_at: u64,
     /// Not valid before (SigV4 `X-Amz-Date`, CloudFront `DateGreaterThan`).
     pub valid_from: Option<u64>,
-    /// The client addresses it is for (CloudFront `IpAddress`), as the policy writes them.
+    /// The client addresses it is for (CloudFront `IpAddress`, Azure `sip`), as written.
     pub source_ip: Option<String>,
     /// The configured key that verified it (access key ID, `Key-Pair-Id` or `key_id`).
     pub key_id: String,
@@ -388,6 +388,16 @@ pub struct Verified<'u> {
 }
 
 impl Verified<'_> {
+    /// Whether the URL's address condition (CloudFront `IpAddress`, Azure `sip`) admits
+    /// `client`; a URL without one admits everyone.
+    pub fn admits(&self, client: std::net::IpAddr) -> bool {
+        match self.source_ip.as_deref() {
+            None => true,
+            Some(sip) if self.scheme == Scheme::Azure => azure::ip_admits(sip, client),
+            Some(range) => cloudfront::source_ip_admits(range, client),
+        }
+    }
+
     /// The method it was signed for.
     pub fn method(&self) -> Method {
         self.method
