@@ -304,23 +304,33 @@ def main():
         f.truncate(1 << 30)
     srv.start_nginx()
     srv.start_edgesign()
-    floor_port = free_port()
-    floor = subprocess.Popen(
-        pinned([os.path.join(os.path.dirname(args.binary), "examples", "hyper_floor"),
-                f"127.0.0.1:{floor_port}", "http1", "timer"], "server"),
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, "FLOOR_WORKERS": str(args.workers)},
-    )
+    # Two floors: edgesign's own runtime layout (work-stealing) and the fastest one for a
+    # constant answer (a current-thread runtime per core, SO_REUSEPORT listeners). Both write
+    # edgesign's own Location, byte for byte as long.
+    _, h = fetch(f"http://127.0.0.1:{srv.edge}/r/small.txt")
+    floors = {}
+    for layout in ("multi", "current"):
+        port = free_port()
+        floors[layout] = (port, subprocess.Popen(
+            pinned([os.path.join(os.path.dirname(args.binary), "examples", "hyper_floor"),
+                    f"127.0.0.1:{port}", "http1", "timer", layout], "server"),
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "FLOOR_WORKERS": str(args.workers), "FLOOR_LOCATION": h["location"]},
+        ))
     try:
-        wait_port(floor_port, floor)
-        run(args, srv, floor_port, floor.pid)
+        for port, proc in floors.values():
+            wait_port(port, proc)
+        run(args, srv, floors)
     finally:
-        floor.kill()
+        for _, proc in floors.values():
+            proc.kill()
         srv.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(args, srv, floor_port, floor_pid):
+def run(args, srv, floors):
+    floor_port, floor_pid = floors["multi"][0], floors["multi"][1].pid
+    current_port, current_pid = floors["current"][0], floors["current"][1].pid
     d, n, c = args.duration, args.pairs, args.connections
     edge = f"http://127.0.0.1:{srv.edge}"
     peer = f"http://127.0.0.1:{srv.peer}"
@@ -366,6 +376,10 @@ def run(args, srv, floor_port, floor_pid):
                      f"{peer}/njs-redirect/small.txt", c, "rps")
     compare("redirect (cache hit) vs bare hyper 302 (floor)", f"{edge}/r/small.txt",
             f"http://127.0.0.1:{floor_port}/", c, "rps")
+    compare("redirect (cache hit) vs current-thread hyper 302 (floor)", f"{edge}/r/small.txt",
+            f"http://127.0.0.1:{current_port}/", c, "rps")
+    compare("current-thread floor vs nginx plain 302", f"http://127.0.0.1:{current_port}/",
+            f"{peer}/plain/small.txt", c, "rps")
     rows.insert(2, (f"p99 latency at {c} connections, redirect vs nginx+njs", "p99",
                     median(ra, "p99"), median(rb, "p99"),
                     statistics.median(y["p99"] / x["p99"] for x, y in zip(ra, rb)), 0, ra, rb))
@@ -401,6 +415,7 @@ def run(args, srv, floor_port, floor_pid):
         ("edgesign redirect (cache hit)", [srv.edgesign.pid], f"{edge}/r/small.txt"),
         ("edgesign /healthz (server shell only)", [srv.edgesign.pid], f"{edge}/healthz"),
         ("bare hyper 302 (floor)", [floor_pid], f"http://127.0.0.1:{floor_port}/"),
+        ("current-thread hyper 302 (floor)", [current_pid], f"http://127.0.0.1:{current_port}/"),
         ("nginx plain 302", nginx_workers(), f"{peer}/plain/small.txt"),
         ("nginx + njs re-sign + 302", nginx_workers(), f"{peer}/njs-redirect/small.txt"),
     ]:
