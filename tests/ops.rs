@@ -646,6 +646,82 @@ async fn keep_alive_outlives_the_header_timeout_but_a_slow_next_head_is_cut() {
     dripping.abort();
 }
 
+/// An answer without the lines that differ between two answers to the same request.
+fn without_date_and_id(answer: &str) -> String {
+    answer
+        .split("\r\n")
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            !l.starts_with("date:") && !l.starts_with("x-request-id:")
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_idle_connection_answers_pipelined_requests_exactly_as_before() {
+    let (_proxy, mut sock) = quick_heads_proxy().await;
+    let request =
+        b"GET /d/ok.txt HTTP/1.1\r\nHost: x\r\nUser-Agent: parked-connection-test\r\n\r\n";
+    sock.write_all(request).await.unwrap();
+    let first = read_response(&mut sock, 4).await;
+    assert!(first.starts_with("HTTP/1.1 200 OK"), "{first}");
+    // Idle for more than a second and past a watchdog check (header_read_timeout = 1s): the
+    // connection is parked, hyper's buffers dropped (docs/deploy.md).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Two requests in one write: the first bytes wake the parked connection and the rest,
+    // which straddle its first read, must all reach the new hyper connection.
+    sock.write_all(&[&request[..], &request[..]].concat())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while String::from_utf8_lossy(&got)
+        .matches("\r\n\r\nfine")
+        .count()
+        < 2
+    {
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+            .await
+            .expect("a parked connection did not answer")
+            .unwrap();
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let got = String::from_utf8_lossy(&got).into_owned();
+    let answers: Vec<&str> = got
+        .split_inclusive("fine")
+        .filter(|a| !a.is_empty())
+        .collect();
+    assert_eq!(answers.len(), 2, "{got}");
+    for answer in answers {
+        assert_eq!(without_date_and_id(answer), without_date_and_id(&first));
+    }
+    // Still keep-alive: a third request on the same connection.
+    sock.write_all(request).await.unwrap();
+    assert!(read_response(&mut sock, 4).await.ends_with("fine"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_shuts_down_its_sending_side_still_gets_the_answer() {
+    let (_proxy, sock) = quick_heads_proxy().await;
+    let (mut read, mut write) = sock.into_split();
+    write
+        .write_all(b"GET /d/ok.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // FIN right after the request (`shutdown(SHUT_WR)`), as some HTTP/1.0-era tools do.
+    write.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), read.read_to_end(&mut answer))
+        .await
+        .expect("the connection was neither answered nor closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.ends_with("fine"), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_heads_get_431_and_idle_connections_are_closed() {
     let (root, _) = files(16);

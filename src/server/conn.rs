@@ -60,6 +60,9 @@ pub(super) struct Activity {
     verdict: AtomicU8,
     /// The connection's task, woken when the verdict changes.
     waker: AtomicWaker,
+    /// The connection is handing its socket back from hyper to park (HTTP/1.1): the
+    /// transport then flushes instead of shutting down.
+    parking: AtomicBool,
     /// Responses whose bodies are being sent.
     sends: std::sync::Mutex<Vec<Arc<Sending>>>,
     /// 1 + nanoseconds after `opened` since when the socket has not taken a write (HTTP/1.1:
@@ -142,10 +145,12 @@ impl Slot {
     }
 }
 
-/// The watchdog's verdicts: carry on; finish what is in flight and close; drop at once.
+/// The watchdog's verdicts: carry on; finish what is in flight and close; drop at once;
+/// idle for [`PARK_AFTER`], so park (HTTP/1.1).
 pub(super) const KEEP: u8 = 0;
 pub(super) const CLOSE: u8 = 1;
 pub(super) const CUT: u8 = 2;
+pub(super) const PARK: u8 = 3;
 
 impl Activity {
     pub(super) fn new() -> Self {
@@ -157,6 +162,7 @@ impl Activity {
             head_since_ns: AtomicU64::new(0),
             verdict: AtomicU8::new(KEEP),
             waker: AtomicWaker::new(),
+            parking: AtomicBool::new(false),
             sends: std::sync::Mutex::new(Vec::new()),
             write_blocked_ns: AtomicU64::new(0),
         }
@@ -274,6 +280,35 @@ impl Activity {
         Some((self.opened + done + limits.idle, false))
     }
 
+    /// Whether the connection is idle and may be parked: it served a request, nothing is
+    /// in flight, the socket took every byte written, and no new request head is arriving.
+    pub(super) fn may_park(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0
+            && self.requests.load(Ordering::SeqCst) > 0
+            && self.head_since_ns.load(Ordering::SeqCst) == 0
+            && self.write_blocked_ns.load(Ordering::SeqCst) == 0
+    }
+
+    /// When an idle connection is to be parked, if it is idle and not parked or closing.
+    pub(super) fn park_at(&self) -> Option<Instant> {
+        if self.verdict.load(Ordering::SeqCst) != KEEP || !self.may_park() {
+            return None;
+        }
+        let done = Duration::from_nanos(self.last_done_ns.load(Ordering::SeqCst));
+        Some(self.opened + done + PARK_AFTER)
+    }
+
+    /// Rules [`PARK`] unless another verdict stands.
+    pub(super) fn park(&self) {
+        if self
+            .verdict
+            .compare_exchange(KEEP, PARK, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            self.waker.wake();
+        }
+    }
+
     /// The watchdog's verdict, which wakes the connection.
     pub(super) fn rule(&self, verdict: u8) {
         self.verdict.store(verdict, Ordering::SeqCst);
@@ -294,6 +329,9 @@ pub(super) struct Watched<T> {
     max_header: usize,
     /// edgesign's 431, still to be written, once hyper's has been seen.
     replacement: Option<Bytes>,
+    /// Bytes read while the connection was parked (or read ahead by the hyper connection
+    /// before it), handed to the next reader before the socket's.
+    prefix: Bytes,
 }
 
 impl<T> Watched<T> {
@@ -303,6 +341,7 @@ impl<T> Watched<T> {
             activity,
             max_header,
             replacement: None,
+            prefix: Bytes::new(),
         }
     }
 
@@ -358,6 +397,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -416,6 +460,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.activity.parking.load(Ordering::SeqCst) {
+            // Parking: hyper is done with the socket, which stays open.
+            return Pin::new(&mut self.io).poll_flush(cx);
+        }
         if self.replacement.is_some() {
             match self.drain_replacement(cx) {
                 Poll::Ready(Ok(())) => {}
@@ -460,32 +508,18 @@ pub(super) async fn sniff(sock: &tokio::net::TcpStream, within: Duration) -> Opt
     }
 }
 
-/// A served connection of either protocol, closable gracefully.
-pub(super) trait Served: Future<Output = Result<(), hyper::Error>> + Send {
-    fn close_gracefully(self: Pin<&mut Self>);
+/// What every request of one connection shares: one reference-counted handle per
+/// connection, so a request clones nothing that other connections touch.
+pub(super) struct ConnCx {
+    pub(super) shared: Arc<Shared>,
+    pub(super) activity: Arc<Activity>,
+    pub(super) slot: Arc<Slot>,
+    pub(super) peer: SocketAddr,
 }
 
-impl<I, S> Served for hyper::server::conn::http1::Connection<I, S>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Accounted> + Send,
-    S::Future: Send,
-{
-    fn close_gracefully(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
-impl<I, S> Served for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Accounted> + Send,
-    S::Future: Send + 'static,
-{
-    fn close_gracefully(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
+/// How long an HTTP/1.1 keep-alive connection stays idle before hyper hands its socket
+/// back and the connection waits with nothing but the socket (see [`serve_http1`]).
+pub(super) const PARK_AFTER: Duration = Duration::from_secs(1);
 
 #[allow(
     clippy::too_many_arguments,
@@ -505,61 +539,168 @@ pub(super) async fn serve_connection<T>(
 {
     let _guard = guard;
     let activity = Arc::new(Activity::new());
-    let svc = {
-        let (shared, activity) = (shared.clone(), activity.clone());
-        service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let (shared, activity, slot) = (shared.clone(), activity.clone(), slot.clone());
-            async move {
-                Ok::<_, std::convert::Infallible>(answer(req, peer, &shared, activity, &slot).await)
-            }
-        })
-    };
-    // hyper's own builders, not hyper-util's auto one: its version detection wraps every
-    // read of the connection, which cost a fifth of the redirect throughput (BENCHMARKS.md).
-    // HTTP/1.1 request heads are timed by the watchdog, not by hyper: hyper would start its
-    // head timer as soon as a keep-alive connection goes idle, closing it at
-    // header_read_timeout instead of idle_timeout.
-    let mut conn: Pin<Box<dyn Served>> = match proto {
-        Proto::Http1 => Box::pin(
-            hyper::server::conn::http1::Builder::new()
-                .header_read_timeout(None)
-                .max_buf_size(limits.max_header)
-                .serve_connection(
-                    TokioIo::new(Watched::new(io, activity.clone(), limits.max_header)),
-                    svc,
-                ),
-        ),
-        Proto::Http2 => Box::pin(
-            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .max_header_list_size(u32::try_from(limits.max_header).unwrap_or(u32::MAX))
-                .max_concurrent_streams(H2_MAX_STREAMS)
-                .keep_alive_interval(H2_PING_INTERVAL)
-                .keep_alive_timeout(H2_PING_INTERVAL)
-                .serve_connection(TokioIo::new(io), svc),
-        ),
-    };
+    let cx = Arc::new(ConnCx {
+        shared,
+        activity: activity.clone(),
+        slot,
+        peer,
+    });
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let cx = cx.clone();
+        async move { Ok::<_, std::convert::Infallible>(answer(req, &cx).await) }
+    });
     // The deadlines live in a task of their own, so serving a request polls nothing but the
     // connection and one atomic.
     let watchdog = tokio::spawn(watchdog(activity.clone(), limits, stop, peer, proto));
-    let mut closing = false;
-    let ended = std::future::poll_fn(|cx| {
-        activity.waker.register(cx.waker());
-        match activity.verdict.load(Ordering::SeqCst) {
-            CUT => return Poll::Ready(Ok(())),
-            CLOSE if !closing => {
-                closing = true;
-                conn.as_mut().close_gracefully();
-            }
-            _ => {}
+    let ended = match proto {
+        Proto::Http1 => serve_http1(io, &activity, limits, svc).await,
+        Proto::Http2 => {
+            // hyper's own builders, not hyper-util's auto one: its version detection wraps
+            // every read of the connection, which cost a fifth of the redirect throughput.
+            let mut conn = Box::pin(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .max_header_list_size(u32::try_from(limits.max_header).unwrap_or(u32::MAX))
+                    .max_concurrent_streams(H2_MAX_STREAMS)
+                    .keep_alive_interval(H2_PING_INTERVAL)
+                    .keep_alive_timeout(H2_PING_INTERVAL)
+                    .serve_connection(TokioIo::new(io), svc),
+            );
+            let mut closing = false;
+            std::future::poll_fn(|cx| {
+                activity.waker.register(cx.waker());
+                match activity.verdict.load(Ordering::SeqCst) {
+                    CUT => return Poll::Ready(Ok(())),
+                    CLOSE if !closing => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ => {}
+                }
+                conn.as_mut().poll(cx)
+            })
+            .await
         }
-        conn.as_mut().poll(cx)
-    })
-    .await;
+    };
     watchdog.abort();
     if let Err(e) = ended {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
+}
+
+/// Serves an HTTP/1.1 connection.
+///
+/// While requests come, hyper serves it. Once it has been idle for [`PARK_AFTER`] (the
+/// watchdog rules [`PARK`]), hyper is asked to finish: it flushes what it wrote, hands back
+/// the socket and any bytes it had read ahead, and is dropped with its read and write
+/// buffers (16 KiB). The connection then waits holding only the socket until the client
+/// sends again (a new hyper connection serves it, starting with those bytes), closes, or the
+/// watchdog closes it. Nothing a client sees changes: hyper is only asked to finish while
+/// no request is in flight, so no response gains a `Connection: close`.
+///
+/// HTTP/1.1 request heads are timed by the watchdog, not by hyper: hyper would start its
+/// head timer as soon as a keep-alive connection goes idle, closing it at
+/// `header_read_timeout` instead of `idle_timeout`. `half_close`: hyper otherwise reads
+/// ahead as soon as it hands a request to the service, to notice a client that hangs up
+/// mid-request, and that read takes a fresh 8 KiB buffer for every request while the
+/// request still holds the last one. A client that vanishes is noticed when a write fails.
+async fn serve_http1<T, S>(
+    io: T,
+    activity: &Arc<Activity>,
+    limits: Limits,
+    mut svc: S,
+) -> Result<(), hyper::Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Accounted> + Unpin,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut io = Watched::new(io, activity.clone(), limits.max_header);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .header_read_timeout(None)
+        .half_close(true)
+        .max_buf_size(limits.max_header);
+    loop {
+        // Boxed: the connection's task then holds hyper's state only while hyper serves.
+        let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), svc));
+        let mut closing = false;
+        let ended = std::future::poll_fn(|cx| {
+            activity.waker.register(cx.waker());
+            match activity.verdict.load(Ordering::SeqCst) {
+                CUT => return Poll::Ready(Ok(())),
+                CLOSE if !closing => {
+                    closing = true;
+                    activity.parking.store(false, Ordering::SeqCst);
+                    Pin::new(&mut *conn).graceful_shutdown();
+                }
+                PARK if !closing => {
+                    if activity.may_park() {
+                        closing = true;
+                        activity.parking.store(true, Ordering::SeqCst);
+                        Pin::new(&mut *conn).graceful_shutdown();
+                    } else {
+                        // A request came after all: the watchdog looks again later.
+                        let _ = activity.verdict.compare_exchange(
+                            PARK,
+                            KEEP,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        );
+                    }
+                }
+                _ => {}
+            }
+            Pin::new(&mut *conn).poll(cx)
+        })
+        .await;
+        if ended.is_err()
+            || !activity.parking.load(Ordering::SeqCst)
+            || activity.verdict.load(Ordering::SeqCst) != PARK
+        {
+            return ended;
+        }
+        // hyper finished, flushed and left the socket open (Watched skips the shutdown).
+        let parts = conn.into_parts();
+        tracing::trace!(read_ahead = parts.read_buf.len(), "idle connection parked");
+        activity.parking.store(false, Ordering::SeqCst);
+        svc = parts.service;
+        io = parts.io.into_inner();
+        if parts.read_buf.is_empty() {
+            match wait_parked(&mut io, activity).await {
+                Some(first) => io.prefix = first,
+                None => return Ok(()),
+            }
+        } else {
+            io.prefix = parts.read_buf;
+        }
+        let _ = activity
+            .verdict
+            .compare_exchange(PARK, KEEP, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// A parked connection's wait: for the client's next bytes (returned; hyper reads the rest),
+/// or `None` when the client closes, the socket fails, or the watchdog closes it.
+async fn wait_parked<T: AsyncRead + Unpin>(
+    io: &mut Watched<T>,
+    activity: &Activity,
+) -> Option<Bytes> {
+    let mut buf = [0u8; 64];
+    std::future::poll_fn(|cx| {
+        activity.waker.register(cx.waker());
+        if matches!(activity.verdict.load(Ordering::SeqCst), CLOSE | CUT) {
+            return Poll::Ready(None);
+        }
+        let mut read = ReadBuf::new(&mut buf);
+        match Pin::new(&mut *io).poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(None),
+            Poll::Ready(Ok(())) => Poll::Ready(Some(Bytes::copy_from_slice(read.filled()))),
+            Poll::Ready(Err(_)) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// A connection's deadlines: a new connection must send a whole request head within
@@ -600,6 +741,10 @@ pub(super) async fn watchdog(
             (None, false, Some(send)) => send.min(check),
             _ => check,
         };
+        let park_at = (proto == Proto::Http1 && hard_deadline.is_none())
+            .then(|| activity.park_at())
+            .flatten();
+        let check = park_at.map_or(check, |p| p.min(check));
         tokio::select! {
             _ = stop.changed(), if !stopping => {
                 stopping = true;
@@ -635,6 +780,9 @@ pub(super) async fn watchdog(
                         return activity.rule(CUT);
                     }
                     continue;
+                }
+                if activity.park_at().is_some_and(|p| now >= p) && proto == Proto::Http1 {
+                    activity.park();
                 }
                 let Some((expiry, head)) = activity.expires_at(limits) else { continue };
                 if crate::clock::instant() < expiry {

@@ -295,29 +295,55 @@ async fn accept_loop(
         let _ = sock.set_nodelay(true);
         let guard = shared.app.load().metrics.connection(name);
         let (shared, stop) = (shared.clone(), stop.clone());
-        tokio::spawn(tracker.track_future(async move {
-            let limits = Limits::of(&shared.app.load().config);
-            if !tls {
-                let Some(proto) = sniff(&sock, limits.header_read).await else {
-                    return;
-                };
-                return serve_connection(sock, proto, peer, shared, stop, limits, guard, slot)
-                    .await;
-            }
-            let Some(cfg) = shared.tls.load_full() else {
-                return;
+        // Plain and TLS connections are tasks of their own types: a task is as large as its
+        // future, and a plain connection should not carry room for a TLS session.
+        if tls {
+            tokio::spawn(tracker.track_future(serve_tls(sock, peer, shared, stop, guard, slot)));
+        } else {
+            tokio::spawn(tracker.track_future(serve_plain(sock, peer, shared, stop, guard, slot)));
+        }
+    }
+}
+
+/// A plain connection: HTTP/1.1, or h2c with prior knowledge.
+async fn serve_plain(
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    guard: crate::metrics::ConnectionGuard,
+    slot: Arc<Slot>,
+) {
+    let limits = Limits::of(&shared.app.load().config);
+    let Some(proto) = sniff(&sock, limits.header_read).await else {
+        return;
+    };
+    serve_connection(sock, proto, peer, shared, stop, limits, guard, slot).await;
+}
+
+/// A TLS connection: the handshake within `header_read_timeout`, then HTTP/1.1 or HTTP/2
+/// as ALPN chose.
+async fn serve_tls(
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    guard: crate::metrics::ConnectionGuard,
+    slot: Arc<Slot>,
+) {
+    let limits = Limits::of(&shared.app.load().config);
+    let Some(cfg) = shared.tls.load_full() else {
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    match tokio::time::timeout(limits.header_read, acceptor.accept(sock)).await {
+        Ok(Ok(stream)) => {
+            let proto = match stream.get_ref().1.alpn_protocol() {
+                Some(b"h2") => Proto::Http2,
+                _ => Proto::Http1,
             };
-            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-            match tokio::time::timeout(limits.header_read, acceptor.accept(sock)).await {
-                Ok(Ok(stream)) => {
-                    let proto = match stream.get_ref().1.alpn_protocol() {
-                        Some(b"h2") => Proto::Http2,
-                        _ => Proto::Http1,
-                    };
-                    serve_connection(stream, proto, peer, shared, stop, limits, guard, slot).await
-                }
-                _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
-            }
-        }));
+            serve_connection(stream, proto, peer, shared, stop, limits, guard, slot).await;
+        }
+        _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
     }
 }

@@ -17,18 +17,21 @@ use crate::notes::{self, RequestIds};
 use crate::ops;
 use crate::respond::{self, Body, BoxError, Style};
 
-use super::conn::{Activity, Sending, Slot};
-use super::*;
+use super::conn::{Activity, ConnCx, Sending};
 
 /// One request: the ops endpoints, or the service; then the access log and metrics, which
 /// are written when the response body ends (so they hold the bytes really sent).
 pub(super) async fn answer(
     req: http::Request<hyper::body::Incoming>,
-    peer: SocketAddr,
-    shared: &Shared,
-    activity: Arc<Activity>,
-    slot: &Slot,
+    cx: &ConnCx,
 ) -> Response<Accounted> {
+    let ConnCx {
+        shared,
+        activity,
+        slot,
+        peer,
+    } = cx;
+    let peer = *peer;
     // Ends the request however it ends: with its response body, or dropped half-way (an
     // HTTP/2 client that resets the stream while the service is still working).
     let in_flight = InFlight::begin(activity.clone());
