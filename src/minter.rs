@@ -72,8 +72,8 @@ pub fn set_cookie_headers(
     entry: &Entry,
     now: u64,
 ) -> impl Iterator<Item = http::HeaderValue> {
-    let set = crate::sign::cookies::CookieSet::from_header(&entry.signed.url);
-    let max_age = entry.signed.expires_at.saturating_sub(now);
+    let set = crate::sign::cookies::CookieSet::from_header(entry.url());
+    let max_age = entry.expires_at.saturating_sub(now);
     set.set_cookie_headers(signer.cookie_domain(), max_age)
         .into_iter()
         .filter_map(|line| http::HeaderValue::from_str(&line).ok())
@@ -101,7 +101,7 @@ fn cookies_entry(c: SignedCookies) -> Signed {
 /// A minted URL, unless its credentials died inside the bucket (an honest URL that is
 /// already dead).
 fn fresh(entry: Arc<Entry>, now: u64, rolls_at: u64) -> Result<(Arc<Entry>, u64), Error> {
-    if entry.signed.expires_at <= now {
+    if entry.expires_at <= now {
         return Err(Error::Internal("signing credentials have expired".into()));
     }
     Ok((entry, rolls_at))

@@ -489,14 +489,14 @@ impl App {
         let origin = &self.config.origins[ask.origin];
         let dir = cookies::directory_of(ask.raw_key);
         let audit = |decision, entry: Option<&Entry>| {
-            let presented = entry
-                .and_then(|e| crate::minter::cookie_evidence(&origin.signer, dir, &e.signed.url));
+            let presented =
+                entry.and_then(|e| crate::minter::cookie_evidence(&origin.signer, dir, e.url()));
             self.audit(
                 (ask.principal, ask.client),
                 ask.origin,
                 dir,
                 decision,
-                entry.map(|e| e.signed.expires_at),
+                entry.map(|e| e.expires_at),
                 presented.as_deref(),
             );
         };
@@ -547,7 +547,7 @@ impl App {
         let presented = sent_cookies(ask.headers);
         let audit = |decision, entry: Option<&Entry>| {
             let shown = match entry {
-                Some(e) => crate::minter::cookie_evidence(&origin.signer, "", &e.signed.url),
+                Some(e) => crate::minter::cookie_evidence(&origin.signer, "", e.url()),
                 None => crate::minter::cookie_evidence(&origin.signer, "", &presented),
             };
             self.audit(
@@ -555,7 +555,7 @@ impl App {
                 ask.origin,
                 ask.raw_key,
                 decision,
-                entry.map(|e| e.signed.expires_at),
+                entry.map(|e| e.expires_at),
                 shown.as_deref(),
             );
         };
@@ -622,7 +622,7 @@ impl App {
         };
         // The object itself is fetched unsigned, with the cookies that authorize it.
         let unsigned = url_text;
-        let cookie = entry.as_ref().map_or(presented, |e| e.signed.url.clone());
+        let cookie = entry.as_ref().map_or(presented, |e| e.url().to_owned());
         let private = self.needs_credentials(ask);
         let mut resp = Box::pin(self.stream(
             origin,
@@ -669,19 +669,11 @@ impl App {
     ) {
         use crate::audit::Decision;
         let (decision, expires_at, url) = match (decided, presented) {
-            (Ok((e, _)), None) => (
-                Decision::Minted,
-                Some(e.signed.expires_at),
-                Some(&*e.signed.url),
-            ),
-            (Ok((e, _)), Some(p)) if e.signed.url == p => {
-                (Decision::Served, Some(e.signed.expires_at), Some(p))
+            (Ok((e, _)), None) => (Decision::Minted, Some(e.expires_at), Some(e.url())),
+            (Ok((e, _)), Some(p)) if e.url() == p => {
+                (Decision::Served, Some(e.expires_at), Some(p))
             }
-            (Ok((e, _)), Some(_)) => (
-                Decision::Rescued,
-                Some(e.signed.expires_at),
-                Some(&*e.signed.url),
-            ),
+            (Ok((e, _)), Some(_)) => (Decision::Rescued, Some(e.expires_at), Some(e.url())),
             (Err(Error::Revoked), p) => (Decision::Revoked, None, p),
             (
                 Err(
@@ -869,10 +861,7 @@ impl App {
         let now = ask.now;
         match mode {
             Mode::Redirect | Mode::Cookie => {
-                let max_age = rolls_at
-                    .min(entry.signed.expires_at)
-                    .saturating_sub(now)
-                    .max(1);
+                let max_age = rolls_at.min(entry.expires_at).saturating_sub(now).max(1);
                 let location = entry
                     .location
                     .clone()
@@ -887,7 +876,7 @@ impl App {
             Mode::Stream => {
                 let origin = &self.config.origins[ask.origin];
                 let private = self.needs_credentials(ask);
-                let (key, url) = (ask.raw_key, &entry.signed.url);
+                let (key, url) = (ask.raw_key, entry.url());
                 Box::pin(self.stream(origin, key, url, ask.method, ask.headers, private, None))
                     .await
             }
@@ -1032,7 +1021,7 @@ impl App {
             self.fresh_url(&ask, Some((&url, &exact)), &[]).await?
         };
         let private = self.needs_credentials(&ask);
-        let url = &signed.signed.url;
+        let url = signed.url();
         self.stream(origin, raw_key, url, method, &parts.headers, private, None)
             .await
     }

@@ -68,23 +68,23 @@ pub(super) async fn handle(app: &Arc<App>, json: &Value, cx: &Cx) -> Result<Resp
             crate::cache::Entry::uncached(signed)
         }
     };
-    let evidence = crate::minter::cookie_evidence(signer, &raw_prefix, &entry.signed.url);
+    let evidence = crate::minter::cookie_evidence(signer, &raw_prefix, entry.url());
     app.audit(
         (&cx.principal, cx.ip),
         idx,
         &raw_prefix,
         crate::audit::Decision::Minted,
-        Some(entry.signed.expires_at),
+        Some(entry.expires_at),
         evidence.as_deref(),
     );
-    let set = CookieSet::from_header(&entry.signed.url);
+    let set = CookieSet::from_header(entry.url());
     let values: Map<String, Value> = set
         .pairs()
         .map(|(n, v)| (n.to_owned(), Value::String(v.to_owned())))
         .collect();
     let body = json!({
         "resource": signer.cookie_resource(&raw_prefix)?,
-        "expires_at": rfc3339(entry.signed.expires_at),
+        "expires_at": rfc3339(entry.expires_at),
         "cookies": values,
     });
     let mut resp = respond::json(StatusCode::OK, body.to_string());

@@ -354,7 +354,7 @@ async fn mint_checked(
             .minter
             .mint(idx, raw_key, method, &[], cx.now)
             .await
-            .map(|(entry, _)| entry.signed.clone()),
+            .map(|(entry, _)| entry.signed()),
     }
 }
 
