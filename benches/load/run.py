@@ -140,7 +140,7 @@ class Servers:
         self.nginx = None
         self.edgesign = None
 
-    def start_nginx(self):
+    def start_nginx(self, worker_connections=4096):
         prefix = os.path.join(self.work, "nginx")
         for d in ("logs", "tmp"):
             os.makedirs(os.path.join(prefix, d), exist_ok=True)
@@ -152,6 +152,7 @@ class Servers:
             "@DATA@": self.data,
             "@JS@": os.path.join(HERE, "s3sign.js"),
             "@WORKERS@": self.workers,
+            "@WORKER_CONNECTIONS@": worker_connections,
         }.items():
             conf = conf.replace(k, str(v))
         path = os.path.join(prefix, "nginx.conf")
@@ -162,13 +163,13 @@ class Servers:
         wait_port(self.peer)
         wait_port(self.fast)
 
-    def start_edgesign(self):
+    def start_edgesign(self, extra_server=""):
         pem = os.path.join(REPO, "tests", "vectors", "cloudfront_test_key.pem")
         conf = f"""[server]
 listen = "127.0.0.1:{self.edge}"
 public_url = "http://127.0.0.1:{self.edge}"
 workers = {self.workers}
-[cache]
+{extra_server}[cache]
 bucket = "15m"
 [rate_limit]
 per_second = 100000000
