@@ -297,42 +297,64 @@ async fn accept_loop(
         let (shared, stop) = (shared.clone(), stop.clone());
         // Plain and TLS connections are tasks of their own types: a task is as large as its
         // future, and a plain connection should not carry room for a TLS session.
+        let accepted = Accepted {
+            peer,
+            shared,
+            stop,
+            guard,
+            slot,
+        };
         if tls {
-            tokio::spawn(tracker.track_future(serve_tls(sock, peer, shared, stop, guard, slot)));
+            tokio::spawn(tracker.track_future(serve_tls(sock, accepted)));
         } else {
-            tokio::spawn(tracker.track_future(serve_plain(sock, peer, shared, stop, guard, slot)));
+            tokio::spawn(tracker.track_future(serve_plain(sock, accepted)));
         }
     }
 }
 
-/// A plain connection: HTTP/1.1, or h2c with prior knowledge.
-async fn serve_plain(
-    sock: tokio::net::TcpStream,
+/// A connection just accepted: what serving it needs besides its socket.
+struct Accepted {
     peer: SocketAddr,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
     guard: crate::metrics::ConnectionGuard,
     slot: Arc<Slot>,
-) {
-    let limits = Limits::of(&shared.app.load().config);
+}
+
+impl Accepted {
+    fn limits(&self) -> Limits {
+        Limits::of(&self.shared.app.load().config)
+    }
+
+    async fn serve<T>(self, io: T, proto: Proto, limits: Limits)
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Accepted {
+            peer,
+            shared,
+            stop,
+            guard,
+            slot,
+        } = self;
+        serve_connection(io, proto, peer, shared, stop, limits, guard, slot).await;
+    }
+}
+
+/// A plain connection: HTTP/1.1, or h2c with prior knowledge.
+async fn serve_plain(sock: tokio::net::TcpStream, accepted: Accepted) {
+    let limits = accepted.limits();
     let Some(proto) = sniff(&sock, limits.header_read).await else {
         return;
     };
-    serve_connection(sock, proto, peer, shared, stop, limits, guard, slot).await;
+    accepted.serve(sock, proto, limits).await;
 }
 
 /// A TLS connection: the handshake within `header_read_timeout`, then HTTP/1.1 or HTTP/2
 /// as ALPN chose.
-async fn serve_tls(
-    sock: tokio::net::TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
-    guard: crate::metrics::ConnectionGuard,
-    slot: Arc<Slot>,
-) {
-    let limits = Limits::of(&shared.app.load().config);
-    let Some(cfg) = shared.tls.load_full() else {
+async fn serve_tls(sock: tokio::net::TcpStream, accepted: Accepted) {
+    let limits = accepted.limits();
+    let Some(cfg) = accepted.shared.tls.load_full() else {
         return;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
@@ -342,8 +364,8 @@ async fn serve_tls(
                 Some(b"h2") => Proto::Http2,
                 _ => Proto::Http1,
             };
-            serve_connection(stream, proto, peer, shared, stop, limits, guard, slot).await;
+            accepted.serve(stream, proto, limits).await;
         }
-        _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
+        _ => tracing::debug!(peer = %accepted.peer, "TLS handshake failed or timed out"),
     }
 }
