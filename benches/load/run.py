@@ -163,15 +163,15 @@ class Servers:
         wait_port(self.peer)
         wait_port(self.fast)
 
-    def start_edgesign(self, extra_server=""):
+    def start_edgesign(self, extra_server="", extra_cache="", bucket="15m", ttl="1h"):
         pem = os.path.join(REPO, "tests", "vectors", "cloudfront_test_key.pem")
         conf = f"""[server]
 listen = "127.0.0.1:{self.edge}"
 public_url = "http://127.0.0.1:{self.edge}"
 workers = {self.workers}
 {extra_server}[cache]
-bucket = "15m"
-[rate_limit]
+bucket = "{bucket}"
+{extra_cache}[rate_limit]
 per_second = 100000000
 burst = 100000000
 [[origins]]
@@ -181,7 +181,7 @@ endpoint = "http://127.0.0.1:{self.fast}"
 region = "us-east-1"
 bucket = "bench"
 path_style = true
-ttl = "1h"
+ttl = "{ttl}"
 [[origins.keys]]
 access_key_id = "AKIAIOSFODNN7EXAMPLE"
 secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -189,7 +189,7 @@ secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 name = "cdn"
 kind = "cloudfront"
 domain = "d111111abcdef8.cloudfront.net"
-ttl = "1h"
+ttl = "{ttl}"
 [[origins.keys]]
 key_pair_id = "K2JCJMDEHXQW5F"
 private_key_file = "{pem}"
