@@ -52,11 +52,10 @@ impl Miss {
         cache: &SignatureCache,
         metrics: &Metrics,
         signer: &OriginSigner,
-        now: u64,
         sign: impl FnOnce(u64) -> Result<Signed, Error>,
     ) -> Result<(Arc<Entry>, bool), Error> {
         let window = self.window;
-        cache.get_or_sign(self.key, now, window.rolls_at, || {
+        cache.get_or_sign(self.key, || {
             let start = clock::instant();
             let signed = sign(window.signed_at);
             metrics.signed(signer.scheme_name(), start.elapsed());
@@ -149,6 +148,7 @@ impl Minter {
         let cache = SignatureCache::new(
             config.cache.max_entries,
             config.cache.max_bytes,
+            std::time::Duration::from_secs(config.cache.bucket),
             metrics.clone(),
         );
         Self::with_cache(config, metrics, cache, live)
@@ -391,7 +391,7 @@ impl Minter {
     ) -> Result<(Arc<Entry>, u64), Error> {
         let rolls_at = miss.window.rolls_at;
         let signer = &self.config.origins[miss.origin_idx].signer;
-        let (entry, minted) = miss.sign(&self.cache, &self.metrics, signer, now, sign)?;
+        let (entry, minted) = miss.sign(&self.cache, &self.metrics, signer, sign)?;
         notes::note_cache(!minted);
         fresh(entry, now, rolls_at)
     }
@@ -413,7 +413,7 @@ impl Minter {
         let (entry, minted) = self
             .sign_slowly(move || {
                 let signer = &config.origins[miss.origin_idx].signer;
-                miss.sign(&cache, &metrics, signer, now, |at| sign(signer, at))
+                miss.sign(&cache, &metrics, signer, |at| sign(signer, at))
             })
             .await??;
         notes::note_cache(!minted);

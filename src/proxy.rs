@@ -863,8 +863,8 @@ impl App {
             Mode::Redirect | Mode::Cookie => {
                 let max_age = rolls_at.min(entry.expires_at).saturating_sub(now).max(1);
                 let location = entry
-                    .location
-                    .clone()
+                    .location()
+                    .cloned()
                     .ok_or_else(|| Error::Internal("unencodable Location".into()))?;
                 let mut resp = Response::new(empty());
                 *resp.status_mut() = StatusCode::FOUND;

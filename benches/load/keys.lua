@@ -1,11 +1,11 @@
 -- wrk script: many cached keys. $KEYS keys under $KEY_PREFIX, drawn as $DRAW says:
---   seq      each key in turn (1, 2, ..., KEYS, 1, ...): warms the cache
+--   seq      each key in turn (START+1, START+2, ..., KEYS, 1, ...): warms the cache
 --   uniform  uniformly at random
 --   zipf     Zipf-distributed with exponent $ZIPF_S (default 1.1): key k has weight 1/k^s
 local prefix = os.getenv("KEY_PREFIX")
 local keys = tonumber(os.getenv("KEYS"))
 local draw = os.getenv("DRAW") or "uniform"
-local n = 0
+local n = tonumber(os.getenv("START") or "0")
 local cdf = nil
 
 local function zipf_cdf(s)

@@ -53,9 +53,12 @@ def warm(srv, keys, connections):
     base = metrics(port)["edgesign_cache_misses_total"]
     t0 = time.time()
     while metrics(port)["edgesign_cache_misses_total"] - base < keys:
-        left = keys - (metrics(port)["edgesign_cache_misses_total"] - base)
+        done = metrics(port)["edgesign_cache_misses_total"] - base
+        left = keys - done
+        # Each pass starts where the last one's misses end (less the requests in flight).
+        start = max(0, int(done) - connections)
         r = run.wrk(f"http://127.0.0.1:{port}", max(2, int(left / 20000) + 1), connections, SCRIPT,
-                {"KEY_PREFIX": "/r/keys/", "KEYS": str(keys), "DRAW": "seq"})
+                {"KEY_PREFIX": "/r/keys/", "KEYS": str(keys), "DRAW": "seq", "START": str(start)})
         print(f"  warming: {left:,.0f} keys left, {r['rps']:,.0f} req/s, {r['errors']} errors", flush=True)
     return time.time() - t0
 

@@ -1,7 +1,13 @@
 //! The signature cache (docs/http.md, stable links): moka, keyed by (origin, object key, method,
-//! overrides, variant, bucket start), each entry living until its bucket ends, bounded by
-//! `cache.max_entries` and by `cache.max_bytes` (see [`SignatureCache::new`]). Concurrent misses for one key sign once (moka's `try_get_with` is
-//! single-flight). A hit performs no HMAC or RSA operation.
+//! overrides, variant, bucket start), each entry living one bucket, bounded by
+//! `cache.max_entries` and by `cache.max_bytes` (see [`SignatureCache::new`]). Concurrent
+//! misses for one key sign once (moka's `try_get_with` is single-flight). A hit performs no
+//! HMAC or RSA operation.
+//!
+//! moka holds each URL packed against a reference URL of its origin ([`Packed`]): an entry
+//! owns its object key and the bytes of its URL that differ (the path's tail and the
+//! signature), about a fifth of a SigV4 URL. A lookup that reaches moka rebuilds the URL
+//! once, into the per-thread table below.
 //!
 //! moka's synchronous cache, not its async one: a hit is a plain function call (the async
 //! `get` is a 700-byte future on every request), and a miss signs synchronously. The caller
@@ -17,26 +23,36 @@
 //! belongs to one cache, so a reload (a new cache) empties it.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::Error;
 use crate::metrics::Metrics;
 use crate::sign::{Method, Signed};
 
+mod packed;
+pub use packed::Packed;
+
 /// Everything that makes two minted URLs differ. Pure data; derive it with [`CacheKey::new`].
+///
+/// Its three strings share one allocation, reference-counted: a key is built once per
+/// request, and the per-thread table keeps a copy of it without allocating.
 #[derive(Debug, Clone, Eq)]
 pub struct CacheKey {
-    origin: usize,
-    raw_key: Box<str>,
+    /// The origin's index (a config holds far fewer than 2^32 origins; 32 bits keep the key,
+    /// which moka stores in an allocation of its own, within 48 bytes).
+    origin: u32,
+    /// The raw object key, then the raw extra query segments (`response-*` overrides, or a
+    /// stale URL's own parameters), then the variant: what else shapes the URL (empty for
+    /// stable links; for a re-signed URL, the scheme's retained conditions).
+    text: Arc<str>,
+    /// Where the raw key ends in `text`, and where the parameters end.
+    key_end: u32,
+    params_end: u32,
     method: Method,
-    /// Raw extra query segments (`response-*` overrides, or a stale URL's own parameters).
-    params: Box<str>,
-    /// What else shapes the URL: empty for stable links; for a re-signed URL, the scheme's
-    /// retained conditions (signed headers, custom-policy conditions).
-    variant: Box<str>,
     bucket_start: u64,
     /// The origin's credential rotations so far (0 for keys in the config): a rotation
     /// mints afresh at once, with the new credentials.
@@ -53,9 +69,9 @@ impl PartialEq for CacheKey {
             && self.bucket_start == other.bucket_start
             && self.epoch == other.epoch
             && self.method == other.method
-            && same_bytes(self.raw_key.as_bytes(), other.raw_key.as_bytes())
-            && same_bytes(self.params.as_bytes(), other.params.as_bytes())
-            && same_bytes(self.variant.as_bytes(), other.variant.as_bytes())
+            && self.key_end == other.key_end
+            && self.params_end == other.params_end
+            && same_bytes(self.text.as_bytes(), other.text.as_bytes())
     }
 }
 
@@ -63,10 +79,10 @@ impl PartialEq for CacheKey {
 impl std::hash::Hash for CacheKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.origin.hash(state);
-        self.raw_key.hash(state);
+        self.text.hash(state);
+        self.key_end.hash(state);
+        self.params_end.hash(state);
         self.method.hash(state);
-        self.params.hash(state);
-        self.variant.hash(state);
         self.bucket_start.hash(state);
         self.epoch.hash(state);
     }
@@ -95,12 +111,26 @@ impl CacheKey {
         variant: &str,
         bucket_start: u64,
     ) -> Self {
+        let params_len = params.iter().map(|p| p.len() + 1).sum::<usize>();
+        let mut text = String::with_capacity(raw_key.len() + params_len + variant.len());
+        text.push_str(raw_key);
+        for (i, p) in params.iter().enumerate() {
+            if i > 0 {
+                text.push('&');
+            }
+            text.push_str(p);
+        }
+        let params_end = text.len();
+        text.push_str(variant);
+        // Keys and overrides are capped far below 4 GiB before they get here; the casts
+        // saturate rather than wrap all the same.
+        let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         CacheKey {
-            origin,
-            raw_key: raw_key.into(),
+            origin: to_u32(origin),
+            key_end: to_u32(raw_key.len()),
+            params_end: to_u32(params_end),
+            text: Arc::from(text),
             method,
-            params: params.join("&").into_boxed_str(),
-            variant: variant.into(),
             bucket_start,
             epoch: 0,
         }
@@ -111,43 +141,60 @@ impl CacheKey {
         self.epoch = epoch;
         self
     }
+
+    /// The raw object key.
+    fn raw_key(&self) -> &str {
+        self.text.get(..self.key_end as usize).unwrap_or_default()
+    }
 }
 
-/// A cached URL, its `Location` header, and how long it may live in the cache. The URL's
-/// bytes are stored once: the header value shares them.
+/// A URL as the cache hands it out: the URL, its `Location` header (the same bytes), and
+/// its expiry. Built once per entry per thread (see [`Front`]), then shared.
 #[derive(Debug)]
 pub struct Entry {
-    /// The URL's bytes (UTF-8: they come from a `String`).
-    url: bytes::Bytes,
+    text: Text,
     /// Unix seconds when the URL stops working.
     pub expires_at: u64,
-    /// The URL as a header value (sharing `url`'s bytes, so a cache hit copies nothing);
-    /// `None` when the URL cannot be a header.
-    pub location: Option<http::HeaderValue>,
-    /// Until its bucket ends.
-    live_for: Duration,
+}
+
+/// The URL's bytes, held once: as a header value when it can be one (signed URLs always
+/// can: they are percent-encoded), as text otherwise.
+#[derive(Debug)]
+enum Text {
+    Header(http::HeaderValue),
+    Plain(Box<str>),
 }
 
 impl Entry {
     /// An entry for `signed` that is not cached (a still-valid URL served as it is).
     pub fn uncached(signed: Signed) -> Arc<Entry> {
-        Self::new(signed, Duration::ZERO)
+        Arc::new(Self::new(signed.url, signed.expires_at))
     }
 
-    fn new(signed: Signed, live_for: Duration) -> Arc<Entry> {
-        let url = bytes::Bytes::from(signed.url);
-        let location = http::HeaderValue::from_maybe_shared(url.clone()).ok();
-        Arc::new(Entry {
-            url,
-            expires_at: signed.expires_at,
-            location,
-            live_for,
-        })
+    fn new(url: String, expires_at: u64) -> Entry {
+        // Copied into a buffer of exactly its length; the header shares it with `url()`.
+        let text = match http::HeaderValue::from_bytes(url.as_bytes()) {
+            Ok(value) => Text::Header(value),
+            Err(_) => Text::Plain(url.into_boxed_str()),
+        };
+        Entry { text, expires_at }
+    }
+
+    /// The URL as a `Location` header; `None` when it cannot be a header.
+    pub fn location(&self) -> Option<&http::HeaderValue> {
+        match &self.text {
+            Text::Header(value) => Some(value),
+            Text::Plain(_) => None,
+        }
     }
 
     /// The URL.
     pub fn url(&self) -> &str {
-        std::str::from_utf8(&self.url).unwrap_or_default()
+        match &self.text {
+            // A header value made from a `String` is UTF-8.
+            Text::Header(value) => std::str::from_utf8(value.as_bytes()).unwrap_or_default(),
+            Text::Plain(url) => url,
+        }
     }
 
     /// The URL and its expiry, as the signer minted them.
@@ -159,23 +206,12 @@ impl Entry {
     }
 }
 
-struct UntilBucketEnds;
-
-impl moka::Expiry<CacheKey, Arc<Entry>> for UntilBucketEnds {
-    fn expire_after_create(
-        &self,
-        _key: &CacheKey,
-        value: &Arc<Entry>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(value.live_for)
-    }
-}
-
 /// The cache plus counters the tests and metrics read. Cloning shares it.
 #[derive(Clone)]
 pub struct SignatureCache {
-    inner: moka::sync::Cache<CacheKey, Arc<Entry>, foldhash::fast::RandomState>,
+    inner: moka::sync::Cache<CacheKey, Packed, foldhash::fast::RandomState>,
+    /// Each origin's reference URL, the one its entries are packed against ([`Packed`]).
+    references: Arc<Mutex<HashMap<u32, Arc<String>>>>,
     /// Which cache this is, for the per-thread tables.
     id: u64,
     /// How the per-thread tables hash keys.
@@ -200,33 +236,42 @@ impl std::fmt::Debug for SignatureCache {
     }
 }
 
-/// What an entry costs beyond the bytes of its key and URL: moka's node, the `Arc`s, the
-/// header value, the allocations' headers (measured roughly; it only has to be the right size).
+/// What an entry costs beyond the bytes it owns (its key's text and its packed URL): moka's
+/// node, the `Arc`s, the allocations' headers. Measured by `examples/cache_entry.rs`; it only
+/// has to be the right size.
 const ENTRY_OVERHEAD: u64 = 320;
 
 impl SignatureCache {
     /// A cache bounded to `max_entries` URLs and `max_bytes` bytes, counting lookups into
     /// `metrics` too.
     ///
-    /// moka bounds one weighted sum, so both limits are folded into it: an entry weighs its
-    /// bytes (key, overrides, variant, URL and `Location`, plus overhead), but never less
-    /// than `max_bytes / max_entries`. The weights then sum to at most `max_bytes`, which
-    /// caps the bytes held and, since each entry weighs at least a share, the entry count.
-    /// Keys and overrides are also capped in length before they get here
-    /// ([`crate::auth::keypath::MAX_KEY_BYTES`], [`crate::auth::overrides::MAX_BYTES`]).
-    pub fn new(max_entries: u64, max_bytes: u64, metrics: Arc<Metrics>) -> Self {
+    /// moka bounds one weighted sum, so both limits are folded into it: an entry weighs the
+    /// bytes it owns (its key, overrides and variant, and its URL's bytes that differ from
+    /// the origin's reference URL), plus overhead, but never less than
+    /// `max_bytes / max_entries`. The weights then sum to at most `max_bytes`, which caps
+    /// the bytes held and, since each entry weighs at least a share, the entry count. (The
+    /// reference URLs, one per origin, are not counted.) Keys and overrides are also capped
+    /// in length before they get here ([`crate::auth::keypath::MAX_KEY_BYTES`],
+    /// [`crate::auth::overrides::MAX_BYTES`]).
+    ///
+    /// An entry lives `bucket` from when it was minted (moka's `time_to_live`), so one minted
+    /// late in a bucket outlives it; the bucket is in its key, so from then on nobody asks
+    /// for it, and it is the first to go when the cache is full. A URL is never served once
+    /// it has expired ([`SignatureCache::get`] checks). One lifetime for all entries, not one
+    /// per entry, spares each entry a node in moka's timer wheel.
+    pub fn new(max_entries: u64, max_bytes: u64, bucket: Duration, metrics: Arc<Metrics>) -> Self {
         let floor = max_bytes.div_ceil(max_entries.max(1));
         SignatureCache {
             inner: moka::sync::Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(move |key: &CacheKey, entry: &Arc<Entry>| {
-                    let bytes =
-                        key.raw_key.len() + key.params.len() + key.variant.len() + entry.url.len();
+                .weigher(move |key: &CacheKey, url: &Packed| {
+                    let bytes = key.text.len() + url.owned_bytes();
                     u32::try_from((bytes as u64 + ENTRY_OVERHEAD).max(floor)).unwrap_or(u32::MAX)
                 })
-                .expire_after(UntilBucketEnds)
+                .time_to_live(bucket.max(Duration::from_secs(1)))
                 .support_invalidation_closures()
                 .build_with_hasher(foldhash::fast::RandomState::default()),
+            references: Arc::default(),
             id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
             hasher: foldhash::fast::RandomState::default(),
             counts: Arc::default(),
@@ -241,13 +286,14 @@ impl SignatureCache {
         let entry = match Front::get(self.id, hash, key, now) {
             Some(entry) => entry,
             None => {
-                let entry = self.inner.get(key)?;
-                if now >= entry.expires_at {
+                let url = self.inner.get(key)?;
+                if now >= url.expires_at() {
                     // moka counts whole seconds from when it was minted; the URL died in
                     // the last one. Mint anew rather than send a dead URL.
                     self.inner.invalidate(key);
                     return None;
                 }
+                let entry = Arc::new(Entry::new(url.url(), url.expires_at()));
                 Front::put(self.id, hash, key, &entry);
                 entry
             }
@@ -262,38 +308,63 @@ impl SignatureCache {
     }
 
     /// The cached URL for `key`, or the one `sign` mints, on this thread, once however many
-    /// callers ask at the same moment (they wait for it). The entry lives until the bucket
-    /// rolls at `rolls_at`, or until the URL dies if sooner. Also says whether this call
+    /// callers ask at the same moment (they wait for it). Also says whether this call
     /// minted it (a miss).
     pub fn get_or_sign(
         &self,
         key: CacheKey,
-        now: u64,
-        rolls_at: u64,
         sign: impl FnOnce() -> Result<Signed, Error>,
     ) -> Result<(Arc<Entry>, bool), Error> {
-        let mut minted = false;
+        let origin = key.origin;
+        let (mut signing, mut minted) = (false, None);
         let result = self.inner.try_get_with(key, || {
-            minted = true;
+            signing = true;
             self.counts.misses.fetch_add(1, Ordering::Relaxed);
             self.counts.signing_ops.fetch_add(1, Ordering::Relaxed);
             let signed = sign()?;
-            let live_for =
-                Duration::from_secs(rolls_at.min(signed.expires_at).saturating_sub(now).max(1));
-            Ok::<_, Error>(Entry::new(signed, live_for))
+            let url = self.pack(origin, &signed);
+            minted = Some(Arc::new(Entry::new(signed.url, signed.expires_at)));
+            Ok::<_, Error>(url)
         });
-        if minted {
-            self.metrics.cache_lookup(false);
-        } else {
-            self.hit();
+        match (result, minted) {
+            (Ok(_), Some(entry)) => {
+                self.metrics.cache_lookup(false);
+                Ok((entry, true))
+            }
+            (Ok(url), None) => {
+                self.hit();
+                Ok((Arc::new(Entry::new(url.url(), url.expires_at())), false))
+            }
+            (Err(e), _) => {
+                if signing {
+                    self.metrics.cache_lookup(false);
+                } else {
+                    self.hit();
+                }
+                Err(match &*e {
+                    Error::Internal(detail) => Error::Internal(detail.clone()),
+                    other => Error::Internal(other.to_string()),
+                })
+            }
         }
-        match result {
-            Ok(entry) => Ok((entry, minted)),
-            Err(e) => Err(match &*e {
-                Error::Internal(detail) => Error::Internal(detail.clone()),
-                other => Error::Internal(other.to_string()),
-            }),
+    }
+
+    /// `signed`'s URL packed against `origin`'s reference URL, which it becomes if there is
+    /// none yet or if it shares too little with it (a new bucket, another shape of URL).
+    fn pack(&self, origin: u32, signed: &Signed) -> Packed {
+        let mut references = self
+            .references
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(reference) = references.get(&origin) {
+            let packed = Packed::new(&signed.url, reference.clone(), signed.expires_at);
+            if !packed.worth_a_new_reference() {
+                return packed;
+            }
         }
+        let reference = Arc::new(signed.url.clone());
+        references.insert(origin, reference.clone());
+        Packed::new(&signed.url, reference, signed.expires_at)
     }
 
     /// Signing operations performed (one per miss that minted).
@@ -321,7 +392,7 @@ impl SignatureCache {
     pub fn drop_keys(&self, origin: usize, covered: impl Fn(&str) -> bool + Send + Sync + 'static) {
         let dropped = self
             .inner
-            .invalidate_entries_if(move |k, _| k.origin == origin && covered(&k.raw_key));
+            .invalidate_entries_if(move |k, _| k.origin as usize == origin && covered(k.raw_key()));
         if let Err(e) = dropped {
             tracing::warn!(error = %e, "cannot drop cached URLs of a revocation; they expire with their bucket");
         }
@@ -409,61 +480,104 @@ mod tests {
     #[test]
     fn hits_come_from_the_threads_table_only_while_alive_and_only_for_their_own_cache() {
         let metrics = Arc::new(Metrics::new());
-        let cache = SignatureCache::new(100, 1 << 20, metrics.clone());
+        let cache = SignatureCache::new(100, 1 << 20, Duration::from_secs(900), metrics.clone());
         let key = CacheKey::new(0, "a/b.txt", Method::Get, &[], "", 1000);
         let (minted, was_minted) = cache
-            .get_or_sign(key.clone(), 1000, 1900, || {
+            .get_or_sign(key.clone(), || {
                 signed("https://o/a/b.txt?sig=1", 1600)
             })
             .unwrap();
         assert!(was_minted);
-        // From moka, then from this thread's table: the same entry, no signing.
-        for _ in 0..2 {
-            let hit = cache.get(&key, 1001).expect("a hit");
-            assert!(Arc::ptr_eq(&hit, &minted));
-        }
+        // From moka (the same URL and expiry, rebuilt from its packed form, with the same
+        // `Location`), then from this thread's table (that very entry), with no signing.
+        let from_moka = cache.get(&key, 1001).expect("a hit");
+        assert_eq!(
+            (from_moka.url(), from_moka.expires_at, from_moka.location()),
+            (minted.url(), 1600, minted.location())
+        );
+        assert_eq!(from_moka.location().unwrap(), "https://o/a/b.txt?sig=1");
+        let from_table = cache.get(&key, 1001).expect("a hit");
+        assert!(Arc::ptr_eq(&from_table, &from_moka));
         assert_eq!((cache.hits(), cache.signing_ops()), (2, 1));
         // Another cache (a reload) on the same thread does not see this one's entries.
-        let reloaded = SignatureCache::new(100, 1 << 20, metrics);
+        let reloaded = SignatureCache::new(100, 1 << 20, Duration::from_secs(900), metrics);
         assert!(reloaded.get(&key, 1001).is_none());
         // Once the URL has died, neither the table nor moka serves it, and it is minted anew.
         assert!(cache.get(&key, 1600).is_none());
         let (again, was_minted) = cache
-            .get_or_sign(key.clone(), 1600, 1900, || {
+            .get_or_sign(key.clone(), || {
                 signed("https://o/a/b.txt?sig=2", 2500)
             })
             .unwrap();
         assert!(was_minted);
         assert_eq!(again.url(), "https://o/a/b.txt?sig=2");
-        assert!(Arc::ptr_eq(&cache.get(&key, 1601).unwrap(), &again));
+        assert_eq!(cache.get(&key, 1601).unwrap().url(), again.url());
+    }
+
+    #[test]
+    fn urls_packed_against_their_origins_reference_come_back_exact() {
+        let cache = SignatureCache::new(1000, 1 << 30, Duration::from_secs(900), Arc::new(Metrics::new()));
+        let url = |origin: usize, i: u64| match origin {
+            0 => format!("https://s3.example/b/k{i}.bin?X-Amz-Date=20261203T000000Z&X-Amz-Signature={i:064x}"),
+            _ => format!("https://d1.cloudfront.net/p/{i}?Expires=99&Signature={i:x}~&Key-Pair-Id=K1"),
+        };
+        for i in 0..200u64 {
+            for origin in 0..2 {
+                let key = CacheKey::new(origin, &format!("k{i}"), Method::Get, &[], "", 0);
+                let (entry, minted) =
+                    cache.get_or_sign(key, || signed(&url(origin, i), 50)).unwrap();
+                assert!(minted);
+                assert_eq!(entry.url(), url(origin, i));
+            }
+        }
+        // Another shape of URL for origin 0 becomes its reference; the others still rebuild.
+        let odd = "https://elsewhere.example/x?sig=1";
+        let key = CacheKey::new(0, "odd", Method::Get, &[], "", 0);
+        cache.get_or_sign(key.clone(), || signed(odd, 50)).unwrap();
+        for i in 0..200u64 {
+            for origin in 0..2 {
+                let key = CacheKey::new(origin, &format!("k{i}"), Method::Get, &[], "", 0);
+                assert_eq!(cache.get(&key, 2).expect("cached").url(), url(origin, i));
+            }
+        }
+        assert_eq!(cache.get(&key, 2).unwrap().url(), odd);
+        assert_eq!(cache.signing_ops(), 401);
     }
 
     #[test]
     fn the_byte_budget_bounds_big_entries_and_the_entry_count_bounds_small_ones() {
         let metrics = Arc::new(Metrics::new());
-        // 1 MiB for at most 1000 entries: big entries (a 1 KiB key and a 1 KiB URL, stored
-        // once, plus overhead: ~2.3 KiB) are limited by bytes.
-        let cache = SignatureCache::new(1000, 1 << 20, metrics.clone());
+        // 1 MiB for at most 1000 entries: big entries (a 1 KiB key, and a 1 KiB URL that
+        // owns only the few bytes it does not share with its origin's reference URL, plus
+        // overhead: ~1.3 KiB) are limited by bytes.
+        let cache = SignatureCache::new(1000, 1 << 20, Duration::from_secs(900), metrics.clone());
         let big = "k".repeat(1000);
         for i in 0..2000u64 {
             let key = CacheKey::new(0, &format!("{big}{i}"), Method::Get, &[], "", 0);
             let url = format!("https://o/{big}{i}?sig=1");
-            cache.get_or_sign(key, 1, 100, || signed(&url, 50)).unwrap();
+            cache.get_or_sign(key, || signed(&url, 50)).unwrap();
         }
         let held = cache.entries_now();
         assert!(
-            held > 100 && held <= (1 << 20) / 2300 + 1,
+            held > 100 && held <= (1 << 20) / 1320 + 1,
             "{held} big entries held"
         );
         // Small entries are limited by max_entries.
-        let cache = SignatureCache::new(100, 1 << 30, metrics);
+        let cache = SignatureCache::new(100, 1 << 30, Duration::from_secs(900), metrics);
         for i in 0..1000u64 {
             let key = CacheKey::new(0, &format!("k{i}"), Method::Get, &[], "", 0);
             cache
-                .get_or_sign(key, 1, 100, || signed("https://o/k?s=1", 50))
+                .get_or_sign(key, || signed("https://o/k?s=1", 50))
                 .unwrap();
         }
         assert!(cache.entries_now() <= 100, "{}", cache.entries_now());
+    }
+
+    #[test]
+    fn what_moka_holds_per_entry_stays_small() {
+        // moka keeps each key in an allocation of its own, and each value in its node.
+        assert!(std::mem::size_of::<CacheKey>() <= 48);
+        assert!(std::mem::size_of::<Packed>() <= 24);
     }
 
     proptest! {
