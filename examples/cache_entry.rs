@@ -80,7 +80,12 @@ fn main() {
     // Measured first, on a fresh heap: the cache's entries, then the same keys and URLs
     // alone (the cache is kept, so the second phase cannot reuse its memory).
     // The same entries in the signature cache.
-    let cache = SignatureCache::new(n, 1 << 40, std::time::Duration::from_secs(900), Arc::new(Metrics::new()));
+    let cache = SignatureCache::new(
+        n,
+        1 << 40,
+        std::time::Duration::from_secs(900),
+        Arc::new(Metrics::new()),
+    );
     let (b0, a0) = live();
     let r0 = rss_bytes();
     for i in 0..n {
@@ -88,7 +93,10 @@ fn main() {
         let k = CacheKey::new(0, &key, Method::Get, &[], "", 1_800_000_000);
         cache
             .get_or_sign(k, || {
-                Ok(Signed { url, expires_at: 1_800_004_500 })
+                Ok(Signed {
+                    url,
+                    expires_at: 1_800_004_500,
+                })
             })
             .unwrap();
     }
@@ -130,5 +138,8 @@ fn main() {
     let k = CacheKey::new(0, &key, Method::Get, &[], "", 1_800_000_000);
     cache.get(&k, 1_800_000_001).expect("a hit");
     let (b1, _) = live();
-    println!("per-thread hit table: {} B per thread (its slots; entries are shared)", b1 - b0);
+    println!(
+        "per-thread hit table: {} B per thread (its slots; entries are shared)",
+        b1 - b0
+    );
 }

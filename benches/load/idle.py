@@ -151,8 +151,7 @@ def main():
         sys.exit(f"the hard file-descriptor limit is {hard}; {need} are needed (ulimit -Hn)")
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bins",
-                        "--example", "hyper_floor"], cwd=run.REPO, check=True)
+        run.build_release()
     only = set(args.only or ["edgesign", "nginx", "floor"])
     print(f"{args.connections:,} idle keep-alive connections, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} CPUs, RLIMIT_NOFILE {hard}")

@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,18 +74,14 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", choices=["speed", "memory"], default=None)
     args = ap.parse_args()
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) >= 2 and shutil.which("taskset"):
-        run.PIN = (str(cpus[0]), ",".join(str(c) for c in cpus[1:]))
-    workers = len(cpus) - 1 if run.PIN else len(cpus)
+    workers = run.pin_cpus()
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bins"],
-                       cwd=run.REPO, check=True)
+        run.build_release()
     work = tempfile.mkdtemp(prefix="edgesign-keys-")
     srv = run.Servers(work, args.binary, workers)
     cache = f'max_entries = {2 * max(args.keys, args.big)}\nmax_bytes = "4GiB"\n'
     print(f"# many keys: wrk -t1 -c{args.connections}, {args.duration}s runs, {args.pairs} pairs; "
-          f"{workers} worker(s); {'wrk on CPU ' + run.PIN[0] + ', edgesign on CPU ' + run.PIN[1] if run.PIN else 'not pinned'}; "
+          f"{workers} worker(s); {run.pin_note('wrk')}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     try:
         srv.start_edgesign(extra_cache=cache, bucket=BUCKET, ttl=TTL)

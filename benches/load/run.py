@@ -41,6 +41,43 @@ def pinned(cmd, side):
     return ["taskset", "-c", PIN[0] if side == "load" else PIN[1]] + cmd
 
 
+def pin_cpus(no_pin=False):
+    """Sets PIN (the load generator on the first CPU, the servers on the rest) unless
+    `no_pin` or there is one CPU; returns the worker count each server gets."""
+    global PIN
+    cpus = sorted(os.sched_getaffinity(0))
+    if not no_pin and len(cpus) >= 2 and shutil.which("taskset"):
+        PIN = (str(cpus[0]), ",".join(str(c) for c in cpus[1:]))
+    return len(cpus) - 1 if PIN else len(cpus)
+
+
+def pin_note(tool):
+    return f"{tool} on CPU {PIN[0]}, servers on CPU {PIN[1]}" if PIN else "not pinned"
+
+
+def build_release():
+    subprocess.run(
+        ["cargo", "build", "--release", "--locked", "--quiet", "--bins", "--example", "hyper_floor"],
+        cwd=REPO,
+        check=True,
+    )
+
+
+def start_floor(binary, location, workers, proto="http1", layout="current"):
+    """A bare hyper server answering a fixed 302 with `location` (examples/hyper_floor, next
+    to `binary`): returns its URL and process. `layout`: "current" (a current-thread runtime
+    per core, SO_REUSEPORT) or "multi" (edgesign's work-stealing layout)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        pinned([os.path.join(os.path.dirname(binary), "examples", "hyper_floor"),
+                f"127.0.0.1:{port}", proto, "timer", layout], "server"),
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "FLOOR_WORKERS": str(workers), "FLOOR_LOCATION": location},
+    )
+    wait_port(port, proc)
+    return f"http://127.0.0.1:{port}/", proc
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -274,23 +311,16 @@ def main():
                     help="seconds per CloudFront RSA cold run: long enough for 10 000 keys")
     ap.add_argument("--no-build", action="store_true", help="use --binary as it is")
     args = ap.parse_args()
-    global PIN
-    cpus = sorted(os.sched_getaffinity(0))
-    if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
-        PIN = (str(cpus[0]), ",".join(str(c) for c in cpus[1:]))
+    workers = pin_cpus(args.no_pin)
     if args.workers is None:
-        args.workers = len(cpus) - 1 if PIN else len(cpus)
+        args.workers = workers
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: apt-get install -y nginx libnginx-mod-http-js wrk")
     if not os.path.exists("/usr/lib/nginx/modules/ngx_http_js_module.so"):
         sys.exit("njs is missing: apt-get install -y libnginx-mod-http-js")
     if not args.no_build:
-        subprocess.run(
-            ["cargo", "build", "--release", "--locked", "--quiet", "--bins", "--example", "hyper_floor"],
-            cwd=REPO,
-            check=True,
-        )
+        build_release()
 
     work = tempfile.mkdtemp(prefix="edgesign-load-")
     os.chmod(work, 0o755)  # nginx workers drop privileges and must read the data
@@ -310,17 +340,9 @@ def main():
     # edgesign's own Location, byte for byte as long.
     _, h = fetch(f"http://127.0.0.1:{srv.edge}/r/small.txt")
     floors = {}
-    for layout in ("multi", "current"):
-        port = free_port()
-        floors[layout] = (port, subprocess.Popen(
-            pinned([os.path.join(os.path.dirname(args.binary), "examples", "hyper_floor"),
-                    f"127.0.0.1:{port}", "http1", "timer", layout], "server"),
-            stdout=subprocess.DEVNULL,
-            env={**os.environ, "FLOOR_WORKERS": str(args.workers), "FLOOR_LOCATION": h["location"]},
-        ))
     try:
-        for port, proc in floors.values():
-            wait_port(port, proc)
+        for layout in ("multi", "current"):
+            floors[layout] = start_floor(args.binary, h["location"], args.workers, layout=layout)
         run(args, srv, floors)
     finally:
         for _, proc in floors.values():
@@ -330,8 +352,8 @@ def main():
 
 
 def run(args, srv, floors):
-    floor_port, floor_pid = floors["multi"][0], floors["multi"][1].pid
-    current_port, current_pid = floors["current"][0], floors["current"][1].pid
+    floor_url, floor_pid = floors["multi"][0], floors["multi"][1].pid
+    current_url, current_pid = floors["current"][0], floors["current"][1].pid
     d, n, c = args.duration, args.pairs, args.connections
     edge = f"http://127.0.0.1:{srv.edge}"
     peer = f"http://127.0.0.1:{srv.peer}"
@@ -349,7 +371,7 @@ def run(args, srv, floors):
 
     print(f"# edgesign load harness: {d}s runs, {n} A/B pairs, wrk -t1; {os.cpu_count()} CPUs, "
           f"{args.workers} worker(s) each for edgesign, nginx and the floor; "
-          f"{f'wrk on CPU {PIN[0]}, servers on CPU {PIN[1]}' if PIN else 'not pinned'}; "
+          f"{pin_note('wrk')}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     rows = []
 
@@ -376,10 +398,10 @@ def run(args, srv, floors):
     ra, rb = compare("redirect (cache hit) vs nginx+njs 302", f"{edge}/r/small.txt",
                      f"{peer}/njs-redirect/small.txt", c, "rps")
     compare("redirect (cache hit) vs bare hyper 302 (floor)", f"{edge}/r/small.txt",
-            f"http://127.0.0.1:{floor_port}/", c, "rps")
+            floor_url, c, "rps")
     compare("redirect (cache hit) vs current-thread hyper 302 (floor)", f"{edge}/r/small.txt",
-            f"http://127.0.0.1:{current_port}/", c, "rps")
-    compare("current-thread floor vs nginx plain 302", f"http://127.0.0.1:{current_port}/",
+            current_url, c, "rps")
+    compare("current-thread floor vs nginx plain 302", current_url,
             f"{peer}/plain/small.txt", c, "rps")
     rows.insert(2, (f"p99 latency at {c} connections, redirect vs nginx+njs", "p99",
                     median(ra, "p99"), median(rb, "p99"),
@@ -415,8 +437,8 @@ def run(args, srv, floors):
     for name, pids, url in [
         ("edgesign redirect (cache hit)", [srv.edgesign.pid], f"{edge}/r/small.txt"),
         ("edgesign /healthz (server shell only)", [srv.edgesign.pid], f"{edge}/healthz"),
-        ("bare hyper 302 (floor)", [floor_pid], f"http://127.0.0.1:{floor_port}/"),
-        ("current-thread hyper 302 (floor)", [current_pid], f"http://127.0.0.1:{current_port}/"),
+        ("bare hyper 302 (floor)", [floor_pid], floor_url),
+        ("current-thread hyper 302 (floor)", [current_pid], current_url),
         ("nginx plain 302", nginx_workers(), f"{peer}/plain/small.txt"),
         ("nginx + njs re-sign + 302", nginx_workers(), f"{peer}/njs-redirect/small.txt"),
     ]:

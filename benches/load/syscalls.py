@@ -64,8 +64,7 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: apt-get install -y strace wrk nginx libnginx-mod-http-js")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bins",
-                        "--example", "hyper_floor"], cwd=run.REPO, check=True)
+        run.build_release()
     work = tempfile.mkdtemp(prefix="edgesign-syscalls-")
     os.chmod(work, 0o755)
     srv = run.Servers(work, args.binary, args.workers)

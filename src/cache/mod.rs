@@ -25,8 +25,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::Error;
@@ -483,9 +483,7 @@ mod tests {
         let cache = SignatureCache::new(100, 1 << 20, Duration::from_secs(900), metrics.clone());
         let key = CacheKey::new(0, "a/b.txt", Method::Get, &[], "", 1000);
         let (minted, was_minted) = cache
-            .get_or_sign(key.clone(), || {
-                signed("https://o/a/b.txt?sig=1", 1600)
-            })
+            .get_or_sign(key.clone(), || signed("https://o/a/b.txt?sig=1", 1600))
             .unwrap();
         assert!(was_minted);
         // From moka (the same URL and expiry, rebuilt from its packed form, with the same
@@ -505,9 +503,7 @@ mod tests {
         // Once the URL has died, neither the table nor moka serves it, and it is minted anew.
         assert!(cache.get(&key, 1600).is_none());
         let (again, was_minted) = cache
-            .get_or_sign(key.clone(), || {
-                signed("https://o/a/b.txt?sig=2", 2500)
-            })
+            .get_or_sign(key.clone(), || signed("https://o/a/b.txt?sig=2", 2500))
             .unwrap();
         assert!(was_minted);
         assert_eq!(again.url(), "https://o/a/b.txt?sig=2");
@@ -516,16 +512,26 @@ mod tests {
 
     #[test]
     fn urls_packed_against_their_origins_reference_come_back_exact() {
-        let cache = SignatureCache::new(1000, 1 << 30, Duration::from_secs(900), Arc::new(Metrics::new()));
+        let cache = SignatureCache::new(
+            1000,
+            1 << 30,
+            Duration::from_secs(900),
+            Arc::new(Metrics::new()),
+        );
         let url = |origin: usize, i: u64| match origin {
-            0 => format!("https://s3.example/b/k{i}.bin?X-Amz-Date=20261203T000000Z&X-Amz-Signature={i:064x}"),
-            _ => format!("https://d1.cloudfront.net/p/{i}?Expires=99&Signature={i:x}~&Key-Pair-Id=K1"),
+            0 => format!(
+                "https://s3.example/b/k{i}.bin?X-Amz-Date=20261203T000000Z&X-Amz-Signature={i:064x}"
+            ),
+            _ => format!(
+                "https://d1.cloudfront.net/p/{i}?Expires=99&Signature={i:x}~&Key-Pair-Id=K1"
+            ),
         };
         for i in 0..200u64 {
             for origin in 0..2 {
                 let key = CacheKey::new(origin, &format!("k{i}"), Method::Get, &[], "", 0);
-                let (entry, minted) =
-                    cache.get_or_sign(key, || signed(&url(origin, i), 50)).unwrap();
+                let (entry, minted) = cache
+                    .get_or_sign(key, || signed(&url(origin, i), 50))
+                    .unwrap();
                 assert!(minted);
                 assert_eq!(entry.url(), url(origin, i));
             }

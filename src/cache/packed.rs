@@ -58,7 +58,13 @@ impl Packed {
         let (rest, rest_r) = (&u[q + run_len..], &r[qr + run_len..]);
         let tail = common_suffix(rest, rest_r);
         let spans = [head, q - head, qr, run_len, tail];
-        Packed::build(reference, expires_at, spans, &u[head..q], &rest[..rest.len() - tail])
+        Packed::build(
+            reference,
+            expires_at,
+            spans,
+            &u[head..q],
+            &rest[..rest.len() - tail],
+        )
     }
 
     /// `url` kept whole (nothing shared).
@@ -74,7 +80,7 @@ impl Packed {
         query: &[u8],
     ) -> Packed {
         let hex = query.len() >= 16
-            && query.len() % 2 == 0
+            && query.len().is_multiple_of(2)
             && query.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         let query_len = if hex { query.len() / 2 } else { query.len() };
         let mut record = Vec::with_capacity(HEADER + path.len() + query_len);
@@ -85,7 +91,11 @@ impl Packed {
         record.push(if hex { HEX } else { 0 });
         record.extend_from_slice(path);
         if hex {
-            record.extend(query.chunks_exact(2).map(|d| nibble(d[0]) << 4 | nibble(d[1])));
+            record.extend(
+                query
+                    .chunks_exact(2)
+                    .map(|d| nibble(d[0]) << 4 | nibble(d[1])),
+            );
         } else {
             record.extend_from_slice(query);
         }
@@ -104,7 +114,10 @@ impl Packed {
 
     /// The `i`th span of the header: `head`, `mid`, `run`, `run_len`, `tail`.
     fn span(&self, i: usize) -> usize {
-        usize::from(u16::from_le_bytes([self.record[8 + 2 * i], self.record[9 + 2 * i]]))
+        usize::from(u16::from_le_bytes([
+            self.record[8 + 2 * i],
+            self.record[9 + 2 * i],
+        ]))
     }
 
     fn hex(&self) -> bool {
@@ -122,14 +135,18 @@ impl Packed {
         url.extend_from_slice(&r[run..run + run_len]);
         if self.hex() {
             for &b in query {
-                url.extend_from_slice(&[HEX_DIGITS[usize::from(b >> 4)], HEX_DIGITS[usize::from(b & 15)]]);
+                url.extend_from_slice(&[
+                    HEX_DIGITS[usize::from(b >> 4)],
+                    HEX_DIGITS[usize::from(b & 15)],
+                ]);
             }
         } else {
             url.extend_from_slice(query);
         }
         url.extend_from_slice(&r[r.len() - tail..]);
         // Every piece was cut on a character boundary of a `str`.
-        String::from_utf8(url).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        String::from_utf8(url)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// The URL's length in bytes.
