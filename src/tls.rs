@@ -37,8 +37,21 @@ pub fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, String> {
             format!("server.tls_key: does not match server.tls_cert or is unusable ({e})")
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Stateless session tickets (TLS 1.2 and 1.3): a returning client resumes without a
+    // signature, on any connection to this process, however many clients there are. The
+    // ticket keys are random, never leave the process, and rotate every 6 hours (the
+    // previous key still decrypts for one more period); a reload starts new keys, so a
+    // client resumes again only after one full handshake. Clients without tickets resume
+    // from the session cache below (TLS 1.2 session IDs).
+    config.ticketer = rustls::crypto::ring::Ticketer::new()
+        .map_err(|e| format!("server.tls_cert: cannot make session ticket keys ({e})"))?;
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(Arc::new(config))
 }
+
+/// TLS 1.2 sessions kept for clients that resume by session ID instead of a ticket (each
+/// entry is a few hundred bytes; rustls's default is 256).
+const SESSION_CACHE: usize = 4096;
 
 /// The origin client's TLS: the webpki roots (unless `web_roots` is false) and
 /// `extra_roots` (`origin_client.ca_file`: the CA certificates of private origins), ring,

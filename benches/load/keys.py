@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,6 +74,9 @@ def main():
     ap.add_argument("--binary", default=os.path.join(run.REPO, "target", "release", "edgesign"))
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", choices=["speed", "memory"], default=None)
+    ap.add_argument("--perf", metavar="DIR",
+                    help="record a flat CPU profile of edgesign (perf record -F 1999) during each "
+                         "mix's last run, into DIR/<mix>.data")
     args = ap.parse_args()
     workers = run.pin_cpus()
     if not args.no_build:
@@ -102,9 +106,19 @@ def main():
             for i in range(args.pairs):
                 for name, (url, script, env) in mixes.items():
                     m0 = metrics(srv.edge)["edgesign_cache_misses_total"]
+                    perf = None
+                    if args.perf and i == args.pairs - 1:
+                        os.makedirs(args.perf, exist_ok=True)
+                        out = os.path.join(args.perf, name.split(",")[-1].strip().replace(" ", "-") + ".data")
+                        perf = subprocess.Popen(
+                            ["perf", "record", "-q", "-F", "1999", "-p", str(srv.edgesign.pid), "-o", out,
+                             "--", "sleep", str(args.duration)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     u0, s0 = run.cpu_ticks([srv.edgesign.pid])
                     r = run.wrk(url, args.duration, args.connections, script, {**(env or {}), "SEED": str(i + 1)})
                     u1, s1 = run.cpu_ticks([srv.edgesign.pid])
+                    if perf:
+                        perf.wait()
                     misses[name] += metrics(srv.edge)["edgesign_cache_misses_total"] - m0
                     total = r["rps"] * args.duration
                     cpu[name].append(((u1 - u0) * 1e4 / total, (s1 - s0) * 1e4 / total))
