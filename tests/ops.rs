@@ -341,6 +341,111 @@ async fn tls_handshake(addr: &str, ca: &Path) -> Result<(), std::io::Error> {
         .map(|_| ())
 }
 
+/// A TLS client trusting only `ca`, speaking only `version`, with a session store of its own.
+fn tls_client(
+    ca: &Path,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[version])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    std::sync::Arc::new(cfg)
+}
+
+/// One visit: a handshake, `GET /healthz` over HTTP/1.1 and its whole answer (TLS 1.3
+/// tickets come after the handshake, so a client only has them once it has read on). Says
+/// whether the handshake was full or resumed.
+async fn tls_visit(
+    addr: &str,
+    client: std::sync::Arc<rustls::ClientConfig>,
+) -> rustls::HandshakeKind {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(client)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let kind = tls.get_ref().1.handshake_kind().unwrap();
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let read = tls.read_to_end(&mut answer).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{read:?} {}",
+        String::from_utf8_lossy(&answer)
+    );
+    kind
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returning_tls_clients_resume_even_after_thousands_of_other_sessions() {
+    use futures_util::StreamExt;
+    use rustls::HandshakeKind::{Full, Resumed};
+    let (root, _) = files(16);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (certs, ca) = (repo.join("certs"), repo.join("certs/ca.crt"));
+    let dir = tempdir("tickets");
+    let config = dir.join("edgesign.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{}\"\ntls_listen = \"127.0.0.1:{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n{}",
+            free_port(),
+            free_port(),
+            certs.join("dev.crt").display(),
+            certs.join("dev.key").display(),
+            local_origin(&root, KEY_1)
+        ),
+    )
+    .unwrap();
+    let edge = Spawned::start(&config, true, &[]);
+    let https = edge.https.clone().unwrap();
+    let tls13 = tls_client(&ca, &rustls::version::TLS13);
+    let tls12 = tls_client(&ca, &rustls::version::TLS12);
+    assert_eq!(tls_visit(&https, tls13.clone()).await, Full);
+    assert_eq!(tls_visit(&https, tls12.clone()).await, Full);
+    assert_eq!(tls_visit(&https, tls13.clone()).await, Resumed);
+    assert_eq!(tls_visit(&https, tls12.clone()).await, Resumed);
+    // More clients than a server-side session cache holds (4,096 sessions) come and go; the
+    // first ones still resume, since their tickets carry their sessions.
+    let others = futures_util::stream::iter(0..3000)
+        .map(|i| {
+            let https = https.clone();
+            let client = tls_client(
+                &ca,
+                if i % 2 == 0 {
+                    &rustls::version::TLS13
+                } else {
+                    &rustls::version::TLS12
+                },
+            );
+            async move { tls_visit(&https, client).await }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(others.iter().all(|k| *k == Full));
+    assert_eq!(tls_visit(&https, tls13).await, Resumed);
+    assert_eq!(tls_visit(&https, tls12).await, Resumed);
+    // A client the server has never seen gets a full handshake.
+    assert_eq!(
+        tls_visit(&https, tls_client(&ca, &rustls::version::TLS13)).await,
+        Full
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_config_keys_and_certificates_and_refuses_a_bad_config() {
     const SIZE: usize = 16 << 20;
