@@ -75,7 +75,7 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", choices=["speed", "memory"], default=None)
     ap.add_argument("--perf", metavar="DIR",
-                    help="record a flat CPU profile of edgesign (perf record -F 1999) during each "
+                    help="record a CPU profile of edgesign (perf record -g -F 1999: call graphs on a frame-pointer build) during each "
                          "mix's last run, into DIR/<mix>.data")
     args = ap.parse_args()
     workers = run.pin_cpus()
@@ -111,7 +111,7 @@ def main():
                         os.makedirs(args.perf, exist_ok=True)
                         out = os.path.join(args.perf, name.split(",")[-1].strip().replace(" ", "-") + ".data")
                         perf = subprocess.Popen(
-                            ["perf", "record", "-q", "-F", "1999", "-p", str(srv.edgesign.pid), "-o", out,
+                            ["perf", "record", "-q", "-g", "-F", "1999", "-p", str(srv.edgesign.pid), "-o", out,
                              "--", "sleep", str(args.duration)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     u0, s0 = run.cpu_ticks([srv.edgesign.pid])
