@@ -321,30 +321,18 @@ async fn sigterm_turns_readyz_503_and_drains_slow_h1_and_h2_streams_then_exits_0
 
 /// A TLS handshake with `127.0.0.1:port` trusting only `ca`.
 async fn tls_handshake(addr: &str, ca: &Path) -> Result<(), std::io::Error> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls_pki_types::CertificateDer::from_pem_file(ca).unwrap())
-        .unwrap();
-    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let tcp = TcpStream::connect(addr).await?;
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+    tokio_rustls::TlsConnector::from(tls_client(ca, rustls::DEFAULT_VERSIONS))
         .connect(name, tcp)
         .await
         .map(|_| ())
 }
 
-/// A TLS client trusting only `ca`, speaking only `version`, with a session store of its own.
+/// A TLS client trusting only `ca`, speaking `versions`, with a session store of its own.
 fn tls_client(
     ca: &Path,
-    version: &'static rustls::SupportedProtocolVersion,
+    versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> std::sync::Arc<rustls::ClientConfig> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -354,7 +342,7 @@ fn tls_client(
     let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_protocol_versions(&[version])
+    .with_protocol_versions(versions)
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
@@ -412,8 +400,8 @@ async fn returning_tls_clients_resume_even_after_thousands_of_other_sessions() {
     .unwrap();
     let edge = Spawned::start(&config, true, &[]);
     let https = edge.https.clone().unwrap();
-    let tls13 = tls_client(&ca, &rustls::version::TLS13);
-    let tls12 = tls_client(&ca, &rustls::version::TLS12);
+    let tls13 = tls_client(&ca, &[&rustls::version::TLS13]);
+    let tls12 = tls_client(&ca, &[&rustls::version::TLS12]);
     assert_eq!(tls_visit(&https, tls13.clone()).await, Full);
     assert_eq!(tls_visit(&https, tls12.clone()).await, Full);
     assert_eq!(tls_visit(&https, tls13.clone()).await, Resumed);
@@ -423,14 +411,12 @@ async fn returning_tls_clients_resume_even_after_thousands_of_other_sessions() {
     let others = futures_util::stream::iter(0..3000)
         .map(|i| {
             let https = https.clone();
-            let client = tls_client(
-                &ca,
-                if i % 2 == 0 {
-                    &rustls::version::TLS13
-                } else {
-                    &rustls::version::TLS12
-                },
-            );
+            let version = if i % 2 == 0 {
+                &rustls::version::TLS13
+            } else {
+                &rustls::version::TLS12
+            };
+            let client = tls_client(&ca, &[version]);
             async move { tls_visit(&https, client).await }
         })
         .buffer_unordered(16)
@@ -441,7 +427,7 @@ async fn returning_tls_clients_resume_even_after_thousands_of_other_sessions() {
     assert_eq!(tls_visit(&https, tls12).await, Resumed);
     // A client the server has never seen gets a full handshake.
     assert_eq!(
-        tls_visit(&https, tls_client(&ca, &rustls::version::TLS13)).await,
+        tls_visit(&https, tls_client(&ca, &[&rustls::version::TLS13])).await,
         Full
     );
 }
