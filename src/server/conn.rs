@@ -666,13 +666,17 @@ where
         activity.parking.store(false, Ordering::SeqCst);
         svc = parts.service;
         io = parts.io.into_inner();
-        if parts.read_buf.is_empty() {
+        // What hyper read ahead is a view into its whole read buffer, even when empty: it
+        // must not live on through the wait, or the buffer parking frees stays held.
+        let read_ahead = parts.read_buf;
+        if read_ahead.is_empty() {
+            drop(read_ahead);
             match wait_parked(&mut io, activity).await {
                 Some(first) => io.prefix = first,
                 None => return Ok(()),
             }
         } else {
-            io.prefix = parts.read_buf;
+            io.prefix = Bytes::copy_from_slice(&read_ahead);
         }
         let _ = activity
             .verdict
