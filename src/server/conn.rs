@@ -18,7 +18,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::Config;
-use crate::metrics::ConnectionGuard;
 use crate::respond::{self};
 
 use super::request::{Accounted, answer};
@@ -521,23 +520,22 @@ pub(super) struct ConnCx {
 /// back and the connection waits with nothing but the socket (see [`serve_http1`]).
 pub(super) const PARK_AFTER: Duration = Duration::from_secs(1);
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site per listener kind; all of them are the connection's own"
-)]
-pub(super) async fn serve_connection<T>(
-    io: T,
-    proto: Proto,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
-    limits: Limits,
-    guard: ConnectionGuard,
-    slot: Arc<Slot>,
-) where
+/// Serves one accepted connection over `io` (the socket, or its TLS stream) until it ends.
+///
+/// Called straight from the accepting task's future, not through a method of [`Accepted`]:
+/// every `async fn` level keeps its own arguments for as long as the connection lives, a
+/// parked one included.
+pub(super) async fn serve_connection<T>(io: T, proto: Proto, accepted: Accepted, limits: Limits)
+where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let _guard = guard;
+    let Accepted {
+        peer,
+        shared,
+        stop,
+        guard: _guard,
+        slot,
+    } = accepted;
     let activity = Arc::new(Activity::new());
     let cx = Arc::new(ConnCx {
         shared,

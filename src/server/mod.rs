@@ -325,20 +325,6 @@ impl Accepted {
     fn limits(&self) -> Limits {
         Limits::of(&self.shared.app.load().config)
     }
-
-    async fn serve<T>(self, io: T, proto: Proto, limits: Limits)
-    where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let Accepted {
-            peer,
-            shared,
-            stop,
-            guard,
-            slot,
-        } = self;
-        serve_connection(io, proto, peer, shared, stop, limits, guard, slot).await;
-    }
 }
 
 /// A plain connection: HTTP/1.1, or h2c with prior knowledge.
@@ -347,7 +333,7 @@ async fn serve_plain(sock: tokio::net::TcpStream, accepted: Accepted) {
     let Some(proto) = sniff(&sock, limits.header_read).await else {
         return;
     };
-    accepted.serve(sock, proto, limits).await;
+    serve_connection(sock, proto, accepted, limits).await;
 }
 
 /// A TLS connection: the handshake within `header_read_timeout`, then HTTP/1.1 or HTTP/2
@@ -364,7 +350,7 @@ async fn serve_tls(sock: tokio::net::TcpStream, accepted: Accepted) {
                 Some(b"h2") => Proto::Http2,
                 _ => Proto::Http1,
             };
-            accepted.serve(stream, proto, limits).await;
+            serve_connection(stream, proto, accepted, limits).await;
         }
         _ => tracing::debug!(peer = %accepted.peer, "TLS handshake failed or timed out"),
     }
