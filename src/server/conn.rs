@@ -553,6 +553,12 @@ where
     let ended = match proto {
         Proto::Http1 => serve_http1(io, &activity, limits, svc).await,
         Proto::Http2 => {
+            // Each stream is a task hyper spawns with the request's future in it; boxed, the
+            // spawn moves a pointer instead of the future's kilobytes.
+            let svc = service_fn(move |req| {
+                use hyper::service::Service as _;
+                Box::pin(svc.call(req))
+            });
             // hyper's own builders, not hyper-util's auto one: its version detection wraps
             // every read of the connection, which cost a fifth of the redirect throughput.
             let mut conn = Box::pin(
