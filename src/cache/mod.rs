@@ -111,17 +111,23 @@ impl CacheKey {
         variant: &str,
         bucket_start: u64,
     ) -> Self {
-        let params_len = params.iter().map(|p| p.len() + 1).sum::<usize>();
-        let mut text = String::with_capacity(raw_key.len() + params_len + variant.len());
-        text.push_str(raw_key);
-        for (i, p) in params.iter().enumerate() {
-            if i > 0 {
-                text.push('&');
+        let (text, params_end): (Arc<str>, usize) = if params.is_empty() && variant.is_empty() {
+            // A stable link's key, the common case: one allocation, no joining buffer.
+            (Arc::from(raw_key), raw_key.len())
+        } else {
+            let params_len = params.iter().map(|p| p.len() + 1).sum::<usize>();
+            let mut text = String::with_capacity(raw_key.len() + params_len + variant.len());
+            text.push_str(raw_key);
+            for (i, p) in params.iter().enumerate() {
+                if i > 0 {
+                    text.push('&');
+                }
+                text.push_str(p);
             }
-            text.push_str(p);
-        }
-        let params_end = text.len();
-        text.push_str(variant);
+            let params_end = text.len();
+            text.push_str(variant);
+            (Arc::from(text), params_end)
+        };
         // Keys and overrides are capped far below 4 GiB before they get here; the casts
         // saturate rather than wrap all the same.
         let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
@@ -129,7 +135,7 @@ impl CacheKey {
             origin: to_u32(origin),
             key_end: to_u32(raw_key.len()),
             params_end: to_u32(params_end),
-            text: Arc::from(text),
+            text,
             method,
             bucket_start,
             epoch: 0,
