@@ -9,6 +9,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::Tls;
 
+mod rsa;
+
 /// Reads the certificate chain and key and builds the rustls server config, ALPN `h2` then
 /// `http/1.1`. Errors name the config key.
 pub fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, String> {
@@ -28,14 +30,24 @@ pub fn server_config(tls: &Tls) -> Result<Arc<rustls::ServerConfig>, String> {
         )
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let unusable = |e: rustls::Error| {
+        format!("server.tls_key: does not match server.tls_cert or is unusable ({e})")
+    };
+    // An RSA key signs with aws-lc (rsa.rs says why); any other key with ring. Either way the
+    // key must match the certificate's public key.
+    let certified = match rsa::RsaKey::from_der(&key) {
+        Some(rsa) => {
+            let certified = rustls::sign::CertifiedKey::new(certs, Arc::new(rsa));
+            certified.keys_match().map_err(unusable)?;
+            certified
+        }
+        None => rustls::sign::CertifiedKey::from_der(certs, key, &provider).map_err(unusable)?,
+    };
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("server.tls_cert: {e}"))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| {
-            format!("server.tls_key: does not match server.tls_cert or is unusable ({e})")
-        })?;
+        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // Stateless session tickets (TLS 1.2 and 1.3): a returning client resumes without a
     // signature, on any connection to this process, however many clients there are. The
