@@ -793,6 +793,82 @@ async fn a_parked_idle_connection_answers_pipelined_requests_exactly_as_before()
     assert!(read_response(&mut sock, 4).await.ends_with("fine"));
 }
 
+/// A parked connection has no watchdog task; its own task keeps `idle_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_connection_still_closes_at_idle_timeout() {
+    let (root, _) = files(16);
+    let proxy = proxy_with(
+        &local_origin(&root, KEY_1),
+        false,
+        "header_read_timeout = \"1s\"\nidle_timeout = \"2500ms\"",
+    )
+    .await;
+    let mut sock = TcpStream::connect(addr_of(&proxy.base)).await.unwrap();
+    sock.write_all(b"GET /d/ok.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut sock, 4).await.ends_with("fine"));
+    let served = edgesign::clock::instant();
+    // Parked after a second idle (docs/deploy.md), then closed at idle_timeout.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(8), sock.read_to_end(&mut rest))
+        .await
+        .expect("a parked connection outlived idle_timeout")
+        .unwrap();
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    let idle = served.elapsed();
+    assert!(
+        idle >= Duration::from_millis(2300),
+        "closed before idle_timeout: {idle:?}"
+    );
+}
+
+/// A drain closes parked connections at once: they have nothing in flight to finish, and
+/// the process must not wait out `shutdown_grace` for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_closes_parked_connections_and_exits_without_waiting_for_them() {
+    let (root, _) = files(16);
+    let dir = tempdir("drain-parked");
+    let config = dir.join("edgesign.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://edge.example\"\ndrain_delay = \"200ms\"\nshutdown_grace = \"60s\"\nidle_timeout = \"120s\"\n{}",
+            local_origin(&root, KEY_1)
+        ),
+    )
+    .unwrap();
+    let mut edge = Spawned::start(&config, false, &[("RUST_LOG", "edgesign::server=trace")]);
+    let mut sock = TcpStream::connect(addr_of(&edge.base)).await.unwrap();
+    sock.write_all(b"GET /d/ok.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut sock, 4).await.ends_with("fine"));
+    assert!(
+        edge.wait_for_log("idle connection parked", Duration::from_secs(10))
+            .await,
+        "{}",
+        edge.log()
+    );
+    let signalled = edgesign::clock::instant();
+    edge.signal("TERM");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut rest))
+        .await
+        .expect("the drain left a parked connection open")
+        .unwrap();
+    let status = edge
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("did not exit after draining");
+    assert!(status.success(), "exit status {status:?}\n{}", edge.log());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(20),
+        "waited for a parked connection: {:?}",
+        signalled.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_shuts_down_its_sending_side_still_gets_the_answer() {
     let (_proxy, sock) = quick_heads_proxy().await;

@@ -549,9 +549,17 @@ where
     });
     // The deadlines live in a task of their own, so serving a request polls nothing but the
     // connection and one atomic.
-    let watchdog = tokio::spawn(watchdog(activity.clone(), limits, stop, peer, proto));
+    let mut watchdog = Watchdog {
+        activity: activity.clone(),
+        limits,
+        stop,
+        peer,
+        proto,
+        task: None,
+    };
+    watchdog.start();
     let ended = match proto {
-        Proto::Http1 => serve_http1(io, &activity, limits, svc).await,
+        Proto::Http1 => serve_http1(io, &mut watchdog, svc).await,
         Proto::Http2 => {
             // Each stream is a task hyper spawns with the request's future in it; boxed, the
             // spawn moves a pointer instead of the future's kilobytes.
@@ -586,7 +594,7 @@ where
             .await
         }
     };
-    watchdog.abort();
+    drop(watchdog);
     if let Err(e) = ended {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
@@ -608,17 +616,13 @@ where
 /// ahead as soon as it hands a request to the service, to notice a client that hangs up
 /// mid-request, and that read takes a fresh 8 KiB buffer for every request while the
 /// request still holds the last one. A client that vanishes is noticed when a write fails.
-async fn serve_http1<T, S>(
-    io: T,
-    activity: &Arc<Activity>,
-    limits: Limits,
-    mut svc: S,
-) -> Result<(), hyper::Error>
+async fn serve_http1<T, S>(io: T, dog: &mut Watchdog, mut svc: S) -> Result<(), hyper::Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Accounted> + Unpin,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let (activity, limits) = (&dog.activity.clone(), dog.limits);
     let mut io = Watched::new(io, activity.clone(), limits.max_header);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -675,7 +679,9 @@ where
         let read_ahead = parts.read_buf;
         if read_ahead.is_empty() {
             drop(read_ahead);
-            match wait_parked(&mut io, activity).await {
+            // Parked, the connection keeps its own deadlines: its watchdog task goes.
+            dog.stop_watching();
+            match wait_parked(&mut io, activity, limits, &mut dog.stop).await {
                 Some(first) => io.prefix = first,
                 None => return Ok(()),
             }
@@ -685,17 +691,28 @@ where
         let _ = activity
             .verdict
             .compare_exchange(PARK, KEEP, Ordering::SeqCst, Ordering::SeqCst);
+        dog.start();
     }
 }
 
 /// A parked connection's wait: for the client's next bytes (returned; hyper reads the rest),
-/// or `None` when the client closes, the socket fails, or the watchdog closes it.
+/// or `None` when the client closes, the socket fails, the connection has been idle for
+/// `idle_timeout`, or the server drains. No watchdog task runs meanwhile: these are the
+/// only deadlines a parked connection has (nothing is in flight, and no head has begun).
 async fn wait_parked<T: AsyncRead + Unpin>(
     io: &mut Watched<T>,
     activity: &Activity,
+    limits: Limits,
+    stop: &mut watch::Receiver<bool>,
 ) -> Option<Bytes> {
+    if *stop.borrow() || matches!(activity.verdict.load(Ordering::SeqCst), CLOSE | CUT) {
+        return None;
+    }
+    let idle_until = activity
+        .expires_at(limits)
+        .map_or_else(|| crate::clock::instant() + limits.idle, |(at, _)| at);
     let mut buf = [0u8; 64];
-    std::future::poll_fn(|cx| {
+    let next_bytes = std::future::poll_fn(|cx| {
         activity.waker.register(cx.waker());
         if matches!(activity.verdict.load(Ordering::SeqCst), CLOSE | CUT) {
             return Poll::Ready(None);
@@ -707,8 +724,49 @@ async fn wait_parked<T: AsyncRead + Unpin>(
             Poll::Ready(Err(_)) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
-    })
-    .await
+    });
+    tokio::select! {
+        first = next_bytes => first,
+        // A drain (or the server gone) closes a parked connection at once: nothing is in
+        // flight to finish.
+        _ = stop.changed() => None,
+        () = tokio::time::sleep_until(idle_until.into()) => None,
+    }
+}
+
+/// A connection's [`watchdog`] task, while one runs: from when the connection opens until it
+/// ends, except while it is parked.
+pub(super) struct Watchdog {
+    activity: Arc<Activity>,
+    limits: Limits,
+    stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+    proto: Proto,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    /// Starts the watchdog task unless one runs.
+    fn start(&mut self) {
+        if self.task.is_none() {
+            let (activity, stop) = (self.activity.clone(), self.stop.clone());
+            let (limits, peer, proto) = (self.limits, self.peer, self.proto);
+            self.task = Some(tokio::spawn(watchdog(activity, limits, stop, peer, proto)));
+        }
+    }
+
+    /// Ends the watchdog task, if one runs.
+    fn stop_watching(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop_watching();
+    }
 }
 
 /// A connection's deadlines: a new connection must send a whole request head within

@@ -7,7 +7,9 @@
 //! ([`crate::tls::server_config`]), so a bad certificate never leaves a half-started proxy.
 //!
 //! Every connection holds a slot of `server.max_connections`; when none is free the accept
-//! loop waits and new clients queue in the kernel's backlog. Each connection has a watchdog:
+//! loop waits and new clients queue in the kernel's backlog. Each connection has a watchdog
+//! (a task of its own, except while the connection is parked, when the connection's task
+//! keeps the two deadlines a parked connection has: idle and drain):
 //! a new connection must send a whole request head within `server.header_read_timeout`, and
 //! so must an HTTP/1.1 keep-alive client once the first bytes of its next head arrive (a
 //! slowloris is cut off either way; the signing APIs bound their bodies by the same
