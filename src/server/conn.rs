@@ -525,38 +525,34 @@ pub(super) const PARK_AFTER: Duration = Duration::from_secs(1);
 /// Called straight from the accepting task's future, not through a method of [`Accepted`]:
 /// every `async fn` level keeps its own arguments for as long as the connection lives, a
 /// parked one included.
-pub(super) async fn serve_connection<T>(io: T, proto: Proto, accepted: Accepted, limits: Limits)
+pub(super) async fn serve_connection<T>(io: T, proto: Proto, accepted: Accepted)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Accepted {
-        peer,
-        shared,
-        stop,
-        guard: _guard,
-        slot,
-    } = accepted;
+    // Only what is not kept elsewhere becomes a local (see serve_http1). The limits are read
+    // now (a reload applies to new connections) and kept in the watchdog only.
     let activity = Arc::new(Activity::new());
-    let cx = Arc::new(ConnCx {
-        shared,
+    // The deadlines live in a task of their own, so serving a request polls nothing but the
+    // connection and one atomic.
+    let mut watchdog = Watchdog {
         activity: activity.clone(),
-        slot,
-        peer,
+        limits: accepted.limits(),
+        stop: accepted.stop,
+        peer: accepted.peer,
+        proto,
+        task: None,
+    };
+    let _guard = accepted.guard;
+    let cx = Arc::new(ConnCx {
+        shared: accepted.shared,
+        activity: activity.clone(),
+        slot: accepted.slot,
+        peer: accepted.peer,
     });
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let cx = cx.clone();
         async move { Ok::<_, std::convert::Infallible>(answer(req, &cx).await) }
     });
-    // The deadlines live in a task of their own, so serving a request polls nothing but the
-    // connection and one atomic.
-    let mut watchdog = Watchdog {
-        activity: activity.clone(),
-        limits,
-        stop,
-        peer,
-        proto,
-        task: None,
-    };
     watchdog.start();
     let ended = match proto {
         Proto::Http1 => serve_http1(io, &mut watchdog, svc).await,
@@ -572,7 +568,9 @@ where
             let mut conn = Box::pin(
                 hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .timer(TokioTimer::new())
-                    .max_header_list_size(u32::try_from(limits.max_header).unwrap_or(u32::MAX))
+                    .max_header_list_size(
+                        u32::try_from(watchdog.limits.max_header).unwrap_or(u32::MAX),
+                    )
                     .max_concurrent_streams(H2_MAX_STREAMS)
                     .keep_alive_interval(H2_PING_INTERVAL)
                     .keep_alive_timeout(H2_PING_INTERVAL)
@@ -596,7 +594,7 @@ where
     };
     drop(watchdog);
     if let Err(e) = ended {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        tracing::debug!(peer = %accepted.peer, error = %e, "connection ended with an error");
     }
 }
 
@@ -622,16 +620,21 @@ where
     S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Accounted> + Unpin,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (activity, limits) = (&dog.activity.clone(), dog.limits);
-    let mut io = Watched::new(io, activity.clone(), limits.max_header);
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .header_read_timeout(None)
-        .half_close(true)
-        .max_buf_size(limits.max_header);
+    // Every local here that lives across an await is room in the connection's task for as
+    // long as the connection lives, parked or not: the limits are read from `dog`, the
+    // builder is made anew for each hyper connection, and hyper's parts are taken apart in
+    // a block that ends before the wait.
+    let activity = &dog.activity.clone();
+    let mut io = Watched::new(io, activity.clone(), dog.limits.max_header);
     loop {
         // Boxed: the connection's task then holds hyper's state only while hyper serves.
-        let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), svc));
+        let mut conn = Box::new(
+            hyper::server::conn::http1::Builder::new()
+                .header_read_timeout(None)
+                .half_close(true)
+                .max_buf_size(dog.limits.max_header)
+                .serve_connection(TokioIo::new(io), svc),
+        );
         let mut closing = false;
         let ended = std::future::poll_fn(|cx| {
             activity.waker.register(cx.waker());
@@ -669,24 +672,31 @@ where
             return ended;
         }
         // hyper finished, flushed and left the socket open (Watched skips the shutdown).
-        let parts = conn.into_parts();
-        tracing::trace!(read_ahead = parts.read_buf.len(), "idle connection parked");
+        let idle = {
+            let parts = conn.into_parts();
+            tracing::trace!(read_ahead = parts.read_buf.len(), "idle connection parked");
+            svc = parts.service;
+            io = parts.io.into_inner();
+            // What hyper read ahead is a view into its whole read buffer, even when empty:
+            // it must not live on through the wait, or the buffer parking frees stays held.
+            // Pipelined bytes are copied out; the block's end drops the view.
+            let read_ahead = parts.read_buf;
+            if !read_ahead.is_empty() {
+                io.prefix = Bytes::copy_from_slice(&read_ahead);
+            }
+            read_ahead.is_empty()
+        };
         activity.parking.store(false, Ordering::SeqCst);
-        svc = parts.service;
-        io = parts.io.into_inner();
-        // What hyper read ahead is a view into its whole read buffer, even when empty: it
-        // must not live on through the wait, or the buffer parking frees stays held.
-        let read_ahead = parts.read_buf;
-        if read_ahead.is_empty() {
-            drop(read_ahead);
+        if idle {
             // Parked, the connection keeps its own deadlines: its watchdog task goes.
             dog.stop_watching();
-            match wait_parked(&mut io, activity, limits, &mut dog.stop).await {
+            let idle_until = activity
+                .expires_at(dog.limits)
+                .map_or_else(|| crate::clock::instant() + dog.limits.idle, |(at, _)| at);
+            match wait_parked(&mut io, activity, idle_until, &mut dog.stop).await {
                 Some(first) => io.prefix = first,
                 None => return Ok(()),
             }
-        } else {
-            io.prefix = Bytes::copy_from_slice(&read_ahead);
         }
         let _ = activity
             .verdict
@@ -696,22 +706,21 @@ where
 }
 
 /// A parked connection's wait: for the client's next bytes (returned; hyper reads the rest),
-/// or `None` when the client closes, the socket fails, the connection has been idle for
-/// `idle_timeout`, or the server drains. No watchdog task runs meanwhile: these are the
+/// or `None` when the client closes, the socket fails, `idle_until` (where the connection
+/// has been idle for `idle_timeout`) passes, or the server drains. No watchdog task runs meanwhile: these are the
 /// only deadlines a parked connection has (nothing is in flight, and no head has begun).
 async fn wait_parked<T: AsyncRead + Unpin>(
     io: &mut Watched<T>,
     activity: &Activity,
-    limits: Limits,
+    idle_until: Instant,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Bytes> {
     if *stop.borrow() || matches!(activity.verdict.load(Ordering::SeqCst), CLOSE | CUT) {
         return None;
     }
-    let idle_until = activity
-        .expires_at(limits)
-        .map_or_else(|| crate::clock::instant() + limits.idle, |(at, _)| at);
-    let mut buf = [0u8; 64];
+    // The first bytes only (hyper reads the rest): this buffer is room in every parked
+    // connection's task.
+    let mut buf = [0u8; 16];
     let next_bytes = std::future::poll_fn(|cx| {
         activity.waker.register(cx.waker());
         if matches!(activity.verdict.load(Ordering::SeqCst), CLOSE | CUT) {
@@ -789,6 +798,15 @@ pub(super) async fn watchdog(
     // Nothing wakes this task when a request starts or ends, so it looks again at least
     // this often: never later than a deadline that a request head starting now would set.
     let every = limits.idle.min(limits.header_read).min(limits.send);
+    // And, on HTTP/1.1, at least every PARK_AFTER: an idle connection is then parked between
+    // one and two PARK_AFTERs after its last request, not a whole head timeout later, so
+    // hyper's buffers are not held by every connection that just went idle. A parked
+    // connection has no watchdog, so this costs a wake-up a second only while serving.
+    let every = if proto == Proto::Http1 {
+        every.min(PARK_AFTER)
+    } else {
+        every
+    };
     // HTTP/2 GOAWAY sent because a stream stalled: the connection is cut once nothing in
     // flight is still being taken by its client.
     let mut stalled_goaway = false;

@@ -330,12 +330,24 @@ impl Accepted {
 }
 
 /// A plain connection: HTTP/1.1, or h2c with prior knowledge.
-async fn serve_plain(sock: tokio::net::TcpStream, accepted: Accepted) {
-    let limits = accepted.limits();
-    let Some(proto) = sniff(&sock, limits.header_read).await else {
-        return;
-    };
-    serve_connection(sock, proto, accepted, limits).await;
+///
+/// An `async` block, not an `async fn`: an `async fn` keeps its arguments twice for the
+/// connection's whole life (as captured, and as the locals they are moved into), and a
+/// connection's task is what an idle connection costs.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its arguments twice"
+)]
+fn serve_plain(
+    sock: tokio::net::TcpStream,
+    accepted: Accepted,
+) -> impl std::future::Future<Output = ()> {
+    async move {
+        let Some(proto) = sniff(&sock, accepted.limits().header_read).await else {
+            return;
+        };
+        serve_connection(sock, proto, accepted).await;
+    }
 }
 
 /// A TLS connection: the handshake within `header_read_timeout`, then HTTP/1.1 or HTTP/2
@@ -352,8 +364,32 @@ async fn serve_tls(sock: tokio::net::TcpStream, accepted: Accepted) {
                 Some(b"h2") => Proto::Http2,
                 _ => Proto::Http1,
             };
-            serve_connection(stream, proto, accepted, limits).await;
+            serve_connection(stream, proto, accepted).await;
         }
         _ => tracing::debug!(peer = %accepted.peer, "TLS handshake failed or timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plain connection's task is what an idle (parked) connection costs, for as long as it
+    /// is held: with 10,000 idle clients, every 128 bytes here is over a megabyte. Each
+    /// `async fn` level keeps its arguments twice, and every local that lives across an
+    /// await is room in it; this was 1,736 bytes (a 1,920-byte task) before that was
+    /// trimmed. 1,120 keeps tokio's task, with its header and trailer, within 1,280 bytes
+    /// (1,064 in a release build).
+    #[test]
+    fn a_plain_connections_future_stays_small() {
+        fn size<Fut>(_: fn(tokio::net::TcpStream, Accepted) -> Fut) -> usize {
+            std::mem::size_of::<Fut>()
+        }
+        let bytes = size(serve_plain);
+        println!("a plain connection's future: {bytes} bytes");
+        assert!(
+            bytes <= 1120,
+            "a plain connection's future is {bytes} bytes"
+        );
     }
 }
