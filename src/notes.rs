@@ -106,14 +106,15 @@ impl RequestIds {
         }
     }
 
-    /// The next id, 24 hex digits (written by hand: this runs on every request).
-    pub fn next(&self) -> String {
+    /// The next id, 24 lowercase hex digits (written by hand: this runs on every request),
+    /// by value: the caller puts it where it is kept, in one allocation.
+    pub fn next(&self) -> [u8; 24] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let value = (u128::from(self.prefix) << 64) | u128::from(n);
-        let mut out = String::with_capacity(24);
-        for i in (0..24).rev() {
-            out.push(char::from(HEX[((value >> (i * 4)) & 0xf) as usize]));
+        let mut out = [0u8; 24];
+        for (i, digit) in out.iter_mut().enumerate() {
+            *digit = HEX[((value >> ((23 - i) * 4)) & 0xf) as usize];
         }
         out
     }
@@ -131,7 +132,8 @@ mod tests {
     #[test]
     fn request_ids_are_24_hex_digits_and_count_up() {
         let ids = super::RequestIds::new();
-        let (a, b) = (ids.next(), ids.next());
+        let text = |id: [u8; 24]| String::from_utf8(id.to_vec()).unwrap();
+        let (a, b) = (text(ids.next()), text(ids.next()));
         assert_eq!(a.len(), 24);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(a[..8], b[..8], "one prefix per process");

@@ -63,8 +63,29 @@ fn host_route_scope(route_prefix: &str, origin_path_prefix: &str) -> String {
     }
 }
 
-/// `private, max-age=N` without going through `fmt`.
+/// `private, max-age=N`, shared with the thread's last answer with the same `N`: a redirect's
+/// `max-age` counts down to its bucket's end, so answers within one second mostly carry the
+/// same value, and a clone of it allocates nothing.
 fn private_max_age(secs: u64) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u64, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((n, value)) if *n == secs => value.clone(),
+            _ => {
+                let value = spell_private_max_age(secs);
+                *last = Some((secs, value.clone()));
+                value
+            }
+        }
+    })
+}
+
+/// `private, max-age=N` without going through `fmt`.
+fn spell_private_max_age(secs: u64) -> HeaderValue {
     const PREFIX: &[u8] = b"private, max-age=";
     let mut buf = [0u8; 40];
     buf[..PREFIX.len()].copy_from_slice(PREFIX);
@@ -1106,7 +1127,8 @@ impl App {
 mod tests {
     #[test]
     fn private_max_age_spells_every_number() {
-        for n in [0u64, 7, 10, 900, 3599, u64::MAX] {
+        // Repeats and returns: the thread's last value is reused only for the same number.
+        for n in [0u64, 7, 7, 10, 900, 900, 7, 3599, u64::MAX, 0] {
             assert_eq!(
                 super::private_max_age(n).to_str().ok(),
                 Some(format!("private, max-age={n}").as_str())

@@ -192,7 +192,9 @@ pub(super) fn request_id(
     });
     match given {
         Some(v) => v.clone(),
-        None => HeaderValue::from_maybe_shared(Bytes::from(ids.next()))
+        // One allocation, which the access line and the response header then share: a
+        // `Bytes` made from a `String` allocates again the first time it is cloned.
+        None => HeaderValue::from_maybe_shared(Bytes::from_owner(ids.next()))
             .unwrap_or(HeaderValue::from_static("-")),
     }
 }
