@@ -86,10 +86,27 @@ pub fn note_cache(hit: bool) {
 }
 
 /// Per-process request ids: a random prefix (so replicas differ) and a counter.
+///
+/// Each thread takes the counter's values [`ID_BLOCK`] at a time, so the worker threads do
+/// not all write one shared atomic on every request. Ids stay unique; across threads they
+/// are not issued in order.
 #[derive(Debug)]
 pub struct RequestIds {
     prefix: u32,
     next: AtomicU64,
+    /// Tells this generator's blocks from another's in a thread's [`ID_BLOCKS`].
+    id: u64,
+}
+
+/// How many ids a thread takes from the shared counter at once.
+const ID_BLOCK: u64 = 256;
+
+/// Generators ever made in this process, so each has its own number.
+static GENERATORS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's block of ids: the generator it came from, the next id, the end.
+    static ID_BLOCKS: Cell<(u64, u64, u64)> = const { Cell::new((u64::MAX, 0, 0)) };
 }
 
 impl RequestIds {
@@ -103,6 +120,7 @@ impl RequestIds {
         RequestIds {
             prefix: seed as u32,
             next: AtomicU64::new(1),
+            id: GENERATORS.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -110,7 +128,17 @@ impl RequestIds {
     /// by value: the caller puts it where it is kept, in one allocation.
     pub fn next(&self) -> [u8; 24] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = ID_BLOCKS.with(|block| {
+            let (id, next, end) = block.get();
+            let (next, end) = if id == self.id && next < end {
+                (next, end)
+            } else {
+                let start = self.next.fetch_add(ID_BLOCK, Ordering::Relaxed);
+                (start, start + ID_BLOCK)
+            };
+            block.set((self.id, next + 1, end));
+            next
+        });
         let value = (u128::from(self.prefix) << 64) | u128::from(n);
         let mut out = [0u8; 24];
         for (i, digit) in out.iter_mut().enumerate() {
@@ -142,5 +170,51 @@ mod tests {
             u64::from_str_radix(&a[8..], 16).unwrap() + 1
         );
         assert_eq!(&a[8..], "0000000000000001");
+    }
+
+    /// Threads take blocks of ids; no id is handed out twice, from one generator shared by
+    /// threads or from two used in turn on one thread (each keeps its own counter).
+    #[test]
+    fn request_ids_never_repeat_across_threads_or_generators() {
+        let ids = std::sync::Arc::new(super::RequestIds::new());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let ids = ids.clone();
+                std::thread::spawn(move || (0..1000).map(|_| ids.next()).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for thread in threads {
+            for id in thread.join().unwrap() {
+                assert!(
+                    seen.insert(id),
+                    "{:?} handed out twice",
+                    String::from_utf8_lossy(&id)
+                );
+            }
+        }
+        assert_eq!(seen.len(), 4000);
+        // Two generators in turn on this thread, then one of them on another thread: a block
+        // taken from one generator must never be spent on the other.
+        let (a, b) = (
+            super::RequestIds::new(),
+            std::sync::Arc::new(super::RequestIds::new()),
+        );
+        let mut from_b = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            a.next();
+            assert!(from_b.insert(b.next()));
+        }
+        let elsewhere = {
+            let b = b.clone();
+            std::thread::spawn(move || (0..1000).map(|_| b.next()).collect::<Vec<_>>())
+        };
+        for id in elsewhere.join().unwrap() {
+            assert!(
+                from_b.insert(id),
+                "{:?} handed out twice",
+                String::from_utf8_lossy(&id)
+            );
+        }
     }
 }
