@@ -707,8 +707,9 @@ where
 
 /// A parked connection's wait: for the client's next bytes (returned; hyper reads the rest),
 /// or `None` when the client closes, the socket fails, `idle_until` (where the connection
-/// has been idle for `idle_timeout`) passes, or the server drains. No watchdog task runs meanwhile: these are the
-/// only deadlines a parked connection has (nothing is in flight, and no head has begun).
+/// has been idle for `idle_timeout`) passes, or the server drains. No watchdog task runs
+/// meanwhile: these are the only deadlines a parked connection has (nothing is in flight,
+/// and no head has begun).
 async fn wait_parked<T: AsyncRead + Unpin>(
     io: &mut Watched<T>,
     activity: &Activity,
