@@ -21,13 +21,7 @@ fn bin() -> Command {
 }
 
 fn tempdir() -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "edgesign-cli-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
+    let d = support::scratch::dir("cli");
     std::fs::create_dir_all(d.join("files")).unwrap();
     d
 }

@@ -6,6 +6,9 @@
     reason = "a broken fixture should fail loudly"
 )]
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -86,15 +89,7 @@ fn check(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Run {
 }
 
 fn tempdir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "edgesign-check-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    scratch::dir("check")
 }
 
 /// Asserts the config is refused with exit 64 (EX_USAGE) and a line naming `path` and containing `words`.
@@ -621,8 +616,7 @@ fn credential_sources_are_checked_key_by_key() {
 
 #[test]
 fn secrets_from_files_are_trimmed_and_checked() {
-    let dir = std::env::temp_dir().join(format!("edgesign-secret-files-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch::dir("secret-files");
     let inline = "secret_access_key = \"s3cr3t-VALUE-that-must-never-print\"";
     let file = dir.join("s3.secret");
     std::fs::write(&file, "s3cr3t-VALUE-that-must-never-print\n").unwrap();

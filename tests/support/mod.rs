@@ -14,6 +14,7 @@
     reason = "a broken fixture should fail loudly"
 )]
 
+pub mod scratch;
 pub mod vectors;
 
 use std::net::SocketAddr;
@@ -42,17 +43,9 @@ pub const SK_ACME: &str = "sk_test_acme_0123456789";
 /// A secret API key with no org.
 pub const SK_ADMIN: &str = "sk_test_admin_0123456789";
 
-/// A fresh temporary directory.
+/// A fresh temporary directory (see [`scratch`]).
 pub fn tempdir(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "edgesign-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    scratch::dir(tag)
 }
 
 /// A running s3s-fs origin.
