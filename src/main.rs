@@ -14,8 +14,9 @@ use edgesign::sign::detect;
 use edgesign::sign::signer::{SignSpec, raw_key_of};
 use edgesign::sign::{Method, Window};
 
-/// mimalloc, not the system allocator: no header on each allocation and size classes close
-/// to the sizes asked for, so a cached URL costs less memory (BENCHMARKS.md, many keys).
+/// mimalloc (its v2 line), not the system allocator: no header on each allocation and size
+/// classes close to the sizes asked for, so a cached URL costs less memory (BENCHMARKS.md,
+/// many keys).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use sha2::Digest;

@@ -178,10 +178,22 @@ impl Entry {
     }
 
     fn new(url: String, expires_at: u64) -> Entry {
-        // Copied into a buffer of exactly its length; the header shares it with `url()`.
-        let text = match http::HeaderValue::from_bytes(url.as_bytes()) {
-            Ok(value) => Text::Header(value),
-            Err(_) => Text::Plain(url.into_boxed_str()),
+        // The header takes the string's own buffer (no copy) and `url()` shares it. `http`
+        // gives nothing back when it refuses bytes, so those it would refuse (controls other
+        // than tab, and DEL) are looked for first; the check has no early exit, so it
+        // compiles to a few vector instructions for a URL's length.
+        let refused = url
+            .bytes()
+            .fold(false, |any, b| any | (b < b' ' && b != b'\t') | (b == 0x7f));
+        let text = if refused {
+            Text::Plain(url.into_boxed_str())
+        } else {
+            match http::HeaderValue::from_maybe_shared(bytes::Bytes::from(url.into_bytes())) {
+                Ok(value) => Text::Header(value),
+                // Unreachable after the check above; a URL that cannot be a header is served
+                // as a JSON answer's text, never as a `Location`.
+                Err(_) => Text::Plain(Box::from("")),
+            }
         };
         Entry { text, expires_at }
     }
@@ -608,6 +620,27 @@ mod tests {
             let mut longer = a.clone();
             longer.push(0);
             prop_assert!(!same_bytes(&a, &longer));
+        }
+
+        /// An entry gives back every URL exactly, and is a `Location` exactly when `http`
+        /// takes the URL as a header value (controls, DEL and non-ASCII included).
+        #[test]
+        fn entries_keep_every_url_and_are_headers_exactly_when_http_says(
+            chars in proptest::collection::vec(prop_oneof![
+                4 => proptest::char::range('a', 'z'),
+                1 => Just('\t'),
+                1 => Just('\x7f'),
+                1 => proptest::char::range('\0', '\x1f'),
+                1 => any::<char>(),
+            ], 0..40),
+        ) {
+            let url = String::from_iter(chars);
+            let entry = Entry::new(url.clone(), 7);
+            prop_assert_eq!(entry.url(), url.as_str());
+            prop_assert_eq!(entry.location().is_some(), http::HeaderValue::from_str(&url).is_ok());
+            if let Some(location) = entry.location() {
+                prop_assert_eq!(location.as_bytes(), url.as_bytes());
+            }
         }
 
         #[test]
