@@ -12,12 +12,16 @@
 //! blocks would turn a slow or full disk into an outage of every request, and a count that
 //! an alert watches says exactly how many decisions went unrecorded. A reload opens the path
 //! again (a new writer; the old one drains into the old file), so logrotate's
-//! rename-then-`SIGHUP` works.
+//! rename-then-`SIGHUP` works. At exit, [`finish`] has every writer write what is queued
+//! before the process ends.
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use sha2::Digest;
 
@@ -27,7 +31,43 @@ use crate::metrics::Metrics;
 pub const QUEUE: usize = 65_536;
 
 /// How long the writer rests after a write: a line reaches the file within about this.
-const REST: std::time::Duration = std::time::Duration::from_millis(5);
+const REST: Duration = Duration::from_millis(5);
+
+/// How often an idle writer looks whether [`finish`] asked it to stop.
+const WAKE: Duration = Duration::from_millis(100);
+
+/// Writers started and not yet known to have ended (a reload starts one), for [`finish`].
+static WRITERS: Mutex<Vec<Writer>> = Mutex::new(Vec::new());
+
+/// One writer thread, and the flag that asks it to write what is queued and stop.
+struct Writer {
+    thread: JoinHandle<()>,
+    closing: Arc<AtomicBool>,
+}
+
+/// At exit, once nothing records any more: has every writer write what is queued, and waits
+/// for them, up to `within`. Without it, lines still queued when `main` returns are lost
+/// (the writer is a thread of its own, which the process's exit ends wherever it is).
+/// Returns whether every writer finished in time.
+pub fn finish(within: Duration) -> bool {
+    let writers = std::mem::take(&mut *WRITERS.lock().unwrap_or_else(PoisonError::into_inner));
+    for w in &writers {
+        w.closing.store(true, Ordering::Release);
+    }
+    let deadline = crate::clock::instant() + within;
+    let mut all = true;
+    for w in writers {
+        while !w.thread.is_finished() && crate::clock::instant() < deadline {
+            std::thread::sleep(REST);
+        }
+        if w.thread.is_finished() {
+            let _ = w.thread.join();
+        } else {
+            all = false;
+        }
+    }
+    all
+}
 
 /// Where the lines go: a queue to the writer thread.
 #[derive(Debug)]
@@ -169,10 +209,15 @@ impl AuditLog {
         };
         let (queue, lines) = std::sync::mpsc::sync_channel(QUEUE);
         let counts = metrics.clone();
-        std::thread::Builder::new()
+        let closing = Arc::new(AtomicBool::new(false));
+        let asked = closing.clone();
+        let thread = std::thread::Builder::new()
             .name("edgesign-audit".to_owned())
-            .spawn(move || write_lines(&lines, out, &counts))
+            .spawn(move || write_lines(&lines, out, &counts, &asked))
             .map_err(|e| format!("audit.path: cannot start the audit writer ({e})"))?;
+        let mut writers = WRITERS.lock().unwrap_or_else(PoisonError::into_inner);
+        writers.retain(|w| !w.thread.is_finished());
+        writers.push(Writer { thread, closing });
         Ok(AuditLog { queue, metrics })
     }
 
@@ -236,15 +281,28 @@ impl Line {
 }
 
 /// The writer: takes what is queued (up to 256 KiB at a time), appends it in one `write`,
-/// until every sender is gone. After a write it rests [`REST`], so that under load lines
-/// gather into batches and a request queueing one does not wake a thread each time.
-fn write_lines(lines: &Receiver<Line>, out: Out, metrics: &Metrics) {
+/// until every sender is gone, or until `closing` is set and nothing is queued. After a
+/// write it rests [`REST`], so that under load lines gather into batches and a request
+/// queueing one does not wake a thread each time.
+fn write_lines(lines: &Receiver<Line>, out: Out, metrics: &Metrics, closing: &AtomicBool) {
     let mut buf = Vec::with_capacity(256 * 1024);
     let mut warned: Option<std::time::Instant> = None;
     // A write that failed part-way may have left half a line: the next batch starts on a
     // line of its own.
     let mut torn = false;
-    while let Ok(first) = lines.recv() {
+    loop {
+        let first = if closing.load(Ordering::Acquire) {
+            match lines.try_recv() {
+                Ok(line) => line,
+                Err(_) => break,
+            }
+        } else {
+            match lines.recv_timeout(WAKE) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
         buf.clear();
         if torn {
             buf.push(b'\n');
@@ -264,7 +322,9 @@ fn write_lines(lines: &Receiver<Line>, out: Out, metrics: &Metrics) {
             Ok(()) => {
                 torn = false;
                 metrics.audit_lines("written", n);
-                std::thread::sleep(REST);
+                if !closing.load(Ordering::Acquire) {
+                    std::thread::sleep(REST);
+                }
             }
             Err(e) => {
                 torn = true;
@@ -283,6 +343,49 @@ fn write_lines(lines: &Receiver<Line>, out: Out, metrics: &Metrics) {
 #[cfg(test)]
 mod tests {
     use super::signature_of;
+
+    #[test]
+    #[allow(clippy::unwrap_used, reason = "a test")]
+    fn finish_writes_every_queued_line_before_returning() {
+        use super::{AuditLog, Decision, Event, QUEUE};
+        let dir =
+            std::env::temp_dir().join(format!("edgesign-audit-finish-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("audit.log");
+        let _ = std::fs::remove_file(&path);
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        let log = AuditLog::open(&path, metrics).unwrap();
+        // More than one batch of 256 KiB, queued faster than the writer writes them.
+        let n = QUEUE / 4;
+        for i in 0..n {
+            log.record(&Event {
+                request_id: &format!("req-{i}"),
+                client: std::net::Ipv4Addr::LOCALHOST.into(),
+                principal: "anonymous".into(),
+                org: None,
+                origin: "demo",
+                key: format!("objects/{i}.bin"),
+                scheme: "s3",
+                decision: Decision::Minted,
+                expires_at: Some(1_800_000_000),
+                url: None,
+            });
+        }
+        // The log stays open (a request could still hold the app): finish must not wait
+        // for it to be dropped.
+        assert!(super::finish(std::time::Duration::from_secs(30)));
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written.lines().count(), n);
+        assert!(
+            written
+                .lines()
+                .last()
+                .unwrap()
+                .contains(&format!("\"req-{}\"", n - 1))
+        );
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_signature_of_every_scheme_is_found() {

@@ -302,7 +302,7 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let listeners = match server::Listeners::bind(&app.config, tls) {
             Ok(l) => l,
             Err(e) => {
@@ -337,8 +337,20 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
             tracing::warn!("shutdown_grace elapsed with requests still in flight; they are cut");
         }
         ExitCode::SUCCESS
-    })
+    });
+    // Nothing is served any more: the audit lines still queued go to the file before exit.
+    if !edgesign::audit::finish(AUDIT_FLUSH) {
+        tracing::warn!(
+            within_ms = AUDIT_FLUSH.as_millis() as u64,
+            "the audit log did not take every queued line before exit"
+        );
+    }
+    code
 }
+
+/// How long the exit waits for the audit log's writer to write what is queued (a full queue
+/// is 65,536 lines, about 20 MB; a disk that cannot take that in this time loses the rest).
+const AUDIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The runtime that serves connections: `server.workers` threads (default: one per core)
 /// with work stealing. A connection is a task any worker can run. When another process takes

@@ -180,3 +180,52 @@ async fn every_access_decision_is_one_json_line_without_secrets() {
     assert_eq!(fresh[0]["decision"], "minted");
     assert_eq!(lines(&dir.join("audit.ndjson.1")).len(), 7);
 }
+
+/// A replica stopped under load keeps its audit trail: every decision it answered is in the
+/// file when the process has exited, including lines still queued at `SIGTERM`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_queued_at_sigterm_are_written_before_the_process_exits() {
+    let origin = s3_origin().await;
+    let dir = tempdir("audit-exit");
+    let log = dir.join("audit.ndjson");
+    let mut edge = spawn_with(
+        "audit-exit",
+        &format!(
+            "{}[[routes]]\nprefix = \"/r/\"\norigin = \"docs\"\nmode = \"redirect\"\naccess = \"public\"\n[rate_limit]\nper_second = 1000000\nburst = 1000000\n[audit]\npath = \"{}\"\n",
+            s3_origin_toml(&origin, "1h"),
+            log.display()
+        ),
+        &[],
+    );
+    let base = edge.base.clone();
+    // Distinct keys, so that each request mints and writes a line; many at once, so that
+    // lines are still queued when the last answer arrives.
+    const N: usize = 2_000;
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                for i in (t..N).step_by(16) {
+                    let got = get(&format!("{base}/r/exit/{i}.bin"), &[]).await;
+                    assert_eq!(got.status, 302);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    edge.signal("TERM");
+    let status = edge.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        edge.log()
+    );
+    let got = lines(&log);
+    assert_eq!(got.len(), N, "lines in the audit log after exit");
+    let mut keys: Vec<&str> = got.iter().map(|l| l["key"].as_str().unwrap()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), N, "one line per request");
+}
