@@ -78,13 +78,85 @@ impl PartialEq for CacheKey {
 /// Hashes every field `eq` compares, so equal keys hash alike.
 impl std::hash::Hash for CacheKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.origin.hash(state);
-        self.text.hash(state);
-        self.key_end.hash(state);
-        self.params_end.hash(state);
-        self.method.hash(state);
-        self.bucket_start.hash(state);
-        self.epoch.hash(state);
+        hash_parts(
+            state,
+            [self.origin, self.key_end, self.params_end],
+            &self.text,
+            self.method,
+            [self.bucket_start, self.epoch],
+        );
+    }
+}
+
+/// The one hash of a key's parts, for [`CacheKey`] and [`StableKey`] alike.
+fn hash_parts<H: std::hash::Hasher>(
+    state: &mut H,
+    [origin, key_end, params_end]: [u32; 3],
+    text: &str,
+    method: Method,
+    [bucket_start, epoch]: [u64; 2],
+) {
+    use std::hash::Hash;
+    origin.hash(state);
+    text.hash(state);
+    key_end.hash(state);
+    params_end.hash(state);
+    method.hash(state);
+    bucket_start.hash(state);
+    epoch.hash(state);
+}
+
+/// A stable link's cache key (no parameters, no variant), borrowed: it asks the thread's
+/// table ([`SignatureCache::get_recent`]) without building a [`CacheKey`], whose text is an
+/// allocation of its own. Equal to the `CacheKey` of the same parts, and hashed alike.
+#[derive(Debug, Clone, Copy)]
+pub struct StableKey<'a> {
+    origin: u32,
+    raw_key: &'a str,
+    method: Method,
+    bucket_start: u64,
+    epoch: u64,
+}
+
+impl<'a> StableKey<'a> {
+    /// The key [`CacheKey::new`] makes of these parts with no parameters and no variant.
+    pub fn new(origin: usize, raw_key: &'a str, method: Method, bucket_start: u64) -> Self {
+        StableKey {
+            origin: u32::try_from(origin).unwrap_or(u32::MAX),
+            raw_key,
+            method,
+            bucket_start,
+            epoch: 0,
+        }
+    }
+
+    /// This key for the origin's `epoch`-th credentials.
+    pub fn with_epoch(self, epoch: u64) -> Self {
+        StableKey { epoch, ..self }
+    }
+
+    fn hash_with(&self, hasher: &foldhash::fast::RandomState) -> u64 {
+        let mut state = hasher.build_hasher();
+        let len = u32::try_from(self.raw_key.len()).unwrap_or(u32::MAX);
+        hash_parts(
+            &mut state,
+            [self.origin, len, len],
+            self.raw_key,
+            self.method,
+            [self.bucket_start, self.epoch],
+        );
+        std::hash::Hasher::finish(&state)
+    }
+
+    fn is(&self, key: &CacheKey) -> bool {
+        let len = u32::try_from(self.raw_key.len()).unwrap_or(u32::MAX);
+        key.origin == self.origin
+            && key.bucket_start == self.bucket_start
+            && key.epoch == self.epoch
+            && key.method == self.method
+            && key.key_end == len
+            && key.params_end == len
+            && same_bytes(key.text.as_bytes(), self.raw_key.as_bytes())
     }
 }
 
@@ -301,7 +373,7 @@ impl SignatureCache {
     /// `None` (not counted) when it must be minted, by [`SignatureCache::get_or_sign`].
     pub fn get(&self, key: &CacheKey, now: u64) -> Option<Arc<Entry>> {
         let hash = self.hasher.hash_one(key);
-        let entry = match Front::get(self.id, hash, key, now) {
+        let entry = match Front::get(self.id, hash, |k| k == key, now) {
             Some(entry) => entry,
             None => {
                 let url = self.inner.get(key)?;
@@ -316,6 +388,15 @@ impl SignatureCache {
                 entry
             }
         };
+        self.hit();
+        Some(entry)
+    }
+
+    /// The URL for a stable link's `key` if this thread's table holds it alive at `now`,
+    /// counted as a hit; `None` (not counted) says: ask [`SignatureCache::get`]. The hot path
+    /// of a cache-hit redirect: no allocation, no moka.
+    pub fn get_recent(&self, key: &StableKey<'_>, now: u64) -> Option<Arc<Entry>> {
+        let entry = Front::get(self.id, key.hash_with(&self.hasher), |k| key.is(k), now)?;
         self.hit();
         Some(entry)
     }
@@ -451,15 +532,16 @@ impl Front {
         (hash as usize) & (FRONT_SLOTS - 1)
     }
 
-    /// The entry for `key` if this thread took it from cache `cache` and its URL is alive.
-    fn get(cache: u64, hash: u64, key: &CacheKey, now: u64) -> Option<Arc<Entry>> {
+    /// The entry for the key that `is` recognises (of hash `hash`) if this thread took it
+    /// from cache `cache` and its URL is alive.
+    fn get(cache: u64, hash: u64, is: impl Fn(&CacheKey) -> bool, now: u64) -> Option<Arc<Entry>> {
         FRONT.with(|f| {
             let f = f.try_borrow().ok()?;
             if f.cache != cache {
                 return None;
             }
             match f.slots.get(Self::slot(hash))? {
-                Some((h, k, entry)) if *h == hash && k == key && now < entry.expires_at => {
+                Some((h, k, entry)) if *h == hash && is(k) && now < entry.expires_at => {
                     Some(entry.clone())
                 }
                 _ => None,
@@ -515,6 +597,27 @@ mod tests {
         let from_table = cache.get(&key, 1001).expect("a hit");
         assert!(Arc::ptr_eq(&from_table, &from_moka));
         assert_eq!((cache.hits(), cache.signing_ops()), (2, 1));
+        // The borrowed key finds the same entry in the table, and only that key's.
+        let stable = StableKey::new(0, "a/b.txt", Method::Get, 1000);
+        assert!(Arc::ptr_eq(
+            &cache.get_recent(&stable, 1001).unwrap(),
+            &from_moka
+        ));
+        assert_eq!(cache.hits(), 3);
+        for other in [
+            StableKey::new(0, "a/b.txT", Method::Get, 1000),
+            StableKey::new(1, "a/b.txt", Method::Get, 1000),
+            StableKey::new(0, "a/b.txt", Method::Head, 1000),
+            StableKey::new(0, "a/b.txt", Method::Get, 1001),
+            StableKey::new(0, "a/b.txt", Method::Get, 1000).with_epoch(1),
+        ] {
+            assert!(cache.get_recent(&other, 1001).is_none(), "{other:?}");
+        }
+        assert!(
+            cache.get_recent(&stable, 1600).is_none(),
+            "dead at its expiry"
+        );
+        assert_eq!(cache.hits(), 3);
         // Another cache (a reload) on the same thread does not see this one's entries.
         let reloaded = SignatureCache::new(100, 1 << 20, Duration::from_secs(900), metrics);
         assert!(reloaded.get(&key, 1001).is_none());
@@ -641,6 +744,24 @@ mod tests {
             if let Some(location) = entry.location() {
                 prop_assert_eq!(location.as_bytes(), url.as_bytes());
             }
+        }
+
+        /// A borrowed stable key hashes like, and is, exactly the owned key of its parts
+        /// (and never a key with parameters or a variant).
+        #[test]
+        fn stable_keys_agree_with_cache_keys(
+            k1 in "[a-c/]{0,20}", k2 in "[a-c/]{0,20}", p in "[a=&]{0,6}", v in "[xy]{0,3}",
+            origin in 0usize..3, bucket in 0u64..3, epoch in 0u64..3,
+        ) {
+            let hasher = foldhash::fast::RandomState::default();
+            let owned = CacheKey::new(origin, &k1, Method::Get, &[], "", bucket).with_epoch(epoch);
+            let borrowed = StableKey::new(origin, &k1, Method::Get, bucket).with_epoch(epoch);
+            prop_assert_eq!(borrowed.hash_with(&hasher), hasher.hash_one(&owned));
+            prop_assert!(borrowed.is(&owned));
+            let other = CacheKey::new(origin, &k2, Method::Get, &[], "", bucket).with_epoch(epoch);
+            prop_assert_eq!(borrowed.is(&other), k1 == k2);
+            let shaped = CacheKey::new(origin, &k1, Method::Get, &[&p], &v, bucket).with_epoch(epoch);
+            prop_assert_eq!(borrowed.is(&shaped), p.is_empty() && v.is_empty());
         }
 
         #[test]
