@@ -17,12 +17,17 @@ fn main() {
         .filter(|c| !c.is_empty())
         .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".to_owned());
-    // Build again when HEAD moves: HEAD itself, the branch it names, and packed refs.
+    // Build again when HEAD moves: HEAD itself, the branches (a directory: cargo looks at
+    // every file in it, so a branch's first loose ref counts too), and packed refs. Only
+    // paths that exist: cargo counts a missing one as changed, and would then build the
+    // crate again on every command (a repository whose refs are all loose has no
+    // `packed-refs`; one whose refs are all packed has no file per branch).
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
-        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={dir}/{branch}");
+        for path in ["HEAD", "refs/heads", "packed-refs"] {
+            let path = format!("{dir}/{path}");
+            if std::path::Path::new(&path).exists() {
+                println!("cargo:rerun-if-changed={path}");
+            }
         }
     }
     println!("cargo:rustc-env=EDGESIGN_COMMIT={commit}");
