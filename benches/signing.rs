@@ -175,10 +175,10 @@ fn bench(c: &mut Criterion) {
     ))
     .unwrap();
     let gcs_rsa = gcs::Key::service_account(&sa).unwrap();
-    let gcs_hmac = gcs::Key::Hmac {
-        access_id: "GOOG1EXAMPLEEDGESIGNHMACKEY0123456789ABCDEFGHIJKLMNOPQRSTUV".into(),
-        secret: Secret::new("bGoa+V7g/yqDXvKRqq+JTFn4uQZbPiQJo4pf9RzJ"),
-    };
+    let gcs_hmac = gcs::Key::hmac(
+        "GOOG1EXAMPLEEDGESIGNHMACKEY0123456789ABCDEFGHIJKLMNOPQRSTUV",
+        Secret::new("bGoa+V7g/yqDXvKRqq+JTFn4uQZbPiQJo4pf9RzJ"),
+    );
     let gcs_req = gcs::Request {
         method: Method::Get,
         host: "storage.googleapis.com",

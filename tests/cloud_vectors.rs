@@ -187,10 +187,10 @@ fn gcs_hmac_follows_the_documented_derivation() {
     // signs GOOG4-HMAC-SHA256, so the documentation is the oracle.
     let all = vectors("gcs_hmac_by_hand.json");
     let secret = all["secret"].as_str().unwrap();
-    let key = Key::Hmac {
-        access_id: all["access_id"].as_str().unwrap().to_owned(),
-        secret: edgesign::secret::Secret::new(secret.to_owned()),
-    };
+    let key = Key::hmac(
+        all["access_id"].as_str().unwrap(),
+        edgesign::secret::Secret::new(secret.to_owned()),
+    );
     for v in all["vectors"].as_array().unwrap() {
         let name = v["name"].as_str().unwrap();
         let (i, e) = (&v["input"], &v["expected"]);
@@ -236,10 +236,10 @@ fn gcs_hmac_follows_the_documented_derivation() {
         let upper = got.query.replace("X-Goog-", "x-goog-");
         let parsed = gcs::parse(&upper).unwrap();
         assert_eq!(parsed.algorithm, Algorithm::Hmac);
-        let wrong = Key::Hmac {
-            access_id: key.id().to_owned(),
-            secret: edgesign::secret::Secret::new(format!("{secret}x")),
-        };
+        let wrong = Key::hmac(
+            key.id(),
+            edgesign::secret::Secret::new(format!("{secret}x")),
+        );
         let parsed = gcs::parse(&got.query).unwrap();
         gcs::verify(
             &parsed,

@@ -625,10 +625,7 @@ pub(super) fn validate_gcs(
                     continue;
                 };
                 if let Some(secret) = key_secret(&kp, k, c) {
-                    keys.push(gcs::Key::Hmac {
-                        access_id: id,
-                        secret,
-                    });
+                    keys.push(gcs::Key::hmac(id, secret));
                 }
             }
             (None, false) => c.err(

@@ -288,8 +288,8 @@ impl Config {
                                 "client_email" => Value::String(client_email.clone()),
                                 "private_key" => Value::String(REDACTED.into()),
                             },
-                            crate::sign::gcs::Key::Hmac { access_id, .. } => table! {
-                                "access_id" => Value::String(access_id.clone()),
+                            crate::sign::gcs::Key::Hmac(key) => table! {
+                                "access_id" => Value::String(key.access_id.clone()),
                                 "secret" => Value::String(REDACTED.into()),
                             },
                         })

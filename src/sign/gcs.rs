@@ -16,6 +16,8 @@
 //! `X-Goog-*` names are matched case-insensitively when a URL is read; the canonical query
 //! keeps them as the URL spells them (that is what its signer signed).
 
+use std::sync::Arc;
+
 use hmac::Mac;
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::signature::{SignatureEncoding, Verifier};
@@ -23,7 +25,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::encoding::{amz_date, canonical_component, hex_lower, parse_amz_date, uri_encode_into};
-use super::sigv4::write_canonical_request;
+use super::sigv4::{SigningKeyCache, write_canonical_request};
 use super::{Error, Method, keyed};
 use crate::secret::Secret;
 
@@ -75,13 +77,32 @@ pub enum Key {
         /// The public half, to verify.
         public: rsa::RsaPublicKey,
     },
-    /// An HMAC key.
-    Hmac {
-        /// `GOOG1…`: the credential's id.
-        access_id: String,
-        /// The secret.
-        secret: Secret,
-    },
+    /// An HMAC key ([`Key::hmac`]).
+    Hmac(HmacKey),
+}
+
+/// An HMAC key, and the signing keys it has derived: one per date, like SigV4's, so a
+/// signature costs one HMAC, not five.
+/// Its `Debug` shows the access ID only (the secret and the cache are redacted).
+#[derive(Clone, Debug)]
+pub struct HmacKey {
+    /// `GOOG1…`: the credential's id.
+    pub access_id: String,
+    secret: Secret,
+    /// Shared by the key's clones; it only ever holds keys derived from `secret`.
+    keys: Arc<SigningKeyCache>,
+}
+
+impl HmacKey {
+    /// The HMAC keyed with the signing key of `date` (`YYYYMMDD`).
+    fn signing_mac(&self, date: &str) -> HmacSha256 {
+        let derive = || hmac_signing_key(self.secret.expose(), date);
+        match <&[u8; 8]>::try_from(date.as_bytes()) {
+            Ok(day) => self.keys.get_or_derive(day, "auto", "storage", derive),
+            // Not a scope date (never the case for a date this module formats): not cached.
+            Err(_) => keyed(&derive()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Key {
@@ -91,15 +112,24 @@ impl std::fmt::Debug for Key {
                 .debug_struct("ServiceAccount")
                 .field("client_email", client_email)
                 .finish_non_exhaustive(),
-            Key::Hmac { access_id, .. } => f
+            Key::Hmac(key) => f
                 .debug_struct("Hmac")
-                .field("access_id", access_id)
+                .field("access_id", &key.access_id)
                 .finish_non_exhaustive(),
         }
     }
 }
 
 impl Key {
+    /// An HMAC key: its `GOOG1…` access ID and its secret.
+    pub fn hmac(access_id: impl Into<String>, secret: Secret) -> Key {
+        Key::Hmac(HmacKey {
+            access_id: access_id.into(),
+            secret,
+            keys: Arc::default(),
+        })
+    }
+
     /// A service account from the JSON key file Google issues (`client_email`,
     /// `private_key` as PKCS#8 PEM). The error never holds key material.
     pub fn service_account(json: &str) -> Result<Key, String> {
@@ -139,7 +169,7 @@ impl Key {
     pub fn id(&self) -> &str {
         match self {
             Key::ServiceAccount { client_email, .. } => client_email,
-            Key::Hmac { access_id, .. } => access_id,
+            Key::Hmac(key) => &key.access_id,
         }
     }
 
@@ -157,8 +187,8 @@ impl Key {
                 .map_err(|_| Error::Internal("RSA signing failed".into()))?;
                 Ok(hex::encode(sig.to_bytes()))
             }
-            Key::Hmac { secret, .. } => {
-                let mut mac: HmacSha256 = keyed(&hmac_signing_key(secret.expose(), date));
+            Key::Hmac(key) => {
+                let mut mac = key.signing_mac(date);
                 mac.update(string_to_sign.as_bytes());
                 let hex: [u8; 64] = hex_lower(&mac.finalize().into_bytes());
                 Ok(String::from_utf8_lossy(&hex).into_owned())
@@ -180,7 +210,7 @@ impl Key {
                     .verify(string_to_sign.as_bytes(), &sig)
                     .is_ok()
             }
-            Key::Hmac { .. } => match self.sign(date, string_to_sign) {
+            Key::Hmac(_) => match self.sign(date, string_to_sign) {
                 Ok(expected) => {
                     let given = signature.to_ascii_lowercase();
                     expected.as_bytes().ct_eq(given.as_bytes()).into()
@@ -458,5 +488,53 @@ pub fn verify<'h>(
         Ok(())
     } else {
         Err(Error::InvalidSignature("the signature does not verify"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The signature of `string_to_sign` with the signing key derived afresh.
+    fn fresh(secret: &str, date: &str, string_to_sign: &str) -> String {
+        let mut mac: HmacSha256 = keyed(&hmac_signing_key(secret, date));
+        mac.update(string_to_sign.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn an_hmac_key_signs_every_date_as_a_fresh_derivation_would() {
+        let key = Key::hmac("GOOG1EXAMPLE", Secret::new("first secret"));
+        let clone = key.clone();
+        // More dates than the cache has slots, revisited out of order, and a date that is
+        // not eight bytes (derived, never cached): each signs with its own date's key.
+        let dates = [
+            "20260101", "20260102", "20260101", "20991231", "20260103", "20260104", "20260105",
+            "20260101", "2026010", "20260102",
+        ];
+        for (i, date) in dates.into_iter().enumerate() {
+            let sts = format!("GOOG4-HMAC-SHA256\n{date}T000000Z\n{date}{SCOPE_TAIL}\n{i:064x}");
+            let expected = fresh("first secret", date, &sts);
+            assert_eq!(key.sign(date, &sts).unwrap(), expected, "{date}");
+            assert_eq!(clone.sign(date, &sts).unwrap(), expected, "{date}, a clone");
+            assert!(key.verifies(date, &sts, &expected.to_ascii_uppercase()));
+        }
+        // Another secret's key signs with its own keys, never with those cached above.
+        let other = Key::hmac("GOOG1EXAMPLE", Secret::new("second secret"));
+        let sts = format!("GOOG4-HMAC-SHA256\n20260101T000000Z\n20260101{SCOPE_TAIL}\n00");
+        let theirs = other.sign("20260101", &sts).unwrap();
+        assert_eq!(theirs, fresh("second secret", "20260101", &sts));
+        assert_ne!(theirs, key.sign("20260101", &sts).unwrap());
+        assert!(!key.verifies("20260101", &sts, &theirs));
+        // Neither the key nor its parts print the secret.
+        let Key::Hmac(inner) = &key else {
+            panic!("an HMAC key")
+        };
+        for shown in [format!("{key:?}"), format!("{inner:?}")] {
+            assert!(
+                shown.contains("GOOG1EXAMPLE") && !shown.contains("first secret"),
+                "{shown}"
+            );
+        }
     }
 }

@@ -90,13 +90,28 @@ const CACHE_SLOTS: usize = 4;
 impl SigningKeyCache {
     /// A keyed HMAC for (date, region, service), derived once and then reused.
     pub fn get(&self, secret: &Secret, date: &[u8; 8], region: &str, service: &str) -> HmacSha256 {
+        self.get_or_derive(date, region, service, || {
+            derive_signing_key(secret.expose(), date, region, service)
+        })
+    }
+
+    /// The same for a scheme that derives its signing key its own way (GCS's `GOOG4` chain):
+    /// `derive` runs only when (date, region, service) is not cached. A cache holds the keys
+    /// of one secret, so it lives beside that secret.
+    pub fn get_or_derive(
+        &self,
+        date: &[u8; 8],
+        region: &str,
+        service: &str,
+        derive: impl FnOnce() -> [u8; 32],
+    ) -> HmacSha256 {
         let hit = |k: &CachedKey| k.date == *date && &*k.region == region && &*k.service == service;
         if let Ok(slots) = self.slots.read()
             && let Some(k) = slots.iter().find(|k| hit(k))
         {
             return k.mac.clone();
         }
-        let key = derive_signing_key(secret.expose(), date, region, service);
+        let key = derive();
         let mac: HmacSha256 = super::keyed(&key);
         if let Ok(mut slots) = self.slots.write()
             && !slots.iter().any(hit)
