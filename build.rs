@@ -22,12 +22,13 @@ fn main() {
     // paths that exist: cargo counts a missing one as changed, and would then build the
     // crate again on every command (a repository whose refs are all loose has no
     // `packed-refs`; one whose refs are all packed has no file per branch).
-    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
-        for path in ["HEAD", "refs/heads", "packed-refs"] {
-            let path = format!("{dir}/{path}");
-            if std::path::Path::new(&path).exists() {
-                println!("cargo:rerun-if-changed={path}");
-            }
+    // `--git-path` finds each where git keeps it: in a linked worktree, HEAD is the
+    // worktree's own and the branches are the main repository's.
+    for name in ["HEAD", "refs/heads", "packed-refs"] {
+        if let Some(path) = git(&["rev-parse", "--git-path", name])
+            && std::path::Path::new(&path).exists()
+        {
+            println!("cargo:rerun-if-changed={path}");
         }
     }
     println!("cargo:rustc-env=EDGESIGN_COMMIT={commit}");
