@@ -338,6 +338,12 @@ fn write_lines(lines: &Receiver<Line>, out: Out, metrics: &Metrics, closing: &At
             }
         }
     }
+    // Lines queued after a closing writer found the queue empty (requests still running
+    // when `shutdown_grace` ran out): not written, so counted as failed, not lost unseen.
+    let left = lines.try_iter().count();
+    if left > 0 {
+        metrics.audit_lines("failed", left as u64);
+    }
 }
 
 #[cfg(test)]

@@ -338,7 +338,8 @@ fn serve(config: Config, path: PathBuf) -> ExitCode {
         }
         ExitCode::SUCCESS
     });
-    // Nothing is served any more: the audit lines still queued go to the file before exit.
+    // Drained (or, when shutdown_grace ran out, what is still in flight is cut at exit): the
+    // audit lines still queued go to the file before the process ends.
     if !edgesign::audit::finish(AUDIT_FLUSH) {
         tracing::warn!(
             within_ms = AUDIT_FLUSH.as_millis() as u64,
