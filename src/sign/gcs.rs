@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::encoding::{amz_date, canonical_component, hex_lower, parse_amz_date, uri_encode_into};
-use super::sigv4::{SigningKeyCache, write_canonical_request};
+use super::sigv4::{KeyUse, SigningKeyCache, write_canonical_request};
 use super::{Error, Method, keyed};
 use crate::secret::Secret;
 
@@ -94,14 +94,30 @@ pub struct HmacKey {
 }
 
 impl HmacKey {
-    /// The HMAC keyed with the signing key of `date` (`YYYYMMDD`).
-    fn signing_mac(&self, date: &str) -> HmacSha256 {
+    /// The HMAC keyed with the signing key of `date` (`YYYYMMDD`), kept for the next
+    /// signature when `signing`; when checking a URL (whose date its sender chose), a key not
+    /// cached yet is derived and not kept.
+    fn mac(&self, date: &str, signing: bool) -> HmacSha256 {
         let derive = || hmac_signing_key(self.secret.expose(), date);
+        let usage = if signing {
+            KeyUse::Signing
+        } else {
+            KeyUse::Checking
+        };
         match <&[u8; 8]>::try_from(date.as_bytes()) {
-            Ok(day) => self.keys.get_or_derive(day, "auto", "storage", derive),
+            Ok(day) => self
+                .keys
+                .get_or_derive(day, "auto", "storage", usage, derive),
             // Not a scope date (never the case for a date this module formats): not cached.
             Err(_) => keyed(&derive()),
         }
+    }
+
+    /// The lower-case hex signature of `string_to_sign`.
+    fn signature(&self, date: &str, string_to_sign: &str, signing: bool) -> [u8; 64] {
+        let mut mac = self.mac(date, signing);
+        mac.update(string_to_sign.as_bytes());
+        hex_lower(&mac.finalize().into_bytes())
     }
 }
 
@@ -188,9 +204,7 @@ impl Key {
                 Ok(hex::encode(sig.to_bytes()))
             }
             Key::Hmac(key) => {
-                let mut mac = key.signing_mac(date);
-                mac.update(string_to_sign.as_bytes());
-                let hex: [u8; 64] = hex_lower(&mac.finalize().into_bytes());
+                let hex = key.signature(date, string_to_sign, true);
                 Ok(String::from_utf8_lossy(&hex).into_owned())
             }
         }
@@ -210,13 +224,11 @@ impl Key {
                     .verify(string_to_sign.as_bytes(), &sig)
                     .is_ok()
             }
-            Key::Hmac(_) => match self.sign(date, string_to_sign) {
-                Ok(expected) => {
-                    let given = signature.to_ascii_lowercase();
-                    expected.as_bytes().ct_eq(given.as_bytes()).into()
-                }
-                Err(_) => false,
-            },
+            Key::Hmac(key) => {
+                let expected = key.signature(date, string_to_sign, false);
+                let given = signature.to_ascii_lowercase();
+                expected[..].ct_eq(given.as_bytes()).into()
+            }
         }
     }
 }

@@ -87,22 +87,34 @@ impl std::fmt::Debug for SigningKeyCache {
 
 const CACHE_SLOTS: usize = 4;
 
+/// What a signing key is wanted for, which decides whether a newly derived one is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// Signing: the date is the signer's own, so the key is kept for the next signature.
+    Signing,
+    /// Checking a URL, whose date and region its sender chose: a key not cached yet is
+    /// derived and not kept, so URLs with made-up dates or regions cannot push out the keys
+    /// that signing uses.
+    Checking,
+}
+
 impl SigningKeyCache {
     /// A keyed HMAC for (date, region, service), derived once and then reused.
     pub fn get(&self, secret: &Secret, date: &[u8; 8], region: &str, service: &str) -> HmacSha256 {
-        self.get_or_derive(date, region, service, || {
+        self.get_or_derive(date, region, service, KeyUse::Signing, || {
             derive_signing_key(secret.expose(), date, region, service)
         })
     }
 
-    /// The same for a scheme that derives its signing key its own way (GCS's `GOOG4` chain):
-    /// `derive` runs only when (date, region, service) is not cached. A cache holds the keys
-    /// of one secret, so it lives beside that secret.
+    /// The same for any use, and for a scheme that derives its signing key its own way
+    /// (GCS's `GOOG4` chain): `derive` runs only when (date, region, service) is not cached.
+    /// A cache holds the keys of one secret, so it lives beside that secret.
     pub fn get_or_derive(
         &self,
         date: &[u8; 8],
         region: &str,
         service: &str,
+        usage: KeyUse,
         derive: impl FnOnce() -> [u8; 32],
     ) -> HmacSha256 {
         let hit = |k: &CachedKey| k.date == *date && &*k.region == region && &*k.service == service;
@@ -111,8 +123,10 @@ impl SigningKeyCache {
         {
             return k.mac.clone();
         }
-        let key = derive();
-        let mac: HmacSha256 = super::keyed(&key);
+        let mac: HmacSha256 = super::keyed(&derive());
+        if usage == KeyUse::Checking {
+            return mac;
+        }
         if let Ok(mut slots) = self.slots.write()
             && !slots.iter().any(hit)
         {
@@ -163,6 +177,14 @@ impl Credentials {
 
     fn signing_mac(&self, date: &[u8; 8], region: &str) -> HmacSha256 {
         self.keys.get(&self.secret, date, region, SERVICE)
+    }
+
+    /// The keyed HMAC to check a URL of `date` and `region` with (not cached when new).
+    fn checking_mac(&self, date: &[u8; 8], region: &str) -> HmacSha256 {
+        self.keys
+            .get_or_derive(date, region, SERVICE, KeyUse::Checking, || {
+                derive_signing_key(self.secret.expose(), date, region, SERVICE)
+            })
     }
 }
 
@@ -562,7 +584,7 @@ pub fn verify<'h>(
     let date8: [u8; 8] = parsed.amz_date.as_bytes()[..8]
         .try_into()
         .unwrap_or([b'0'; 8]);
-    let expected = signature(creds.signing_mac(&date8, &parsed.region), &sts);
+    let expected = signature(creds.checking_mac(&date8, &parsed.region), &sts);
     // Compared as written: S3 signatures are lower-case hex, and a case change is a tamper.
     expected.ct_eq(parsed.signature.as_bytes()).into()
 }
@@ -607,6 +629,47 @@ mod tests {
             cache.get(&secret, &date, "us-east-1", "s3");
         }
         assert_eq!(cache.slots.read().unwrap().len(), CACHE_SLOTS);
+    }
+
+    #[test]
+    fn checking_a_url_never_pushes_out_the_keys_signing_uses() {
+        let cache = SigningKeyCache::default();
+        let secret = Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        let derived = std::cell::Cell::new(0);
+        let derive = |date: &[u8; 8], region: &str| {
+            derived.set(derived.get() + 1);
+            derive_signing_key(secret.expose(), date, region, "s3")
+        };
+        let mac = |m: HmacSha256| m.chain_update(b"x").finalize().into_bytes();
+        let live = b"20130524";
+        let signing = cache.get_or_derive(live, "us-east-1", "s3", KeyUse::Signing, || {
+            derive(live, "us-east-1")
+        });
+        assert_eq!(derived.get(), 1);
+        // URLs with made-up dates and regions: each checked with its own key, none kept.
+        for day in 0..10u8 {
+            let date = [b'2', b'0', b'1', b'3', b'0', b'6', b'0', b'0' + day];
+            let region = format!("made-up-{day}");
+            let checking = cache.get_or_derive(&date, &region, "s3", KeyUse::Checking, || {
+                derive(&date, &region)
+            });
+            let direct = derive_signing_key(secret.expose(), &date, &region, "s3");
+            assert_eq!(
+                mac(checking),
+                mac(HmacSha256::new_from_slice(&direct).unwrap())
+            );
+        }
+        assert_eq!(derived.get(), 11);
+        assert_eq!(cache.slots.read().unwrap().len(), 1);
+        // The live date's key is still cached, for checking and for signing alike.
+        let again = cache.get_or_derive(live, "us-east-1", "s3", KeyUse::Checking, || {
+            derive(live, "us-east-1")
+        });
+        assert_eq!(mac(again), mac(signing.clone()));
+        cache.get_or_derive(live, "us-east-1", "s3", KeyUse::Signing, || {
+            derive(live, "us-east-1")
+        });
+        assert_eq!(derived.get(), 11);
     }
 
     #[test]
