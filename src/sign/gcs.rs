@@ -236,15 +236,19 @@ impl Key {
 /// The HMAC signing key of a date (`YYYYMMDD`): HMAC chains over `"GOOG4" + secret`, the
 /// date, `auto`, `storage` and `goog4_request`, as Google documents for HMAC keys.
 pub fn hmac_signing_key(secret: &str, date: &str) -> [u8; 32] {
-    let mut k = format!("GOOG4{secret}").into_bytes();
-    for part in [date, "auto", "storage", "goog4_request"] {
-        let mut mac: HmacSha256 = keyed(&k);
+    let step = |key: &[u8], part: &str| -> [u8; 32] {
+        let mut mac: HmacSha256 = keyed(key);
         mac.update(part.as_bytes());
-        k = mac.finalize().into_bytes().to_vec();
+        mac.finalize().into_bytes().into()
+    };
+    // The secret's copy is wiped once used, as SigV4's is.
+    let mut seed = format!("GOOG4{secret}").into_bytes();
+    let mut k = step(&seed, date);
+    zeroize::Zeroize::zeroize(&mut seed);
+    for part in ["auto", "storage", "goog4_request"] {
+        k = step(&k, part);
     }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&k);
-    out
+    k
 }
 
 /// The credential scope of a date: `<YYYYMMDD>/auto/storage/goog4_request`.
