@@ -27,27 +27,8 @@ fn counts() -> (u64, u64) {
     )
 }
 
-const CONFIG: &str = r#"
-[rate_limit]
-per_second = 100000000
-burst = 100000000
-[[origins]]
-name = "fast"
-kind = "s3"
-endpoint = "http://127.0.0.1:1"
-region = "us-east-1"
-bucket = "bench"
-path_style = true
-ttl = "1h"
-[[origins.keys]]
-access_key_id = "AKIAIOSFODNN7EXAMPLE"
-secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-[[routes]]
-prefix = "/r/"
-origin = "fast"
-mode = "redirect"
-access = "public"
-"#;
+/// The routes and origin (examples/redirect.toml); `[server]` is added per run.
+const CONFIG: &str = include_str!("redirect.toml");
 
 /// Sends `n` keep-alive GETs for `path` and reads each answer (no body: 302 or a small
 /// `/healthz`), with one buffer and no allocation. Returns the last answer's head.

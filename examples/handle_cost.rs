@@ -6,31 +6,12 @@
 #![allow(clippy::unwrap_used, reason = "a benchmark fixture")]
 
 fn main() {
-    let text = r#"[server]
-listen = "127.0.0.1:0"
-public_url = "http://edge.example"
-[rate_limit]
-per_second = 100000000
-burst = 100000000
-[[origins]]
-name = "fast"
-kind = "s3"
-endpoint = "http://127.0.0.1:1"
-region = "us-east-1"
-bucket = "bench"
-path_style = true
-ttl = "1h"
-[[origins.keys]]
-access_key_id = "AKIAIOSFODNN7EXAMPLE"
-secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-[[routes]]
-prefix = "/r/"
-origin = "fast"
-mode = "redirect"
-access = "public"
-"#;
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://edge.example\"\n{}",
+        include_str!("redirect.toml")
+    );
     let config =
-        edgesign::config::Config::parse(text, std::path::Path::new("."), &|_| None).unwrap();
+        edgesign::config::Config::parse(&text, std::path::Path::new("."), &|_| None).unwrap();
     let app = edgesign::app::App::new(config).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
