@@ -328,17 +328,10 @@ impl Minter {
         now: u64,
     ) -> Result<(Arc<Entry>, u64), Error> {
         let key = |start| CacheKey::new(origin_idx, raw_dir, Method::Get, &[], "cookie", start);
-        let miss = match self.lookup(origin_idx, now, key) {
-            Ok(hit) => return Ok(hit),
-            Err(miss) => miss,
-        };
         let dir = raw_dir.to_owned();
-        Box::pin(self.sign_blocking(miss, now, move |signer, signed_at| {
-            signer
-                .sign_cookies(&dir, signed_at, signer.ttl)
-                .map(cookies_entry)
-                .map_err(Error::from)
-        }))
+        self.cookies(origin_idx, now, key, move |signer, signed_at| {
+            signer.sign_cookies(&dir, signed_at, signer.ttl)
+        })
         .await
     }
 
@@ -353,16 +346,30 @@ impl Minter {
         let variant = format!("cookie|{}", verified.variant());
         let resource = verified.resource.clone();
         let key = |start| CacheKey::new(origin_idx, &resource, Method::Get, &[], &variant, start);
+        let verified = verified.clone();
+        self.cookies(origin_idx, now, key, move |signer, signed_at| {
+            signer.resign_cookies(&verified, signed_at, signer.ttl)
+        })
+        .await
+    }
+
+    /// The cached cookie set for `key`'s window, or the one `sign` makes (a private-key
+    /// signature, so on the blocking pool), cached as a `Cookie` header.
+    async fn cookies<E: Into<Error>>(
+        &self,
+        origin_idx: usize,
+        now: u64,
+        key: impl FnOnce(u64) -> CacheKey,
+        sign: impl FnOnce(&OriginSigner, u64) -> Result<SignedCookies, E> + Send + 'static,
+    ) -> Result<(Arc<Entry>, u64), Error> {
         let miss = match self.lookup(origin_idx, now, key) {
             Ok(hit) => return Ok(hit),
             Err(miss) => miss,
         };
-        let verified = verified.clone();
         Box::pin(self.sign_blocking(miss, now, move |signer, signed_at| {
-            signer
-                .resign_cookies(&verified, signed_at, signer.ttl)
+            sign(signer, signed_at)
                 .map(cookies_entry)
-                .map_err(Error::from)
+                .map_err(Into::into)
         }))
         .await
     }
