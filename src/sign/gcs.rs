@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::encoding::{amz_date, canonical_component, hex_lower, parse_amz_date, uri_encode_into};
-use super::sigv4::{KeyUse, SigningKeyCache, write_canonical_request};
+use super::sigv4::{KeyUse, SigningKeyCache, hmac, write_canonical_request};
 use super::{Error, Method, keyed};
 use crate::secret::Secret;
 
@@ -94,16 +94,9 @@ pub struct HmacKey {
 }
 
 impl HmacKey {
-    /// The HMAC keyed with the signing key of `date` (`YYYYMMDD`), kept for the next
-    /// signature when `signing`; when checking a URL (whose date its sender chose), a key not
-    /// cached yet is derived and not kept.
-    fn mac(&self, date: &str, signing: bool) -> HmacSha256 {
+    /// The HMAC keyed with the signing key of `date` (`YYYYMMDD`), cached as `usage` says.
+    fn mac(&self, date: &str, usage: KeyUse) -> HmacSha256 {
         let derive = || hmac_signing_key(self.secret.expose(), date);
-        let usage = if signing {
-            KeyUse::Signing
-        } else {
-            KeyUse::Checking
-        };
         match <&[u8; 8]>::try_from(date.as_bytes()) {
             Ok(day) => self
                 .keys
@@ -114,8 +107,8 @@ impl HmacKey {
     }
 
     /// The lower-case hex signature of `string_to_sign`.
-    fn signature(&self, date: &str, string_to_sign: &str, signing: bool) -> [u8; 64] {
-        let mut mac = self.mac(date, signing);
+    fn signature(&self, date: &str, string_to_sign: &str, usage: KeyUse) -> [u8; 64] {
+        let mut mac = self.mac(date, usage);
         mac.update(string_to_sign.as_bytes());
         hex_lower(&mac.finalize().into_bytes())
     }
@@ -204,7 +197,7 @@ impl Key {
                 Ok(hex::encode(sig.to_bytes()))
             }
             Key::Hmac(key) => {
-                let hex = key.signature(date, string_to_sign, true);
+                let hex = key.signature(date, string_to_sign, KeyUse::Signing);
                 Ok(String::from_utf8_lossy(&hex).into_owned())
             }
         }
@@ -225,7 +218,7 @@ impl Key {
                     .is_ok()
             }
             Key::Hmac(key) => {
-                let expected = key.signature(date, string_to_sign, false);
+                let expected = key.signature(date, string_to_sign, KeyUse::Checking);
                 let given = signature.to_ascii_lowercase();
                 expected[..].ct_eq(given.as_bytes()).into()
             }
@@ -236,17 +229,12 @@ impl Key {
 /// The HMAC signing key of a date (`YYYYMMDD`): HMAC chains over `"GOOG4" + secret`, the
 /// date, `auto`, `storage` and `goog4_request`, as Google documents for HMAC keys.
 pub fn hmac_signing_key(secret: &str, date: &str) -> [u8; 32] {
-    let step = |key: &[u8], part: &str| -> [u8; 32] {
-        let mut mac: HmacSha256 = keyed(key);
-        mac.update(part.as_bytes());
-        mac.finalize().into_bytes().into()
-    };
     // The secret's copy is wiped once used, as SigV4's is.
     let mut seed = format!("GOOG4{secret}").into_bytes();
-    let mut k = step(&seed, date);
+    let mut k = hmac(&seed, date.as_bytes());
     zeroize::Zeroize::zeroize(&mut seed);
     for part in ["auto", "storage", "goog4_request"] {
-        k = step(&k, part);
+        k = hmac(&k, part.as_bytes());
     }
     k
 }

@@ -46,7 +46,7 @@ pub const AUTH_PARAMS: [&str; 7] = [
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+pub(super) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac: HmacSha256 = super::keyed(key);
     mac.update(data);
     mac.finalize().into_bytes().into()
