@@ -6,6 +6,9 @@ one request on each and reads its answer, then holds them all idle. Reports, per
 - resident memory growth per held connection (VmRSS after the connections have been idle for
   --settle seconds, minus VmRSS before they opened, divided by their number);
 - with --waves N, the same per wave, each wave opened after the last has idled;
+- with --runs N (default 3), each server started afresh N times, every run's row and then the
+  median and the range: how much memory the allocator has handed back when RSS is read
+  varies from run to run, so one run is not the figure;
 - `/healthz` (edgesign) or `/` (the others) latency on a fresh connection while they are held
   (--probes sequential connect + request + answer + close; p50, p99, max).
 
@@ -117,6 +120,33 @@ def measure(name, pids, port, path, args):
     if args.waves > 1:
         print("|  | per connection, wave by wave: "
               + ", ".join(f"{w:,.0f} B" for w in waves) + " | | | | | | | |", flush=True)
+    return per, p99
+
+
+def summary(name, runs):
+    """The median row of a server's runs, with the range of each figure."""
+    if len(runs) < 2:
+        return
+    per = sorted(r[0] for r in runs)
+    p99 = sorted(r[1] for r in runs)
+    print(f"| {name}, median of {len(runs)} runs | | | | | **{statistics.median(per):,.0f} B** "
+          f"({per[0]:,.0f} to {per[-1]:,.0f}) | | {statistics.median(p99):.2f} "
+          f"({p99[0]:.2f} to {p99[-1]:.2f}) | |", flush=True)
+
+
+def stop_nginx(srv):
+    """Stops nginx and waits for its master to exit, so the next run can bind the port."""
+    with open(srv.nginx_pid_file) as f:
+        pid = int(f.read())
+    srv.stop()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    sys.exit(f"nginx (pid {pid}) did not stop within 30 s")
 
 
 def alive_check(s):
@@ -135,7 +165,10 @@ def main():
     ap.add_argument("--connections", type=int, default=10_000)
     ap.add_argument("--settle", type=float, default=12.0,
                     help="seconds the connections idle before RSS is read (default 12: edgesign "
-                         "parks an idle connection within header_read_timeout, 10 s by default)")
+                         "parks an idle connection one to two seconds after its last answer)")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="fresh starts of each server; every run is printed, then the median "
+                         "(default 3)")
     ap.add_argument("--probes", type=int, default=500)
     ap.add_argument("--waves", type=int, default=1,
                     help="open the connections in this many waves, each followed by --settle "
@@ -161,30 +194,38 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         srv = run.Servers(work, args.binary, 1)
         if "edgesign" in only:
-            srv.start_edgesign(extra_server=f"max_connections = {need}\nidle_timeout = \"300s\"\n")
-            try:
-                measure("edgesign `/healthz`", lambda: [srv.edgesign.pid], srv.edge, "/healthz", args)
-            finally:
-                srv.stop_edgesign()
+            name, runs = "edgesign `/healthz`", []
+            for _ in range(args.runs):
+                srv.start_edgesign(extra_server=f"max_connections = {need}\nidle_timeout = \"300s\"\n")
+                try:
+                    runs.append(measure(name, lambda: [srv.edgesign.pid], srv.edge, "/healthz", args))
+                finally:
+                    srv.stop_edgesign()
+            summary(name, runs)
         if "nginx" in only:
-            srv.start_nginx(worker_connections=need)
-            try:
-                measure("nginx `return 200`", run.nginx_workers, srv.peer, "/health", args)
-            finally:
-                srv.stop()
+            name, runs = "nginx `return 200`", []
+            for _ in range(args.runs):
+                srv.start_nginx(worker_connections=need)
+                try:
+                    runs.append(measure(name, run.nginx_workers, srv.peer, "/health", args))
+                finally:
+                    stop_nginx(srv)
+            summary(name, runs)
         if "floor" in only:
-            port = run.free_port()
-            floor = subprocess.Popen(
-                [os.path.join(os.path.dirname(args.binary), "examples", "hyper_floor"),
-                 f"127.0.0.1:{port}", "http1", "none", "current"],
-                env={**os.environ, "FLOOR_WORKERS": "1"})
-            try:
-                run.wait_port(port, floor)
-                measure("bare hyper, current-thread", lambda: [floor.pid], port, "/", args)
-            finally:
-                floor.kill()
-                floor.wait()
-
+            name, runs = "bare hyper, current-thread", []
+            for _ in range(args.runs):
+                port = run.free_port()
+                floor = subprocess.Popen(
+                    [os.path.join(os.path.dirname(args.binary), "examples", "hyper_floor"),
+                     f"127.0.0.1:{port}", "http1", "none", "current"],
+                    env={**os.environ, "FLOOR_WORKERS": "1"})
+                try:
+                    run.wait_port(port, floor)
+                    runs.append(measure(name, lambda: [floor.pid], port, "/", args))
+                finally:
+                    floor.kill()
+                    floor.wait()
+            summary(name, runs)
 
 if __name__ == "__main__":
     main()
