@@ -180,6 +180,25 @@ fn s3_ttl_over_seven_days() {
     refused(&cfg, &[], &[], "origins[1].ttl", "7-day maximum");
 }
 
+/// An S3 bucket is checked as a GCS one is: a `%` (or `/`, `?`, `#`, a space) would change
+/// the URL edgesign signs, so such a name is refused, not sent to the store.
+#[test]
+fn s3_bucket_that_is_not_a_bucket_name() {
+    for bad in [
+        "docs%2Fother",
+        "docs/other",
+        "docs?x",
+        "docs#x",
+        "do cs",
+        "",
+    ] {
+        let cfg = GOOD.replace("bucket = \"docs\"", &format!("bucket = {bad:?}"));
+        refused(&cfg, &[], &[], "origins[1].bucket", "is not a bucket name");
+    }
+    let cfg = GOOD.replace("bucket = \"docs\"\n", "");
+    refused(&cfg, &[], &[], "origins[1].bucket", "missing");
+}
+
 #[test]
 fn secret_from_a_missing_environment_variable() {
     let cfg = GOOD.replace(

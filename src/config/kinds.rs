@@ -141,39 +141,21 @@ pub(super) fn validate_s3(
             return None;
         }
     };
-    let bucket = match o.bucket.as_deref() {
-        Some(b) if !b.is_empty() && !b.contains(['/', '?', '#', ' ']) && b.is_ascii() => {
-            b.to_owned()
-        }
-        Some(b) => {
-            c.err(
-                format!("{path}.bucket"),
-                format!("{b:?} is not a bucket name"),
-            );
-            return None;
-        }
-        None => {
-            c.err(format!("{path}.bucket"), "missing");
-            return None;
-        }
-    };
-    let layout = match signer::s3_layout(
-        o.endpoint.as_deref(),
-        &region,
-        &bucket,
-        o.path_style.unwrap_or(false),
-    ) {
-        Ok(l) => l,
-        Err(e) => {
-            c.err(format!("{path}.endpoint"), e);
-            return None;
-        }
-    };
+    let bucket = bucket_name(path, o.bucket.as_deref(), c)?;
+    let layout = endpoint(
+        path,
+        signer::s3_layout(
+            o.endpoint.as_deref(),
+            &region,
+            &bucket,
+            o.path_style.unwrap_or(false),
+        ),
+        c,
+    )?;
     let mut keys = Vec::new();
     let mut source = None;
     for (j, k) in o.keys.iter().enumerate() {
-        let kp = format!("{path}.keys[{j}]");
-        forbid_except(c, &kp, "s3", &k.all_fields(), &S3_KEY_FIELDS);
+        let kp = key_path(path, j, k, "s3", &S3_KEY_FIELDS, c);
         if k.source.is_some() || k.assume_role.is_some() || k.profile.is_some() {
             if j > 0 {
                 c.err(
@@ -378,13 +360,13 @@ pub(super) fn validate_cloudfront(
     };
     let mut keys = Vec::new();
     for (j, k) in o.keys.iter().enumerate() {
-        let kp = format!("{path}.keys[{j}]");
-        forbid_except(
-            c,
-            &kp,
+        let kp = key_path(
+            path,
+            j,
+            k,
             "cloudfront",
-            &k.all_fields(),
             &["key_pair_id", "private_key_file"],
+            c,
         );
         let Some(id) = k
             .key_pair_id
@@ -454,13 +436,13 @@ pub(super) fn validate_local(
     let layout = Layout::new(&server.public_url, &format!("/_origin/{name}")).ok()?;
     let mut keys = Vec::new();
     for (j, k) in o.keys.iter().enumerate() {
-        let kp = format!("{path}.keys[{j}]");
-        forbid_except(
-            c,
-            &kp,
+        let kp = key_path(
+            path,
+            j,
+            k,
             "local",
-            &k.all_fields(),
             &["key_id", "secret", "secret_env", "secret_file"],
+            c,
         );
         let Some(id) = k.key_id.clone().filter(|i| valid_name(i)) else {
             c.err(
@@ -528,7 +510,28 @@ fn key_secret(kp: &str, k: &RawKey, c: &mut Checker<'_>) -> Option<crate::secret
     )
 }
 
-/// A bucket name as it appears in a URL path or host: ASCII, no `/`, `?`, `#` or space.
+/// The path of `origins[i].keys[j]` (`kp` below), after refusing the fields a key of `kind`
+/// does not use.
+fn key_path(
+    path: &str,
+    j: usize,
+    k: &RawKey,
+    kind: &str,
+    used: &[&str],
+    c: &mut Checker<'_>,
+) -> String {
+    let kp = format!("{path}.keys[{j}]");
+    forbid_except(c, &kp, kind, &k.all_fields(), used);
+    kp
+}
+
+/// The origin's URL layout, or `None` with an error on its `endpoint`.
+fn endpoint(path: &str, made: Result<Layout, String>, c: &mut Checker<'_>) -> Option<Layout> {
+    made.map_err(|e| c.err(format!("{path}.endpoint"), e)).ok()
+}
+
+/// A bucket name as it appears in a URL path or host: ASCII, no `/`, `?`, `#`, `%` or space
+/// (S3 and GCS alike).
 fn bucket_name(path: &str, bucket: Option<&str>, c: &mut Checker<'_>) -> Option<String> {
     match bucket {
         Some(b) if !b.is_empty() && !b.contains(['/', '?', '#', ' ', '%']) && b.is_ascii() => {
@@ -569,22 +572,18 @@ pub(super) fn validate_gcs(
         );
     }
     let bucket = bucket_name(path, o.bucket.as_deref(), c)?;
-    let layout =
-        match signer::gcs_layout(o.endpoint.as_deref(), &bucket, o.path_style.unwrap_or(true)) {
-            Ok(l) => l,
-            Err(e) => {
-                c.err(format!("{path}.endpoint"), e);
-                return None;
-            }
-        };
+    let layout = endpoint(
+        path,
+        signer::gcs_layout(o.endpoint.as_deref(), &bucket, o.path_style.unwrap_or(true)),
+        c,
+    )?;
     let mut keys = Vec::new();
     for (j, k) in o.keys.iter().enumerate() {
-        let kp = format!("{path}.keys[{j}]");
-        forbid_except(
-            c,
-            &kp,
+        let kp = key_path(
+            path,
+            j,
+            k,
             "gcs",
-            &k.all_fields(),
             &[
                 "service_account_file",
                 "access_id",
@@ -592,6 +591,7 @@ pub(super) fn validate_gcs(
                 "secret_env",
                 "secret_file",
             ],
+            c,
         );
         let hmac = k.access_id.is_some()
             || k.secret.is_some()
@@ -716,22 +716,20 @@ pub(super) fn validate_azure(path: &str, o: &RawOrigin, c: &mut Checker<'_>) -> 
             azure::DEFAULT_VERSION.to_owned()
         }
     };
-    let layout = match signer::azure_layout(o.endpoint.as_deref(), &account, &container) {
-        Ok(l) => l,
-        Err(e) => {
-            c.err(format!("{path}.endpoint"), e);
-            return None;
-        }
-    };
+    let layout = endpoint(
+        path,
+        signer::azure_layout(o.endpoint.as_deref(), &account, &container),
+        c,
+    )?;
     let mut keys = Vec::new();
     for (j, k) in o.keys.iter().enumerate() {
-        let kp = format!("{path}.keys[{j}]");
-        forbid_except(
-            c,
-            &kp,
+        let kp = key_path(
+            path,
+            j,
+            k,
             "azure",
-            &k.all_fields(),
             &["account_key", "account_key_env", "account_key_file"],
+            c,
         );
         let Some(secret) = c.secret(
             &kp,
