@@ -53,22 +53,18 @@ pub struct Matched<'p> {
     pub raw_key: &'p str,
 }
 
-/// Splits a `Host` / `:authority` value into lower-case name and port.
-fn split_host(host: &str) -> (String, Option<u16>) {
+/// Splits a `Host` / `:authority` value into its name (as sent: routes compare it without
+/// regard to case, so no lower-cased copy is made per request) and port.
+fn split_host(host: &str) -> (&str, Option<u16>) {
     let host = host.trim();
     if let Some(rest) = host.strip_prefix('[')
         && let Some((v6, port)) = rest.split_once(']')
     {
-        return (
-            v6.to_ascii_lowercase(),
-            port.strip_prefix(':').and_then(|p| p.parse().ok()),
-        );
+        return (v6, port.strip_prefix(':').and_then(|p| p.parse().ok()));
     }
     match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => {
-            (h.to_ascii_lowercase(), p.parse().ok())
-        }
-        _ => (host.to_ascii_lowercase(), None),
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (h, p.parse().ok()),
+        _ => (host, None),
     }
 }
 
@@ -91,7 +87,7 @@ pub fn route<'p>(routes: &[Route], host: Option<&str>, path: &'p str) -> Option<
         let host_match = match (&r.host, &host) {
             (None, _) => 0u8,
             (Some((name, port)), Some((h, p))) => {
-                if name != h || (port.is_some() && port != p) {
+                if !name.eq_ignore_ascii_case(h) || (port.is_some() && port != p) {
                     continue;
                 }
                 1 + u8::from(port.is_some())
@@ -153,6 +149,10 @@ mod tests {
         let only_port = [r("/", Some(("cdn.example.com", Some(8443))))];
         assert!(route(&only_port, Some("cdn.example.com:443"), "/a").is_none());
         assert!(route(&only_port, Some("cdn.example.com:8443"), "/a").is_some());
+        let v6 = [r("/", Some(("::1", Some(8443))))];
+        assert!(route(&v6, Some("[::1]:8443"), "/a").is_some());
+        assert!(route(&v6, Some("[::2]:8443"), "/a").is_none());
+        assert!(route(&v6, Some("[::1]:443"), "/a").is_none());
     }
 
     #[test]

@@ -209,6 +209,10 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, v)| v.trim())
 }
 
+/// Header names as constants: a `&str` name is parsed and checked again on every lookup.
+static X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
 /// The bearer credential of a request: `Authorization: Bearer <token>` or `X-Api-Key`.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers
@@ -219,7 +223,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
     }
     headers
-        .get("x-api-key")
+        .get(&X_API_KEY)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
 }
@@ -290,7 +294,7 @@ pub fn client_ip(
     if !is_trusted(&peer) {
         return peer;
     }
-    for value in headers.get_all("x-forwarded-for").iter().rev() {
+    for value in headers.get_all(&X_FORWARDED_FOR).iter().rev() {
         let Ok(value) = value.to_str() else {
             return UNREADABLE_CLIENT;
         };
