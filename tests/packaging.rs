@@ -50,18 +50,20 @@ fn output_text(out: &Output) -> String {
     )
 }
 
-/// Runs `edgesign check` with exactly `env` in its environment; panics with its output
-/// unless it exits 0.
-fn assert_check_passes(what: &str, args: &[String], env: &[(String, String)]) {
+/// Runs `edgesign check --print` with exactly `env` in its environment; panics with its
+/// output unless it exits 0. Returns the effective config it printed: every default filled
+/// in and every size and duration as edgesign reads it, so no test here parses them again.
+fn assert_check_passes(what: &str, args: &[String], env: &[(String, String)]) -> toml::Table {
     let out = Command::new(env!("CARGO_BIN_EXE_edgesign"))
         .args(args)
+        .arg("--print")
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{what}: `edgesign {}` failed\n{}",
+        "{what}: `edgesign {} --print` failed\n{}",
         args.join(" "),
         output_text(&out)
     );
@@ -70,57 +72,51 @@ fn assert_check_passes(what: &str, args: &[String], env: &[(String, String)]) {
     if !stderr.trim().is_empty() {
         eprintln!("{what}: edgesign check said:\n{stderr}");
     }
+    // The effective config, then one line saying the file is OK.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (printed, verdict) = stdout
+        .trim_end()
+        .rsplit_once('\n')
+        .unwrap_or_else(|| panic!("{what}: no effective config printed:\n{stdout}"));
+    assert!(verdict.contains(": OK"), "{what}: {verdict:?}");
+    printed
+        .parse()
+        .unwrap_or_else(|e| panic!("{what}: the printed config is not TOML: {e}\n{printed}"))
 }
 
-/// A duration as the config writes it ("30s", "1m"), or `default` when absent.
-fn config_duration(config: &toml::Table, section: &str, key: &str, default: &str) -> Duration {
-    let text = config
+/// `[section] key` of an effective config (`edgesign check --print`).
+fn effective<'c>(config: &'c toml::Table, section: &str, key: &str) -> &'c toml::Value {
+    config
         .get(section)
         .and_then(|s| s.get(key))
-        .and_then(|v| v.as_str())
-        .unwrap_or(default);
+        .unwrap_or_else(|| panic!("the effective config has no {section}.{key}"))
+}
+
+/// A duration of an effective config ("30s", "1m").
+fn config_duration(config: &toml::Table, section: &str, key: &str) -> Duration {
+    let text = effective(config, section, key)
+        .as_str()
+        .unwrap_or_else(|| panic!("{section}.{key} is not a duration"));
     humantime::parse_duration(text)
         .unwrap_or_else(|e| panic!("{section}.{key} = {text:?} is not a duration: {e}"))
 }
 
-/// `server.listen` of a config (edgesign's default when absent).
+/// `server.listen` of an effective config.
 fn config_listen(config: &toml::Table) -> SocketAddr {
-    let listen = config
-        .get("server")
-        .and_then(|s| s.get("listen"))
-        .and_then(|v| v.as_str())
-        .unwrap_or("127.0.0.1:8080");
+    let listen = effective(config, "server", "listen")
+        .as_str()
+        .expect("server.listen is not a string");
     listen
         .parse()
         .unwrap_or_else(|e| panic!("server.listen = {listen:?} is not an address: {e}"))
 }
 
-/// `cache.max_bytes` of a config in bytes (edgesign's default, 256 MiB, when absent).
+/// `cache.max_bytes` of an effective config, in bytes.
 fn config_cache_bytes(config: &toml::Table) -> u64 {
-    match config.get("cache").and_then(|c| c.get("max_bytes")) {
-        None => 256 << 20,
-        Some(toml::Value::Integer(n)) => u64::try_from(*n).unwrap(),
-        Some(toml::Value::String(s)) => {
-            let s = s.trim();
-            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-            let (digits, unit) = s.split_at(split);
-            let n: u64 = digits
-                .parse()
-                .unwrap_or_else(|_| panic!("cache.max_bytes {s:?}"));
-            let scale: u64 = match unit.trim() {
-                "" | "B" => 1,
-                "KiB" => 1 << 10,
-                "MiB" => 1 << 20,
-                "GiB" => 1 << 30,
-                "KB" => 1_000,
-                "MB" => 1_000_000,
-                "GB" => 1_000_000_000,
-                other => panic!("cache.max_bytes: unknown unit {other:?}"),
-            };
-            n * scale
-        }
-        Some(other) => panic!("cache.max_bytes = {other} is neither a number nor a size"),
-    }
+    effective(config, "cache", "max_bytes")
+        .as_integer()
+        .and_then(|n| u64::try_from(n).ok())
+        .expect("cache.max_bytes is not a byte count")
 }
 
 /// A Kubernetes memory quantity ("256Mi", "1G", "134217728") in bytes.
@@ -544,12 +540,11 @@ fn dockerfile_copies_what_exists_and_its_entrypoint_checks_the_shipped_config() 
             }
         })
         .collect();
-    assert_check_passes("Dockerfile ENTRYPOINT + CMD", &args, &env);
+    let config = assert_check_passes("Dockerfile ENTRYPOINT + CMD", &args, &env);
 
     // EXPOSE, HEALTHCHECK and the shipped config's listen port agree; the health check
     // asks /healthz.
     let source = PathBuf::from(arg_to_repo(&config_in_image, &map));
-    let config: toml::Table = std::fs::read_to_string(&source).unwrap().parse().unwrap();
     let listen = config_listen(&config);
     assert!(
         listen.ip().is_unspecified(),
@@ -739,10 +734,9 @@ fn kubernetes_manifests_agree_with_their_config() {
             check_args.push(a.clone());
         }
     }
-    assert_check_passes("the ConfigMap's config.toml", &check_args, &env);
+    let config = assert_check_passes("the ConfigMap's config.toml", &check_args, &env);
 
     // Probes ask /readyz and /healthz on the port the config listens on, from outside.
-    let config: toml::Table = text.parse().unwrap();
     let listen = config_listen(&config);
     assert!(
         listen.ip().is_unspecified(),
@@ -810,8 +804,8 @@ fn kubernetes_manifests_agree_with_their_config() {
         pre_stop_secs > 0,
         "no preStop sleep: endpoints are removed while SIGTERM is delivered, not before"
     );
-    let drain = config_duration(&config, "server", "drain_delay", "0s");
-    let grace = config_duration(&config, "server", "shutdown_grace", "30s");
+    let drain = config_duration(&config, "server", "drain_delay");
+    let grace = config_duration(&config, "server", "shutdown_grace");
     let budget = Duration::from_secs(pre_stop_secs) + drain + grace;
     let termination = pod["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
     assert!(
@@ -955,9 +949,17 @@ fn systemd_unit_checks_before_it_starts_and_reloads_with_hup() {
         .parse::<u64>()
         .map(Duration::from_secs)
         .unwrap_or_else(|_| humantime::parse_duration(&stop).unwrap());
-    let reference: toml::Table = read("config.toml").parse().unwrap();
-    let drain = config_duration(&reference, "server", "drain_delay", "0s")
-        + config_duration(&reference, "server", "shutdown_grace", "30s");
+    let reference = assert_check_passes(
+        "config.toml",
+        &[
+            "check".to_owned(),
+            "--config".to_owned(),
+            repo().join("config.toml").to_str().unwrap().to_owned(),
+        ],
+        &[],
+    );
+    let drain = config_duration(&reference, "server", "drain_delay")
+        + config_duration(&reference, "server", "shutdown_grace");
     assert!(
         stop > drain,
         "{rel}: TimeoutStopSec {stop:?} is not above {drain:?}"
