@@ -100,8 +100,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--binary", default=os.path.join(run.REPO, "target", "release", "edgesign"))
-    ap.add_argument("--no-build", action="store_true")
+    run.binary_args(ap)
     args = ap.parse_args()
     for tool in ("wrk", "redis-server"):
         if not shutil.which(tool):

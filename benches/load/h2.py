@@ -54,8 +54,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5, help="seconds per run (default 5)")
     ap.add_argument("--pairs", type=int, default=3, help="interleaved runs per case (default 3)")
     ap.add_argument("--streams", type=int, default=100)
-    ap.add_argument("--binary", default=os.path.join(run.REPO, "target", "release", "edgesign"))
-    ap.add_argument("--no-build", action="store_true", help="use --binary as it is")
+    run.binary_args(ap)
     args = ap.parse_args()
     workers = run.pin_cpus()
     if not shutil.which("h2load"):

@@ -174,8 +174,7 @@ def main():
                     help="open the connections in this many waves, each followed by --settle "
                          "seconds, and report each wave's RSS per connection (a later wave "
                          "reuses what parked connections freed)")
-    ap.add_argument("--binary", default=os.path.join(run.REPO, "target", "release", "edgesign"))
-    ap.add_argument("--no-build", action="store_true")
+    run.binary_args(ap)
     ap.add_argument("--only", choices=["edgesign", "nginx", "floor"], action="append")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -226,6 +225,7 @@ def main():
                     floor.kill()
                     floor.wait()
             summary(name, runs)
+
 
 if __name__ == "__main__":
     main()

@@ -71,8 +71,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--binary", default=os.path.join(run.REPO, "target", "release", "edgesign"))
-    ap.add_argument("--no-build", action="store_true")
+    run.binary_args(ap)
     ap.add_argument("--only", choices=["speed", "memory"], default=None)
     ap.add_argument("--perf", metavar="DIR",
                     help="record a CPU profile of edgesign (perf record -g -F 1999: call graphs on a frame-pointer build) during each "

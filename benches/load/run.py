@@ -51,6 +51,12 @@ def pin_cpus(no_pin=False):
     return len(cpus) - 1 if PIN else len(cpus)
 
 
+def binary_args(ap):
+    """--binary (default: the release build) and --no-build, which every harness takes."""
+    ap.add_argument("--binary", default=os.path.join(REPO, "target", "release", "edgesign"))
+    ap.add_argument("--no-build", action="store_true", help="use --binary as it is")
+
+
 def pin_note(tool):
     return f"{tool} on CPU {PIN[0]}, servers on CPU {PIN[1]}" if PIN else "not pinned"
 
@@ -306,10 +312,9 @@ def main():
                          "(default: the servers' CPUs)")
     ap.add_argument("--no-pin", action="store_true",
                     help="do not pin: wrk and the servers share every CPU")
-    ap.add_argument("--binary", default=os.path.join(REPO, "target", "release", "edgesign"))
     ap.add_argument("--cold-rsa-duration", type=int, default=25,
                     help="seconds per CloudFront RSA cold run: long enough for 10 000 keys")
-    ap.add_argument("--no-build", action="store_true", help="use --binary as it is")
+    binary_args(ap)
     args = ap.parse_args()
     workers = pin_cpus(args.no_pin)
     if args.workers is None:

@@ -57,8 +57,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--binary", default=os.path.join(run.REPO, "target", "release", "edgesign"))
-    ap.add_argument("--no-build", action="store_true")
+    run.binary_args(ap)
     args = ap.parse_args()
     for tool in ("strace", "wrk", "nginx"):
         if not shutil.which(tool):

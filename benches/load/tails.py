@@ -56,8 +56,7 @@ def main():
     ap.add_argument("--pairs", type=int, default=3, help="interleaved runs per side (default 3)")
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--fraction", type=float, default=0.6, help="of capacity (default 0.6)")
-    ap.add_argument("--binary", default=os.path.join(run.REPO, "target", "release", "edgesign"))
-    ap.add_argument("--no-build", action="store_true", help="use --binary as it is")
+    run.binary_args(ap)
     args = ap.parse_args()
     workers = run.pin_cpus()
     for tool in ("wrk", "nginx", "oha"):

@@ -101,8 +101,7 @@ def main():
     ap.add_argument("--pairs", type=int, default=3, help="interleaved runs per side (default 3)")
     ap.add_argument("--clients", type=int, default=4, help="parallel openssl s_time clients (default 4)")
     ap.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
-    ap.add_argument("--binary", default=os.path.join(run.REPO, "target", "release", "edgesign"))
-    ap.add_argument("--no-build", action="store_true", help="use --binary as it is")
+    run.binary_args(ap)
     args = ap.parse_args()
     workers = run.pin_cpus()
     for tool in ("nginx", "wrk", "openssl"):
